@@ -1,0 +1,3 @@
+from aerotune.cli import main
+
+raise SystemExit(main())

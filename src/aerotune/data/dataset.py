@@ -1,0 +1,160 @@
+"""Torch dataset over a patch cache: normalisation, augmentation and train/validation splits."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from aerotune.config import DataConfig
+from aerotune.data.patches import PatchCache
+from aerotune.errors import DatasetError
+
+
+@dataclass(frozen=True)
+class Split:
+    """Patch indices for training and validation, and how they were chosen."""
+
+    train: list[int]
+    val: list[int]
+    method: str
+    seed: int
+    val_groups: list[str]
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, "seed": self.seed, "train": self.train, "val": self.val,
+                "val_groups": self.val_groups}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Split":
+        return cls(list(d["train"]), list(d["val"]), d["method"], int(d["seed"]), list(d.get("val_groups", [])))
+
+
+def make_split(cache: PatchCache, config: DataConfig) -> Split:
+    """Split patches into training and validation sets.
+
+    ``random`` reproduces scikit-learn's ``train_test_split(test_size=0.2, random_state=42)``, the
+    reference protocol (the validation share is rounded up, taken from the front of a
+    ``RandomState`` permutation). ``image`` and ``tile`` hold out whole source images or whole tile
+    folders, so no validation pixel has a neighbour in training (no leakage through overlap).
+    """
+    n = len(cache)
+    if n < 2:
+        raise DatasetError(f"{cache.root}: only {n} patch(es); need at least 2 to split into training and validation")
+    if config.split == "random":
+        n_val = math.ceil(config.val_fraction * n)
+        perm = np.random.RandomState(config.split_seed).permutation(n)
+        return Split(sorted(perm[n_val:].tolist()), sorted(perm[:n_val].tolist()), "random", config.split_seed, [])
+    if config.split == "image":
+        groups = [f"{s['tile']}/{s['stem']}" if s["tile"] else s["stem"] for s in cache.sources]
+        of_patch = [groups[i] for i in cache.patch_source.tolist()]
+    else:
+        of_patch = cache.patch_tile
+    names = sorted(set(of_patch))
+    if len(names) < 2:
+        raise DatasetError(f"{cache.root}: split '{config.split}' needs at least 2 {config.split}s, found "
+                           f"{len(names)}; use --set data.split=random")
+    counts = {g: of_patch.count(g) for g in names}
+    order = np.random.default_rng(config.split_seed).permutation(len(names))
+    held: list[str] = []
+    target = config.val_fraction * n
+    for j in order:
+        if sum(counts[g] for g in held) >= target or len(held) == len(names) - 1:
+            break
+        held.append(names[j])
+    held_set = set(held)
+    val = [i for i, g in enumerate(of_patch) if g in held_set]
+    train = [i for i, g in enumerate(of_patch) if g not in held_set]
+    return Split(train, val, config.split, config.split_seed, sorted(held))
+
+
+def channel_stats(cache: PatchCache, indices: list[int], chunk: int = 64) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std (0..1 scale) over the given patches, streamed in chunks."""
+    total = np.zeros(3)
+    total_sq = np.zeros(3)
+    count = 0
+    idx = np.sort(np.asarray(indices))
+    for start in range(0, len(idx), chunk):
+        x = cache.images[idx[start:start + chunk]].astype(np.float64) / 255.0
+        total += x.sum(axis=(0, 1, 2))
+        total_sq += (x**2).sum(axis=(0, 1, 2))
+        count += x.shape[0] * x.shape[1] * x.shape[2]
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean**2, 1e-12))
+    return mean.tolist(), std.tolist()
+
+
+def normalize(images: torch.Tensor, method: str, stats: tuple[list[float], list[float]] | None = None) -> torch.Tensor:
+    """uint8 ``(B, H, W, 3)`` -> float ``(B, 3, H, W)``.
+
+    ``minmax`` scales each patch and channel to [0, 1] by its own min and max (the reference);
+    ``meanstd`` standardises with dataset statistics.
+    """
+    x = images.permute(0, 3, 1, 2).float()
+    if method == "minmax":
+        lo = x.amin(dim=(2, 3), keepdim=True)
+        hi = x.amax(dim=(2, 3), keepdim=True)
+        return (x - lo) / (hi - lo).clamp_min(1.0)
+    if stats is None:
+        raise ValueError("meanstd normalisation needs channel statistics")
+    mean = torch.tensor(stats[0]).view(1, 3, 1, 1) * 255.0
+    std = torch.tensor(stats[1]).view(1, 3, 1, 1) * 255.0
+    return (x - mean) / std
+
+
+class PatchDataset(Dataset):
+    """Patches of a cache, by index. Items are ``(image float (3, P, P), mask int64 (P, P))``.
+
+    ``__getitems__`` reads a whole batch with one sorted fancy index into the memmap, which is far
+    faster than one read per patch.
+    """
+
+    def __init__(self, cache: PatchCache, indices: list[int], *, normalization: str = "minmax",
+                 stats: tuple[list[float], list[float]] | None = None, augment: bool = False,
+                 seed: int = 0) -> None:
+        self.cache = cache
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.normalization = normalization
+        self.stats = stats
+        self.augment = augment
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.batch([i])
+        return x[0], y[0]
+
+    def __getitems__(self, items: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        x, y = self.batch(items)
+        return list(zip(x, y))
+
+    def batch(self, items: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Read, normalise and (optionally) augment the patches at positions ``items``."""
+        idx = self.indices[np.asarray(items, dtype=np.int64)]
+        order = np.argsort(idx, kind="stable")
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        images = torch.from_numpy(np.ascontiguousarray(self.cache.images[idx[order]][inverse]))
+        masks = torch.from_numpy(np.ascontiguousarray(self.cache.masks[idx[order]][inverse])).long()
+        x = normalize(images, self.normalization, self.stats)
+        if self.augment:
+            x, masks = self._augment(x, masks)
+        return x, masks
+
+    def _augment(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # The eight symmetries of the square: aerial imagery has no canonical "up".
+        xs, ys = [], []
+        for xi, yi in zip(x, y):
+            k = int(self.rng.integers(4))
+            flip = bool(self.rng.integers(2))
+            xi, yi = torch.rot90(xi, k, (1, 2)), torch.rot90(yi, k, (0, 1))
+            if flip:
+                xi, yi = xi.flip(2), yi.flip(1)
+            xs.append(xi)
+            ys.append(yi)
+        return torch.stack(xs), torch.stack(ys)

@@ -1,0 +1,304 @@
+"""Cutting images into patches, and the uint8 memmap patch cache with its manifest.
+
+The cache is two raw uint8 arrays read through ``np.memmap`` (images ``N x P x P x 3``, class ids
+``N x P x P``) plus ``manifest.json``: where every patch came from, the palette, the settings and a hash
+of the inputs. It is written into a temporary folder and renamed into place, and rebuilt only when the
+hash changes. Only one source image is ever decoded at a time, so peak memory is bounded by the
+largest image, not by the dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from aerotune.config import DataConfig
+from aerotune.data.palette import Palette
+from aerotune.data.sources import Sample, discover, image_size, read_image, read_mask_rgb, unknown_colors_message
+from aerotune.errors import DatasetError, PaletteError
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+CACHE_VERSION = 1
+#: The settings that change the cache's content; the others (split, normalisation...) do not.
+CACHE_KEYS = ("patch_size", "scale", "mode", "unknown_colors")
+
+
+def patch_starts(length: int, patch: int, mode: str) -> list[int]:
+    """Start offsets of patches along one axis.
+
+    ``reference`` crops to the largest multiple of ``patch`` from the start (the reference pipeline);
+    ``full`` adds one last patch flush with the end, overlapping its neighbour, so no pixel is dropped.
+    An axis shorter than one patch gives one start at 0 in ``full`` mode (the patch is padded).
+    """
+    if length < patch:
+        return [0] if mode == "full" else []
+    starts = list(range(0, length - patch + 1, patch))
+    if mode == "full" and starts[-1] + patch < length:
+        starts.append(length - patch)
+    return starts
+
+
+def scaled_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+@dataclass
+class PatchCache:
+    """An opened patch cache. Arrays are read-only memmaps."""
+
+    root: Path
+    manifest: dict[str, Any]
+    images: np.ndarray
+    masks: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def palette(self) -> Palette:
+        return Palette.from_dict(self.manifest["palette"])
+
+    @property
+    def patch_size(self) -> int:
+        return int(self.manifest["settings"]["patch_size"])
+
+    @property
+    def sources(self) -> list[dict[str, Any]]:
+        return self.manifest["sources"]
+
+    @property
+    def patch_source(self) -> np.ndarray:
+        """Index into ``sources`` for every patch."""
+        return np.asarray([p[0] for p in self.manifest["patches"]], dtype=np.int64)
+
+    @property
+    def patch_tile(self) -> list[str]:
+        return [self.sources[p[0]]["tile"] for p in self.manifest["patches"]]
+
+
+def open_cache(path: str | Path) -> PatchCache:
+    """Open a cache written by :func:`prepare_patches`."""
+    path = Path(path)
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+        n, p = manifest["count"], manifest["settings"]["patch_size"]
+        shape_i, shape_m = (n, p, p, 3), (n, p, p)
+        if n == 0:
+            images, masks = np.zeros(shape_i, np.uint8), np.zeros(shape_m, np.uint8)
+        else:
+            images = np.memmap(path / "images.u8", dtype=np.uint8, mode="r", shape=shape_i)
+            masks = np.memmap(path / "masks.u8", dtype=np.uint8, mode="r", shape=shape_m)
+    except (OSError, ValueError, KeyError) as exc:
+        raise DatasetError(f"{path}: not a readable aerotune patch cache ({exc}); "
+                           "rebuild it with: aerotune data prepare ROOT --out CACHE") from None
+    return PatchCache(path, manifest, images, masks)
+
+
+def is_cache(path: str | Path) -> bool:
+    return (Path(path) / MANIFEST).is_file()
+
+
+def inputs_hash(samples: list[Sample], root: Path, settings: dict[str, Any], palette: Palette) -> str:
+    """A hash of every input file's bytes, the cache settings and the palette."""
+    h = hashlib.sha256()
+    h.update(json.dumps({"v": CACHE_VERSION, "settings": settings, "palette": palette.to_dict()},
+                        sort_keys=True).encode())
+    for s in samples:
+        for f in (s.image, s.mask):
+            h.update(str(f.relative_to(root)).encode())
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+    return h.hexdigest()
+
+
+def _resize(img: Image.Image, size: tuple[int, int], *, nearest: bool) -> Image.Image:
+    if img.size == size:
+        return img
+    if nearest:
+        return img.resize(size, Image.Resampling.NEAREST)
+    # Box filtering averages every source pixel when shrinking (no aliasing); bilinear when enlarging.
+    downscale = size[0] < img.size[0]
+    return img.resize(size, Image.Resampling.BOX if downscale else Image.Resampling.BILINEAR)
+
+
+def prepare_patches(root: str | Path, out: str | Path, config: DataConfig, palette: Palette, *,
+                    force: bool = False, progress: Callable[[int, int], None] | None = None) -> PatchCache:
+    """Cut every pair under ``root`` into patches and write the cache at ``out``.
+
+    Reuses ``out`` when it already holds a cache of the same inputs and settings. Raises
+    ``DatasetError`` / ``PaletteError`` on bad input, leaving ``out`` untouched.
+    """
+    root, out = Path(root), Path(out)
+    config.validate()
+    found = discover(root)
+    if found.problems:
+        first = found.problems[0]
+        more = f" (and {len(found.problems) - 1} more problems; run aerotune data inspect)" if len(found.problems) > 1 else ""
+        raise DatasetError(f"{first}{more}")
+    if not found.samples:
+        raise DatasetError(f"{root}: no image/mask pairs found; run aerotune data inspect {root}")
+    settings = {k: getattr(config, k) for k in CACHE_KEYS}
+    digest = inputs_hash(found.samples, root, settings, palette)
+    if is_cache(out) and not force:
+        try:
+            old = json.loads((out / MANIFEST).read_text())
+        except (OSError, ValueError):
+            old = {}
+        if old.get("inputs_hash") == digest:
+            log.info("cache %s is up to date", out)
+            return open_cache(out)
+    if out.exists() and not is_cache(out) and any(out.iterdir()):
+        raise DatasetError(f"{out}: folder exists and is not an aerotune cache; choose a new or empty --out folder")
+
+    p, mode = config.patch_size, config.mode
+    plan = []  # (sample, scaled size, row starts, col starts)
+    for s in found.samples:
+        w, h = scaled_size(image_size(s.image), config.scale)
+        rows, cols = patch_starts(h, p, mode), patch_starts(w, p, mode)
+        if not rows or not cols:
+            raise DatasetError(f"{s.image}: image is {w}x{h} after scale {config.scale}, smaller than one {p} "
+                               "patch; use a smaller --patch-size or --mode full")
+        plan.append((s, (w, h), rows, cols))
+    count = sum(len(r) * len(c) for _, _, r, c in plan)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{time.time_ns()}"
+    tmp.mkdir()
+    try:
+        manifest = _fill(tmp, plan, count, config, palette, root, progress)
+        manifest["inputs_hash"] = digest
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        _replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return open_cache(out)
+
+
+def _fill(tmp: Path, plan: list, count: int, config: DataConfig, palette: Palette, root: Path,
+          progress: Callable[[int, int], None] | None) -> dict[str, Any]:
+    p = config.patch_size
+    # Plain sequential writes, not a writable memmap: dirty mapped pages would count towards the
+    # process's resident memory until the end, and memory must stay bounded by one image.
+    images = open(tmp / "images.u8", "wb")  # noqa: SIM115 - closed below
+    masks = open(tmp / "masks.u8", "wb")  # noqa: SIM115
+    patch_img = np.zeros((p, p, 3), dtype=np.uint8)
+    patch_ids = np.zeros((p, p), dtype=np.uint8)
+    sources, patches = [], []
+    unknown: dict[tuple[int, int, int], int] = {}
+    unknown_files: dict[tuple[int, int, int], list[str]] = {}
+    labelled_total = labelled_kept = total_px = 0
+    class_pixels = np.zeros(palette.num_classes, dtype=np.int64)
+    k = 0
+    for i, (s, (w, h), rows, cols) in enumerate(plan):
+        image = read_image(s.image)
+        rgb = read_mask_rgb(s.mask)
+        if (rgb.shape[1], rgb.shape[0]) != image.size:
+            raise DatasetError(f"{s.mask}: mask is {rgb.shape[1]}x{rgb.shape[0]} but its image is "
+                               f"{image.size[0]}x{image.size[1]}; give both the same size")
+        ids, unk = palette.encode(rgb)
+        del rgb
+        total_px += ids.size
+        for c, n in unk.items():
+            unknown[c] = unknown.get(c, 0) + n
+            unknown_files.setdefault(c, []).append(str(s.mask))
+        img = np.asarray(_resize(image, (w, h), nearest=False), dtype=np.uint8)
+        del image
+        ids = np.asarray(_resize(Image.fromarray(ids, "L"), (w, h), nearest=True), dtype=np.uint8)
+        covered = np.zeros((h, w), dtype=bool)
+        for r in rows:
+            for c in cols:
+                tile_img = img[r:r + p, c:c + p]
+                tile_ids = ids[r:r + p, c:c + p]
+                ph, pw = tile_ids.shape
+                patch_img[:] = 0
+                patch_ids[:] = palette.ignore_index  # padding, where an axis is shorter than a patch
+                patch_img[:ph, :pw] = tile_img
+                patch_ids[:ph, :pw] = tile_ids
+                images.write(patch_img.tobytes())
+                masks.write(patch_ids.tobytes())
+                covered[r:r + ph, c:c + pw] = True
+                patches.append([i, r, c])
+                k += 1
+        labelled = ids != palette.ignore_index
+        labelled_total += int(labelled.sum())
+        kept = ids[covered & labelled]
+        labelled_kept += int(kept.size)
+        class_pixels += np.bincount(kept, minlength=palette.num_classes)[: palette.num_classes]
+        sources.append({"image": str(s.image.relative_to(root)), "mask": str(s.mask.relative_to(root)),
+                        "tile": s.tile, "stem": s.stem, "size": list(image_size(s.image)),
+                        "scaled_size": [w, h], "patches": len(rows) * len(cols)})
+        if progress:
+            progress(i + 1, len(plan))
+    if unknown and config.unknown_colors == "error":
+        images.close()
+        masks.close()
+        raise PaletteError(unknown_colors_message(unknown, unknown_files, total_px))
+    for fh in (images, masks):
+        fh.flush()
+        os.fsync(fh.fileno())
+        fh.close()
+    return {
+        "version": CACHE_VERSION,
+        "root": str(root.resolve()),
+        "count": count,
+        "settings": {k: getattr(config, k) for k in CACHE_KEYS},
+        "palette": palette.to_dict(),
+        "ignore_index": palette.ignore_index,
+        "sources": sources,
+        "patches": patches,
+        "pixels": {
+            "labelled": labelled_total,
+            "labelled_in_patches": labelled_kept,
+            "dropped_share": 1 - labelled_kept / max(labelled_total, 1),
+            "unknown": {"#%02X%02X%02X" % c: n for c, n in unknown.items()},
+            "class_pixels": dict(zip(palette.names, class_pixels.tolist())),
+        },
+    }
+
+
+def _replace_dir(tmp: Path, out: Path) -> None:
+    """Move ``tmp`` to ``out``, replacing an old cache there with as short a window as possible."""
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}-{time.time_ns()}"
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+
+
+def cache_for(data: str | Path, config: DataConfig, cache_dir: str | Path, *,
+              progress: Callable[[int, int], None] | None = None) -> PatchCache:
+    """Open ``data`` if it is a cache; else prepare the dataset folder ``data`` into ``cache_dir``.
+
+    A cache given directly must have been cut with the same patch settings as ``config``.
+    """
+    from aerotune.data.palette import load_palette
+
+    data = Path(data)
+    if is_cache(data):
+        cache = open_cache(data)
+        wanted = {k: getattr(config, k) for k in CACHE_KEYS}
+        have = cache.manifest["settings"]
+        diff = [k for k in CACHE_KEYS if have.get(k) != wanted[k]]
+        if diff:
+            k = diff[0]
+            raise DatasetError(f"{data}: cache was cut with {k} = {have.get(k)!r} but the config asks for "
+                               f"{wanted[k]!r}; pass the dataset folder instead, or --set data.{k}={have.get(k)}")
+        return cache
+    return prepare_patches(data, cache_dir, config, load_palette(config.classes_file), progress=progress)

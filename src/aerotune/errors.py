@@ -1,0 +1,42 @@
+"""Errors that reach users as one line: what was found, where, and what to do."""
+
+from __future__ import annotations
+
+
+class AerotuneError(Exception):
+    """Base class for every error caused by bad input or settings.
+
+    The CLI prints ``str(error)`` as a single line and exits with ``exit_code``.
+    """
+
+    exit_code = 2
+
+
+class ConfigError(AerotuneError):
+    """A config file, key or value is wrong."""
+
+
+class DatasetError(AerotuneError):
+    """The dataset folder, an image or a mask is unusable."""
+
+
+class PaletteError(AerotuneError):
+    """Mask colours and classes do not match."""
+
+
+class SearchSpaceError(AerotuneError):
+    """The tuning search space is malformed."""
+
+
+class RunError(AerotuneError):
+    """A run folder is missing, incomplete or incompatible."""
+
+
+class MissingExtraError(AerotuneError):
+    """An optional dependency is needed for this command."""
+
+    def __init__(self, module: str, extra: str) -> None:
+        super().__init__(
+            f"this command needs the optional package '{module}': "
+            f'install it with: pip install "aerotune[{extra}]"'
+        )
