@@ -7,6 +7,7 @@ Stages that live in their own package register their sub-commands through ``add_
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import logging
@@ -109,21 +110,25 @@ def _inspection_dict(insp) -> dict:
     }
 
 
-def _progress_bar(desc: str):
+@contextlib.contextmanager
+def progress_bar(desc: str, unit: str = "image"):
+    """A ``progress(done, total)`` callback drawing a bar on a terminal; the bar is closed on any exit,
+    so an error message never lands in the middle of it."""
     from tqdm.auto import tqdm
 
-    bar = None
+    bars = []
 
     def update(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=total, desc=desc, unit="image", leave=False)
-        bar.n = done
-        bar.refresh()
-        if done >= total:
-            bar.close()
+        if not bars:
+            bars.append(tqdm(total=total, desc=desc, unit=unit, leave=False, disable=None))
+        bars[0].n = done
+        bars[0].refresh()
 
-    return update
+    try:
+        yield update
+    finally:
+        for bar in bars:
+            bar.close()
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -133,8 +138,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
     fields = {k.split(".", 1)[1]: v for k, v in data_overrides(args).items()}
     config = DataConfig(**fields)
-    cache = prepare_patches(args.root, args.out, config, load_palette(config.classes_file), force=args.force,
-                            progress=_progress_bar("cutting patches"))
+    with progress_bar("cutting patches") as progress:
+        cache = prepare_patches(args.root, args.out, config, load_palette(config.classes_file), force=args.force,
+                                progress=progress)
     px = cache.manifest["pixels"]
     print(f"{cache.root}: {len(cache)} patches of {cache.patch_size}x{cache.patch_size} from "
           f"{len(cache.sources)} images ({config.mode} mode); {px['dropped_share']:.1%} of labelled pixels "
@@ -163,7 +169,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     created = not out.exists()
     try:
-        cache = cache_for(args.data, config.data, out / "cache", progress=_progress_bar("cutting patches"))
+        with progress_bar("cutting patches") as progress:
+            cache = cache_for(args.data, config.data, out / "cache", progress=progress)
         result = fit(config, cache, out, resume=not args.restart)
     except AerotuneError:
         if created:  # nothing half-written: a run folder that this command made goes again

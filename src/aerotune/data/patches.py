@@ -167,7 +167,12 @@ def prepare_patches(root: str | Path, out: str | Path, config: DataConfig, palet
     p, mode = config.patch_size, config.mode
     plan = []  # (sample, scaled size, row starts, col starts)
     for s in found.samples:
-        w, h = scaled_size(image_size(s.image), config.scale)
+        size = image_size(s.image)
+        mask_size = image_size(s.mask)
+        if mask_size != size:
+            raise DatasetError(f"{s.mask}: mask is {mask_size[0]}x{mask_size[1]} but its image is "
+                               f"{size[0]}x{size[1]}; give both the same size")
+        w, h = scaled_size(size, config.scale)
         rows, cols = patch_starts(h, p, mode), patch_starts(w, p, mode)
         if not rows or not cols:
             raise DatasetError(f"{s.image}: image is {w}x{h} after scale {config.scale}, smaller than one {p} "

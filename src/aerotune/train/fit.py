@@ -218,7 +218,7 @@ def fit(config: RunConfig, cache: PatchCache, out: str | Path, *, split: Split |
         train_metrics = SegmentationMetrics(palette.names, ignore_index=palette.ignore_index)
         diverged = False
         bar = tqdm(range(0, len(order), tc.batch_size), desc=f"epoch {epoch}/{tc.epochs}", unit="batch",
-                   disable=not tc.progress, leave=False, dynamic_ncols=True)
+                   disable=None if tc.progress else True, leave=False, dynamic_ncols=True)
         for start in bar:
             x, y = train_ds.batch(order[start:start + tc.batch_size].tolist())
             x, y = _to(x, device), y.to(device)

@@ -1,0 +1,52 @@
+"""Small crafted datasets for tests: real image and mask files, written with Pillow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from aerotune.data.palette import Palette
+
+PALETTE = Palette.dubai()
+
+
+def random_ids(h: int, w: int, seed: int = 0, classes: int = 6) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    # Blocky labels, so nearest-neighbour resampling has something to keep.
+    small = rng.integers(0, classes, size=(-(-h // 8), -(-w // 8)), dtype=np.uint8)
+    return np.kron(small, np.ones((8, 8), dtype=np.uint8))[:h, :w]
+
+
+def write_pair(folder: Path, stem: str, w: int, h: int, *, seed: int = 0, image_ext: str = ".jpg",
+               mask_mode: str = "RGB", ids: np.ndarray | None = None) -> tuple[Path, Path]:
+    """Write ``images/<stem><ext>`` and ``masks/<stem>.png`` under ``folder``."""
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    (folder / "masks").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    ids = random_ids(h, w, seed) if ids is None else ids
+    img = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+    image_path = folder / "images" / f"{stem}{image_ext}"
+    Image.fromarray(img).save(image_path)
+    mask_path = folder / "masks" / f"{stem}.png"
+    save_mask(PALETTE.decode(ids), mask_path, mask_mode)
+    return image_path, mask_path
+
+
+def save_mask(rgb: np.ndarray, path: Path, mode: str = "RGB") -> None:
+    im = Image.fromarray(rgb)
+    if mode == "RGBA":
+        im = im.convert("RGBA")
+    elif mode == "P":
+        im = im.quantize(colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    elif mode == "L":
+        im = im.convert("L")
+    im.save(path)
+
+
+def make_tiled(root: Path, tiles: int = 2, per_tile: int = 2, size: tuple[int, int] = (80, 72)) -> Path:
+    for t in range(tiles):
+        for i in range(per_tile):
+            write_pair(root / f"Tile {t + 1}", f"image_part_{i + 1:03d}", *size, seed=t * 10 + i)
+    return root

@@ -1,0 +1,49 @@
+import pytest
+import torch
+
+from aerotune.config import ModelConfig
+from aerotune.model.losses import cross_entropy_loss, dice_focal_loss
+from aerotune.model.unet import build_model
+
+
+def test_reference_unet_has_the_keras_models_parameter_count():
+    model = build_model(ModelConfig(), num_classes=6)
+    # The reference Keras model (16..256 filters, 6 classes) has 1,941,190 parameters.
+    assert sum(p.numel() for p in model.parameters()) == 1_941_190
+    widths = [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert widths[:10] == [16, 16, 32, 32, 64, 64, 128, 128, 256, 256]
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "swish", "none"])
+@pytest.mark.parametrize("depth, width", [(3, 4), (4, 8)])
+def test_shapes_for_every_activation_width_and_depth(activation, depth, width):
+    model = build_model(ModelConfig(activation=activation, depth=depth, base_filters=width), num_classes=5)
+    x = torch.randn(2, 3, 32, 32)
+    assert model(x).shape == (2, 5, 32, 32)
+
+
+def test_he_normal_init_scale():
+    model = build_model(ModelConfig(), num_classes=6)
+    conv = model.down[2][0]  # 32 -> 64 filters, fan-in 32*9
+    std = float(conv.weight.detach().std())
+    assert abs(std - (2 / (32 * 9)) ** 0.5) / std < 0.1
+    assert float(conv.weight.abs().max()) <= 2 * (2 / (32 * 9)) ** 0.5 / 0.8796 + 1e-6
+
+
+def test_losses_skip_the_ignore_label_and_reward_the_truth():
+    target = torch.randint(0, 6, (2, 16, 16))
+    perfect = torch.nn.functional.one_hot(target, 6).permute(0, 3, 1, 2).float() * 20
+    wrong = torch.roll(perfect, 1, dims=1)
+    good, bad = dice_focal_loss(perfect, target, ignore_index=255), dice_focal_loss(wrong, target, ignore_index=255)
+    # dice with equal weights 1/C, averaged (segmentation_models' convention): range [1 - 1/C, 1]
+    assert abs(float(good) - (1 - 1 / 6)) < 1e-3 and float(bad) > 1.0
+    ignored = target.clone()
+    ignored[:, :8] = 255
+    garbage = perfect.clone()
+    garbage[:, :, :8] = torch.randn(2, 6, 8, 16) * 50  # predictions under ignored pixels do not matter
+    a = dice_focal_loss(perfect, ignored, ignore_index=255)
+    b = dice_focal_loss(garbage, ignored, ignore_index=255)
+    assert torch.allclose(a, b)
+    assert torch.allclose(cross_entropy_loss(perfect, ignored, ignore_index=255),
+                          cross_entropy_loss(garbage, ignored, ignore_index=255))
+    assert float(cross_entropy_loss(perfect, torch.full_like(target, 255), ignore_index=255)) == 0.0
