@@ -8,6 +8,7 @@ from aerotune.config import DataConfig
 from aerotune.data.dataset import PatchDataset, channel_stats, make_split, normalize
 from aerotune.data.patches import prepare_patches
 from aerotune.errors import DatasetError
+
 from helpers import PALETTE, make_tiled
 
 
@@ -47,7 +48,8 @@ def test_minmax_normalisation_per_patch_and_channel():
     x = torch.randint(10, 200, (2, 8, 8, 3), dtype=torch.uint8)
     y = normalize(x, "minmax")
     assert y.shape == (2, 3, 8, 8)
-    assert torch.allclose(y.amin(dim=(2, 3)), torch.zeros(2, 3)) and torch.allclose(y.amax(dim=(2, 3)), torch.ones(2, 3))
+    assert torch.allclose(y.amin(dim=(2, 3)), torch.zeros(2, 3))
+    assert torch.allclose(y.amax(dim=(2, 3)), torch.ones(2, 3))
 
 
 def test_meanstd_and_batches(cache):

@@ -9,6 +9,7 @@ from aerotune.data.palette import Palette, load_palette
 from aerotune.data.patches import prepare_patches
 from aerotune.data.sources import inspect_dataset
 from aerotune.errors import PaletteError
+
 from test_cli import aerotune
 
 

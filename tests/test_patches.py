@@ -7,6 +7,7 @@ import pytest
 from aerotune.config import DataConfig
 from aerotune.data.patches import open_cache, patch_starts, prepare_patches
 from aerotune.errors import DatasetError, PaletteError
+
 from helpers import PALETTE, make_tiled, random_ids, save_mask, write_pair
 
 

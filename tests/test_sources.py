@@ -2,6 +2,7 @@ import numpy as np
 from PIL import Image
 
 from aerotune.data.sources import discover, inspect_dataset, read_mask_rgb
+
 from helpers import PALETTE, make_tiled, random_ids, save_mask, write_pair
 
 
@@ -38,9 +39,10 @@ def test_masks_of_every_png_mode_decode_to_the_same_colours(tmp_path):
 
 def test_inspect_lists_every_problem(tmp_path):
     root = make_tiled(tmp_path / "d")
-    (root / "Tile 1" / "images" / "lonely.jpg").write_bytes((root / "Tile 1" / "images" / "image_part_001.jpg").read_bytes())
+    images, masks = root / "Tile 1" / "images", root / "Tile 2" / "masks"
+    (images / "lonely.jpg").write_bytes((images / "image_part_001.jpg").read_bytes())
     write_pair(root / "Tile 2", "wrong_size", 64, 64)
-    Image.open(root / "Tile 2" / "masks" / "wrong_size.png").resize((60, 64)).save(root / "Tile 2" / "masks" / "wrong_size.png")
+    Image.open(masks / "wrong_size.png").resize((60, 64)).save(masks / "wrong_size.png")
     write_pair(root / "Tile 2", "corrupt", 64, 64)
     (root / "Tile 2" / "images" / "corrupt.jpg").write_bytes(b"not a jpeg at all")
     write_pair(root / "Tile 2", "tiny", 20, 20)

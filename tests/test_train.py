@@ -7,6 +7,7 @@ from aerotune.config import DataConfig, RunConfig
 from aerotune.data.patches import prepare_patches
 from aerotune.errors import RunError
 from aerotune.train.fit import fit, load_checkpoint, model_from_checkpoint
+
 from helpers import PALETTE, make_tiled
 
 TINY = {"model.base_filters": 4, "model.depth": 3, "train.batch_size": 4, "train.progress": False,

@@ -108,7 +108,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
-    def validate(self) -> "RunConfig":
+    def validate(self) -> RunConfig:
         self.data.validate()
         self.model.validate()
         self.train.validate()
@@ -118,7 +118,7 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], *, where: str = "config") -> "RunConfig":
+    def from_dict(cls, raw: dict[str, Any], *, where: str = "config") -> RunConfig:
         if not isinstance(raw, dict):
             raise ConfigError(f"{where}: expected a table with sections data, model and train")
         sections = {}
@@ -134,7 +134,7 @@ class RunConfig:
             )
         return cls(**sections).validate()
 
-    def with_overrides(self, overrides: dict[str, Any], *, where: str = "--set") -> "RunConfig":
+    def with_overrides(self, overrides: dict[str, Any], *, where: str = "--set") -> RunConfig:
         """Return a copy with ``{"section.field" or alias: value}`` applied and validated."""
         raw = self.to_dict()
         for key, value in overrides.items():

@@ -39,8 +39,8 @@ def demo_config(plan: DemoPlan) -> RunConfig:
 
 def run_demo(out: Path, *, quick: bool = False, echo=print) -> dict[str, Path]:
     """Run every stage into ``out`` (replaced if it holds an earlier demo) and return the paths written."""
-    from aerotune.data.patches import prepare_patches
     from aerotune.data.palette import Palette
+    from aerotune.data.patches import prepare_patches
     from aerotune.data.synthetic import write_synthetic_dataset
     from aerotune.train.fit import fit
 

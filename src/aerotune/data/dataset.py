@@ -29,7 +29,7 @@ class Split:
                 "val_groups": self.val_groups}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Split":
+    def from_dict(cls, d: dict) -> Split:
         return cls(list(d["train"]), list(d["val"]), d["method"], int(d["seed"]), list(d.get("val_groups", [])))
 
 

@@ -85,13 +85,13 @@ class Palette:
         return dict(zip(self.names, self.hex_colors))
 
     @classmethod
-    def from_dict(cls, mapping: dict[str, str], *, where: str = "palette") -> "Palette":
+    def from_dict(cls, mapping: dict[str, str], *, where: str = "palette") -> Palette:
         names = tuple(str(k) for k in mapping)
         colors = tuple(parse_hex(v, where=f"{where}: class {k!r}") for k, v in mapping.items())
         return cls(names=names, colors=colors)
 
     @classmethod
-    def dubai(cls) -> "Palette":
+    def dubai(cls) -> Palette:
         return cls.from_dict(dict(DUBAI_CLASSES))
 
     def encode(self, rgb: np.ndarray) -> tuple[np.ndarray, dict[tuple[int, int, int], int]]:
@@ -148,7 +148,9 @@ def load_palette(path: str | Path | None) -> Palette:
             data = json.loads(text)
     except Exception as exc:  # noqa: BLE001 - any parser error is bad input
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise PaletteError(f"{path}: cannot parse classes file ({first}); write it as name = \"#RRGGBB\" pairs") from None
+        raise PaletteError(
+            f"{path}: cannot parse classes file ({first}); write it as name = \"#RRGGBB\" pairs"
+        ) from None
     if isinstance(data, dict) and isinstance(data.get("classes"), list):
         try:
             data = {str(c["title"]): str(c["color"]) for c in data["classes"]}

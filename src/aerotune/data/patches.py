@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from aerotune.config import DataConfig
-from aerotune.data.palette import Palette
+from aerotune.data.palette import Palette, to_hex
 from aerotune.data.sources import Sample, discover, image_size, read_image, read_mask_rgb, unknown_colors_message
 from aerotune.errors import DatasetError, PaletteError
 
@@ -147,7 +147,8 @@ def prepare_patches(root: str | Path, out: str | Path, config: DataConfig, palet
     found = discover(root)
     if found.problems:
         first = found.problems[0]
-        more = f" (and {len(found.problems) - 1} more problems; run aerotune data inspect)" if len(found.problems) > 1 else ""
+        n_more = len(found.problems) - 1
+        more = f" (and {n_more} more problems; run aerotune data inspect)" if n_more else ""
         raise DatasetError(f"{first}{more}")
     if not found.samples:
         raise DatasetError(f"{root}: no image/mask pairs found; run aerotune data inspect {root}")
@@ -270,7 +271,7 @@ def _fill(tmp: Path, plan: list, count: int, config: DataConfig, palette: Palett
             "labelled": labelled_total,
             "labelled_in_patches": labelled_kept,
             "dropped_share": 1 - labelled_kept / max(labelled_total, 1),
-            "unknown": {"#%02X%02X%02X" % c: n for c, n in unknown.items()},
+            "unknown": {to_hex(c): n for c, n in unknown.items()},
             "class_pixels": dict(zip(palette.names, class_pixels.tolist())),
         },
     }
