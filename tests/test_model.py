@@ -27,7 +27,7 @@ def test_he_normal_init_scale():
     conv = model.down[2][0]  # 32 -> 64 filters, fan-in 32*9
     std = float(conv.weight.detach().std())
     assert abs(std - (2 / (32 * 9)) ** 0.5) / std < 0.1
-    assert float(conv.weight.abs().max()) <= 2 * (2 / (32 * 9)) ** 0.5 / 0.8796 + 1e-6
+    assert float(conv.weight.detach().abs().max()) <= 2 * (2 / (32 * 9)) ** 0.5 / 0.8796 + 1e-6
 
 
 def test_losses_skip_the_ignore_label_and_reward_the_truth():

@@ -1,0 +1,138 @@
+"""The HyperBand plan: brackets, rungs, and expected trials and epochs, exactly as Optuna assigns them.
+
+Mirrors ``optuna.pruners.HyperbandPruner`` (Optuna 4/5): ``n_brackets = floor(log_eta(R / r)) + 1``;
+bracket ``b`` is a successive-halving pruner with ``min_early_stopping_rate = b``, so its rungs are at
+``r * eta**(b + k)`` epochs; a trial's bracket is ``crc32(f"{study_name}_{number}")`` modulo the sum of
+the brackets' trial budgets ``ceil(n_brackets * eta**s / (s + 1))`` with ``s = n_brackets - 1 - b``.
+
+Epochs are 1-based steps here (a trial is judged after exactly ``r * eta**k`` epochs), and the last
+epoch is never a pruning point: a trial that reaches ``R`` epochs completes.
+"""
+
+from __future__ import annotations
+
+import binascii
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Bracket:
+    index: int
+    rungs: list[int]  # epochs after which a trial of this bracket may be stopped
+    share: int  # Optuna's trial allocation budget for this bracket
+    expected_epochs: float  # per trial, if 1/eta of the trials survive each rung
+
+    @property
+    def min_epochs(self) -> int:
+        return self.rungs[0] if self.rungs else 0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a study will do; ``str(plan)`` is the ``--dry-run`` text."""
+
+    study_name: str
+    min_resource: int
+    max_resource: int
+    reduction_factor: int
+    brackets: list[Bracket]
+    trials: int
+    baseline: bool
+    max_epochs_total: int | None
+    trial_brackets: list[int] = field(default_factory=list)  # bracket of trial 0, 1, ...
+
+    @property
+    def expected_epochs(self) -> float:
+        total = 0.0
+        for n, b in enumerate(self.trial_brackets):
+            total += self.max_resource if (self.baseline and n == 0) else self.brackets[b].expected_epochs
+        return total
+
+    @property
+    def max_epochs(self) -> int:
+        return self.max_resource * len(self.trial_brackets)
+
+    @property
+    def min_epochs(self) -> int:
+        total = 0
+        for n, b in enumerate(self.trial_brackets):
+            full = (self.baseline and n == 0) or not self.brackets[b].rungs
+            total += self.max_resource if full else self.brackets[b].min_epochs
+        return total
+
+    def lines(self, reference_epochs: int = 3455) -> list[str]:
+        eta, r, big_r = self.reduction_factor, self.min_resource, self.max_resource
+        out = [f"HyperBand plan for study {self.study_name!r}: max resource R = {big_r} epochs, min resource "
+               f"r = {r}, reduction factor eta = {eta}: {len(self.brackets)} bracket(s)"]
+        counts = [self.trial_brackets.count(b.index) for b in self.brackets]
+        if self.baseline and self.trial_brackets:
+            counts[self.trial_brackets[0]] -= 1
+        for b, n in zip(self.brackets, counts):
+            rungs = ("judged after epoch(s) " + ", ".join(str(x) for x in b.rungs) if b.rungs
+                     else "no rung (every trial trains R epochs)")
+            out.append(f"  bracket {b.index}: {rungs}; {n} trial(s); about {b.expected_epochs:.1f} epochs per trial")
+        if self.baseline:
+            out.append(f"  trial 0 is the baseline (reference's initial parameters): never pruned, {big_r} epochs")
+        out.append(f"{self.trials} trial(s): expected {self.expected_epochs:.0f} epochs (at least "
+                   f"{self.min_epochs}, at most {self.max_epochs} if nothing is pruned)")
+        if self.max_epochs_total is not None:
+            out.append(f"hard cap: {self.max_epochs_total} epochs over all trials (--max-epochs-total); the study "
+                       "stops when it is reached")
+        out.append(f"the reference spent {reference_epochs:,} epochs on 72 trials")
+        out.append("(expected epochs assume 1/eta of the trials pass each rung; Optuna promotes asynchronously, "
+                   "so the first trials of a rung pass more often)")
+        return out
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+
+def n_brackets(min_resource: int, max_resource: int, reduction_factor: int) -> int:
+    return math.floor(math.log(max_resource / min_resource, reduction_factor)) + 1
+
+
+def bracket_shares(n: int, reduction_factor: int) -> list[int]:
+    return [math.ceil(n * reduction_factor ** (n - 1 - b) / (n - b)) for b in range(n)]
+
+
+def bracket_of(study_name: str, number: int, shares: list[int]) -> int:
+    """The bracket Optuna's HyperbandPruner gives trial ``number`` of study ``study_name``."""
+    n = binascii.crc32(f"{study_name}_{number}".encode()) % sum(shares)
+    for b, share in enumerate(shares):
+        n -= share
+        if n < 0:
+            return b
+    raise AssertionError("unreachable")
+
+
+def rungs_of(bracket: int, min_resource: int, max_resource: int, reduction_factor: int) -> list[int]:
+    rungs, k = [], 0
+    while True:
+        step = min_resource * reduction_factor ** (bracket + k)
+        if step >= max_resource:
+            return rungs
+        rungs.append(step)
+        k += 1
+
+
+def expected_epochs(rungs: list[int], max_resource: int, reduction_factor: int) -> float:
+    total, alive, last = 0.0, 1.0, 0
+    for rung in rungs:
+        total += alive * (rung - last)
+        alive /= reduction_factor
+        last = rung
+    return total + alive * (max_resource - last)
+
+
+def make_plan(*, study_name: str, min_resource: int, max_resource: int, reduction_factor: int, trials: int,
+              baseline: bool, max_epochs_total: int | None = None) -> Plan:
+    n = n_brackets(min_resource, max_resource, reduction_factor)
+    shares = bracket_shares(n, reduction_factor)
+    brackets = []
+    for b in range(n):
+        rungs = rungs_of(b, min_resource, max_resource, reduction_factor)
+        brackets.append(Bracket(b, rungs, shares[b], expected_epochs(rungs, max_resource, reduction_factor)))
+    assigned = [bracket_of(study_name, i, shares) for i in range(trials)]
+    return Plan(study_name, min_resource, max_resource, reduction_factor, brackets, trials, baseline,
+                max_epochs_total, assigned)
