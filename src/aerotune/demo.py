@@ -1,6 +1,8 @@
-"""The end-to-end demo on a synthetic dataset: synthesise, prepare, train a baseline, tune, report.
+"""The end-to-end demo on a synthetic dataset: synthesise, prepare, tune (baseline first), report, predict.
 
 Everything lands in one folder; nothing is downloaded. Sized to finish in a few minutes on 2 CPU cores.
+The baseline is trial 0 of the study (the reference's initial parameters, trained for every epoch), so
+baseline and tuned models share the patches, the split and the epoch budget.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from aerotune.config import RunConfig
 
@@ -21,18 +25,31 @@ class DemoPlan:
     scenes: int
     size: int
     patch_size: int
-    baseline_epochs: int
+    epochs: int             # HyperBand's R: the baseline and every surviving trial train this many epochs
+    trials: int             # the baseline included
+    max_epochs_total: int   # hard cap over all trials
+    new_scenes: int         # unseen scenes segmented at the end
+    new_size: int
 
 
-FULL = DemoPlan(scenes=16, size=256, patch_size=64, baseline_epochs=9)
-QUICK = DemoPlan(scenes=6, size=128, patch_size=32, baseline_epochs=2)
+FULL = DemoPlan(scenes=24, size=256, patch_size=64, epochs=9, trials=14, max_epochs_total=72,
+                new_scenes=2, new_size=384)
+QUICK = DemoPlan(scenes=6, size=128, patch_size=32, epochs=3, trials=4, max_epochs_total=9,
+                 new_scenes=1, new_size=96)
+
+#: The demo's search space (NNI format): the reference's three settings, over ranges that suit the demo.
+DEMO_SPACE = {
+    "learning_rate": {"_type": "loguniform", "_value": [0.0005, 0.03]},
+    "batch_size": {"_type": "choice", "_value": [8, 16, 32]},
+    "activation_type": {"_type": "choice", "_value": ["relu", "swish", "tanh"]},
+}
 
 
 def demo_config(plan: DemoPlan) -> RunConfig:
     """The reference U-Net and initial parameters, on the demo's patches."""
     return RunConfig().with_overrides({
         "data.patch_size": plan.patch_size,
-        "train.epochs": plan.baseline_epochs,
+        "train.epochs": plan.epochs,
         "train.progress": False,
     })
 
@@ -42,7 +59,11 @@ def run_demo(out: Path, *, quick: bool = False, echo=print) -> dict[str, Path]:
     from aerotune.data.palette import Palette
     from aerotune.data.patches import prepare_patches
     from aerotune.data.synthetic import write_synthetic_dataset
-    from aerotune.train.fit import fit
+    from aerotune.predict.scene import Predictor, predict_files
+    from aerotune.report import make_report
+    from aerotune.tune.command import summary_lines
+    from aerotune.tune.space import parse_space
+    from aerotune.tune.study import TuneSettings, run_tune
 
     plan = QUICK if quick else FULL
     out = Path(out)
@@ -57,23 +78,69 @@ def run_demo(out: Path, *, quick: bool = False, echo=print) -> dict[str, Path]:
     t0 = time.perf_counter()
     config = demo_config(plan)
 
-    echo(f"[1/3] synthesising {plan.scenes} aerial scenes of {plan.size}x{plan.size} -> {out / 'data'}")
+    echo(f"[1/5] synthesising {plan.scenes} aerial scenes of {plan.size}x{plan.size} -> {out / 'data'}")
     synth = write_synthetic_dataset(out / "data", scenes=plan.scenes, size=plan.size, seed=7)
     echo("      class shares: " + ", ".join(f"{k} {v:.0%}" for k, v in synth.class_fractions.items()))
 
-    echo(f"[2/3] cutting {plan.patch_size}x{plan.patch_size} patches -> {out / 'cache'}")
+    echo(f"[2/5] cutting {plan.patch_size}x{plan.patch_size} patches -> {out / 'cache'}")
     cache = prepare_patches(out / "data", out / "cache", config.data, Palette.dubai())
     echo(f"      {len(cache)} patches")
 
-    echo(f"[3/3] training the baseline U-Net (reference parameters: batch 16, lr 0.007, relu) for "
-         f"{plan.baseline_epochs} epochs -> {out / 'baseline'}")
-    baseline = fit(config, cache, out / "baseline")
-    _print_metrics(echo, "baseline", baseline.history[-1])
+    echo(f"[3/5] tuning with HyperBand + TPE: {plan.trials} trials, at most {plan.epochs} epochs each and "
+         f"{plan.max_epochs_total} in all -> {out / 'tune'}")
+    echo(f"      trial 0 is the baseline (reference parameters: batch 16, lr 0.007, relu), trained all "
+         f"{plan.epochs} epochs")
+    result = run_tune(TuneSettings(data=out / "cache", out=out / "tune", config=config,
+                                   space=parse_space(DEMO_SPACE), trials=plan.trials,
+                                   max_epochs_total=plan.max_epochs_total, seed=0, study_name="demo",
+                                   startup_trials=4))
+    for line in summary_lines(result):
+        echo("      " + line)
+
+    echo(f"[4/5] writing the report (baseline against tuned) -> {out / 'report'}")
+    report = make_report(out / "tune", out=out / "report", seed=0)
+    for name, model in report.data["models"].items():
+        echo(f"      {name}: " + _metrics_line(model["val"]))
+    echo("      " + report.data["verdict"]["text"])
+
+    echo(f"[5/5] segmenting {plan.new_scenes} new scene(s) of {plan.new_size}x{plan.new_size} with the tuned "
+         f"model -> {out / 'predictions'}")
+    new = write_synthetic_dataset(out / "new-scenes", scenes=plan.new_scenes, size=plan.new_size, seed=2026,
+                                  tiles=1)
+    images = sorted((new.root).glob("*/images/*"))
+    tuned = Predictor.load(out / "tune")
+    predict_files(tuned, images, out / "predictions", overlay=True)
+    scores = {"tuned": _scene_accuracy(tuned, images)}
+    if "baseline" in report.data["models"]:  # the study's baseline trial, as the report evaluated it
+        scores["baseline"] = _scene_accuracy(Predictor.load(report.data["models"]["baseline"]["run"]), images)
+    echo("      pixel accuracy on the new scenes: "
+         + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
+
     echo(f"done in {time.perf_counter() - t0:.0f} s; everything is in {out}")
-    return {"data": out / "data", "cache": out / "cache", "baseline": out / "baseline"}
+    echo(f"report: {report.html}")
+    return {"data": out / "data", "cache": out / "cache", "tune": out / "tune", "report": report.html,
+            "predictions": out / "predictions"}
 
 
-def _print_metrics(echo, name: str, m: dict) -> None:
-    echo(f"      {name}: validation loss {m['val_loss']:.4f}, mean IoU {m['val_mean_iou']:.3f}, pixel accuracy "
-         f"{m['val_pixel_accuracy']:.3f} (majority class {m['val_majority_rate']:.3f}), precision/recall "
-         f"{m['val_precision_ref']:.3f}/{m['val_recall_ref']:.3f}")
+def _scene_accuracy(predictor, images: list[Path]) -> float:
+    """Pixel accuracy of whole-scene segmentations against the scenes' own masks (labelled pixels only)."""
+    from aerotune.data.sources import read_image, read_mask_rgb
+
+    right = total = 0
+    for image_path in images:
+        mask_path = next(image_path.parent.parent.joinpath("masks").glob(f"{image_path.stem}.*"))
+        truth, _unknown = predictor.palette.encode(read_mask_rgb(mask_path))
+        pred = predictor.segment(read_image(image_path))
+        labelled = truth != predictor.palette.ignore_index
+        right += int(np.count_nonzero((pred == truth) & labelled))
+        total += int(np.count_nonzero(labelled))
+    return right / max(total, 1)
+
+
+def _metrics_line(m: dict) -> str:
+    def f(key: str, fmt: str = ".3f") -> str:
+        v = m.get(key)
+        return "n/a" if v is None else format(v, fmt)
+
+    return (f"validation loss {f('loss', '.4f')}, mean IoU {f('mean_iou')}, pixel accuracy {f('pixel_accuracy')} "
+            f"(majority class {f('majority_rate')}), precision/recall {f('precision_ref')}/{f('recall_ref')}")

@@ -88,13 +88,22 @@ def _parse_value(text: str) -> Any:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from aerotune.tune.study import REFERENCE_EPOCHS, plan_tune, run_tune
+    from aerotune.tune.study import plan_tune, run_tune
 
     settings = settings_from_args(args)
     if args.dry_run:
         print(plan_tune(settings))
         return 0
     result = run_tune(settings)
+    for line in summary_lines(result):
+        print(line)
+    return 0
+
+
+def summary_lines(result) -> list[str]:
+    """What a finished (or interrupted) study did, as printed by ``aerotune tune`` and ``aerotune demo``."""
+    from aerotune.tune.study import REFERENCE_EPOCHS
+
     s = result.summary
     c = result.counts
     extra = ""
@@ -104,20 +113,20 @@ def cmd_tune(args: argparse.Namespace) -> int:
         extra += f", {c['running']} running"
     if c["waiting"]:
         extra += f", {c['waiting']} waiting"
-    print(f"{result.run_dir}: study {result.study_name!r}: {c['trials']} trial(s): {c['complete']} complete, "
-          f"{c['pruned']} pruned, {c['failed']} failed ({c['diverged']} diverged, {c['out_of_memory']} out of "
-          f"memory, {c['stale']} stale){extra}")
-    print(f"  epochs spent: {result.epochs_spent} (the reference spent {REFERENCE_EPOCHS:,})")
+    lines = [f"{result.run_dir}: study {result.study_name!r}: {c['trials']} trial(s): {c['complete']} complete, "
+             f"{c['pruned']} pruned, {c['failed']} failed ({c['diverged']} diverged, {c['out_of_memory']} out of "
+             f"memory, {c['stale']} stale){extra}",
+             f"  epochs spent: {result.epochs_spent} (the reference spent {REFERENCE_EPOCHS:,})"]
     if result.best_trial is not None:
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in result.best_params.items())
-        print(f"  best {s['metric']}: {result.best_value:.4f} (trial {result.best_trial}: {params})")
+        lines.append(f"  best {s['metric']}: {result.best_value:.4f} (trial {result.best_trial}: {params})")
     else:
-        print("  no trial completed yet")
+        lines.append("  no trial completed yet")
     if result.baseline_value is not None:
-        print(f"  baseline (trial {result.baseline_trial}) {s['metric']}: {result.baseline_value:.4f}")
-    print(f"  results: {result.run_dir / 'summary.json'}, trials.csv, trials.json, best_params.json"
-          + (", best_checkpoint.pt" if s.get("best_checkpoint") else ""))
-    return 0
+        lines.append(f"  baseline (trial {result.baseline_trial}) {s['metric']}: {result.baseline_value:.4f}")
+    lines.append(f"  results: {result.run_dir / 'summary.json'}, trials.csv, trials.json, best_params.json"
+                 + (", best_checkpoint.pt" if s.get("best_checkpoint") else ""))
+    return lines
 
 
 def _fmt(v: Any) -> str:
