@@ -35,6 +35,8 @@ METHODS = {
     "a": ("(a) reference: random, full epochs", ["--sampler", "random", "--min-resource", "{epochs}"]),
     "b": ("(b) HyperBand + random", ["--sampler", "random"]),
     "c": ("(c) HyperBand + TPE", ["--sampler", "tpe", "--startup-trials", "{startup}"]),
+    "d": ("(d) HyperBand + TPE learning from every bracket",
+          ["--sampler", "tpe", "--startup-trials", "{startup}", "--sampler-scope", "study"]),
 }
 
 #: The reference space with batch sizes a CPU can afford (batch 1..7 makes one epoch many times slower).

@@ -278,3 +278,54 @@ def test_timeout_and_unreachable_storage(tiny_cache, tmp_path):
         run_tune(settings(tiny_cache, out2, trials=1, storage="postgresql://me:secret@127.0.0.1:1/db"))
     assert "secret" not in str(err.value)
     assert not out2.exists()  # the run folder this call made is removed again
+
+
+def _quadratic_study(pruner, seen: dict) -> optuna.Study:
+    """A fast study (no training): TPE records how many trials it is shown for each trial it samples."""
+
+    class Spy(optuna.samplers.TPESampler):
+        def sample_relative(self, study, trial, search_space):
+            seen[trial.number] = len(study.get_trials(deepcopy=False))
+            return super().sample_relative(study, trial, search_space)
+
+    def objective(trial):
+        x = trial.suggest_float("x", -3, 3)
+        for step in range(1, 10):
+            trial.report((x - 1) ** 2 + 1 / step, step)
+            if step < 9 and trial.should_prune():
+                raise optuna.TrialPruned()
+        return (x - 1) ** 2
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(pruner=pruner, sampler=Spy(seed=0, n_startup_trials=2), study_name="scope")
+    study.optimize(objective, n_trials=24)
+    return study
+
+
+def test_sampler_scope_study_shows_tpe_every_bracket():
+    from aerotune.tune.study import StudyWideHyperband
+
+    def hyperband():
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=9, reduction_factor=3)
+
+    narrow, wide = {}, {}
+    _quadratic_study(hyperband(), narrow)
+    study = _quadratic_study(StudyWideHyperband(hyperband()), wide)
+    # Optuna's own behaviour: the sampler sees only the trial's bracket (3 brackets here)
+    assert narrow[23] < 23
+    # wrapped: every earlier trial (and the one being sampled)
+    assert all(n == number + 1 for number, n in wide.items())
+    # pruning still happens, by the same brackets and rungs
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned
+    assert {t.last_step for t in pruned} <= {1, 3}
+
+
+def test_sampler_scope_is_saved_and_checked(tiny_cache, tmp_path):
+    out = tmp_path / "run"
+    run_tune(settings(tiny_cache, out, trials=2, epochs=2, study_name="s", sampler_scope="study"))
+    assert json.loads((out / "study.json").read_text())["sampler_scope"] == "study"
+    with pytest.raises(Exception, match="different sampler_scope"):  # resuming with the other scope is refused
+        run_tune(settings(tiny_cache, out, trials=3, epochs=2, study_name="s", sampler_scope="bracket"))
+    with pytest.raises(Exception, match="--sampler-scope"):
+        settings(tiny_cache, tmp_path / "bad", sampler_scope="everything").validate()

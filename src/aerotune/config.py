@@ -79,7 +79,8 @@ class TrainConfig:
     shuffle: bool = True  # the reference did not shuffle; shuffling is the sound default
     seed: int = 42
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto (bf16 on CUDA where supported, else fp16 on CUDA; fp32 on CPU) | fp32 | bf16 | fp16
+    # auto: on CUDA bf16 where supported, else fp16; on CPU bf16 where native, else fp32 | fp32 | bf16 | fp16
+    precision: str = "auto"
     threads: int = 0  # torch CPU threads; 0 leaves torch's default
     progress: bool = True
 

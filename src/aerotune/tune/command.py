@@ -34,6 +34,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--min-resource", type=int, default=1, help="HyperBand's minimum epochs r (default 1)")
     g.add_argument("--reduction-factor", type=int, default=3, help="HyperBand's eta (default 3)")
     g.add_argument("--startup-trials", type=int, default=10, help="TPE's random start-up trials (default 10)")
+    g.add_argument("--sampler-scope", choices=["bracket", "study"], default="bracket",
+                   help="trials the sampler learns from: those of the trial's HyperBand bracket (Optuna's way, "
+                        "default) or the whole study")
     g.add_argument("--baseline", action="append", default=[], metavar="KEY=VALUE",
                    help="change one setting of the baseline trial 0 (default: batch 16, lr 0.007, relu)")
     g.add_argument("--no-baseline", action="store_true", help="no baseline trial")
@@ -76,7 +79,7 @@ def settings_from_args(args: argparse.Namespace):
         sampler=args.sampler, seed=args.seed, study_name=args.study_name, storage=args.storage,
         min_resource=args.min_resource, reduction_factor=args.reduction_factor, trials=args.trials,
         timeout=args.timeout, max_epochs_total=args.max_epochs_total, workers=args.workers, baseline=baseline,
-        heartbeat=args.heartbeat, startup_trials=args.startup_trials,
+        heartbeat=args.heartbeat, startup_trials=args.startup_trials, sampler_scope=args.sampler_scope,
     ).validate()
 
 

@@ -72,8 +72,10 @@ class TuneSettings:
         workers: trial processes on this machine.
         baseline: settings of trial 0 (None: no baseline); by default the reference's initial parameters.
         heartbeat: seconds between heartbeats; a trial silent for 3 beats is stale, failed and retried.
-        startup_trials: TPE's random start-up trials (per HyperBand bracket: Optuna's TPE only learns
-            from trials of the bracket it samples for).
+        startup_trials: TPE's random start-up trials (counted per HyperBand bracket when
+            ``sampler_scope`` is ``bracket``, over the whole study when it is ``study``).
+        sampler_scope: ``bracket`` (Optuna's behaviour: the sampler learns only from the trials of the
+            bracket it samples for) or ``study`` (it learns from every trial; pruning is unchanged).
     """
 
     data: str | Path
@@ -95,6 +97,7 @@ class TuneSettings:
     baseline: dict[str, Any] | None = field(default_factory=lambda: dict(REFERENCE_BASELINE))
     heartbeat: int = 10
     startup_trials: int = 10
+    sampler_scope: str = "bracket"
 
     @property
     def name(self) -> str:
@@ -119,6 +122,8 @@ class TuneSettings:
             raise bad("--direction", self.direction, "minimize or maximize")
         if self.sampler not in SAMPLERS:
             raise bad("--sampler", self.sampler, " or ".join(SAMPLERS))
+        if self.sampler_scope not in ("bracket", "study"):
+            raise bad("--sampler-scope", self.sampler_scope, "bracket or study")
         check_metric(self.metric)
         if self.trials < 1:
             raise bad("--trials", self.trials, "a positive whole number")
@@ -189,7 +194,10 @@ def _fingerprint(study: dict[str, Any]) -> dict[str, Any]:
         base["train"].pop(k, None)
     keys = ("space", "metric", "direction", "sampler", "seed", "min_resource", "max_resource", "reduction_factor",
             "startup_trials", "baseline_values")
-    return {**{k: study.get(k) for k in keys}, "base_config": base}
+    found = {**{k: study.get(k) for k in keys}, "base_config": base}
+    if study.get("sampler_scope", "bracket") != "bracket":  # studies made before the option keep their print
+        found["sampler_scope"] = study["sampler_scope"]
+    return found
 
 
 def _describe(settings: TuneSettings, cache_root: Path) -> dict[str, Any]:
@@ -204,6 +212,7 @@ def _describe(settings: TuneSettings, cache_root: Path) -> dict[str, Any]:
         "sampler": settings.sampler,
         "seed": settings.seed,
         "startup_trials": settings.startup_trials,
+        "sampler_scope": settings.sampler_scope,
         "min_resource": settings.min_resource,
         "max_resource": settings.config.train.epochs,
         "reduction_factor": settings.reduction_factor,
@@ -306,6 +315,23 @@ class _OpenStudy:
                 engine.dispose()
 
 
+class StudyWideHyperband:
+    """Optuna's ``HyperbandPruner``, without hiding the other brackets' trials from the sampler.
+
+    Optuna narrows the study a sampler sees to the current trial's bracket whenever ``study.pruner`` is
+    a ``HyperbandPruner`` (``optuna.pruners._filter_study``), so TPE learns only from a third of a small
+    study and spends its start-up trials once per bracket. Wrapping the pruner keeps its decisions
+    (same brackets, rungs and promotions: ``prune`` is delegated) while TPE learns from every trial,
+    ranking pruned ones by how far they got and their last value.
+    """
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def prune(self, study, trial) -> bool:
+        return self.inner.prune(study, trial)
+
+
 def _retry_callback():
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
@@ -324,6 +350,8 @@ def _open_study(desc: dict[str, Any], out: Path, storage_url: str | None, *, hea
                                  name=desc["study_name"])
     pruner = optuna.pruners.HyperbandPruner(min_resource=desc["min_resource"], max_resource=desc["max_resource"],
                                             reduction_factor=desc["reduction_factor"])
+    if desc.get("sampler_scope", "bracket") == "study":
+        pruner = StudyWideHyperband(pruner)
     try:
         with lock.hold():
             study = optuna.create_study(study_name=desc["study_name"], storage=storage,
