@@ -27,6 +27,7 @@ from aerotune.config import DataConfig
 from aerotune.data.palette import Palette, to_hex
 from aerotune.data.sources import Sample, discover, image_size, read_image, read_mask_rgb, unknown_colors_message
 from aerotune.errors import DatasetError, PaletteError
+from aerotune.files import replace_dir
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ def prepare_patches(root: str | Path, out: str | Path, config: DataConfig, palet
         manifest = _fill(tmp, plan, count, config, palette, root, progress)
         manifest["inputs_hash"] = digest
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        _replace_dir(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -275,17 +276,6 @@ def _fill(tmp: Path, plan: list, count: int, config: DataConfig, palette: Palett
             "class_pixels": dict(zip(palette.names, class_pixels.tolist())),
         },
     }
-
-
-def _replace_dir(tmp: Path, out: Path) -> None:
-    """Move ``tmp`` to ``out``, replacing an old cache there with as short a window as possible."""
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}-{time.time_ns()}"
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
 
 
 def cache_for(data: str | Path, config: DataConfig, cache_dir: str | Path, *,

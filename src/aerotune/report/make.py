@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from aerotune.errors import RunError
+from aerotune.files import replace_dir
 from aerotune.report import collect, figures
 from aerotune.report.collect import ModelEval, RunInfo, Sources
 
@@ -91,7 +92,7 @@ def make_report(run: str | Path, *, baseline: str | Path | None = None, out: str
         (tmp / "report.json").write_text(json.dumps(_clean(data), indent=1, allow_nan=False))
         (tmp / "report.md").write_text(render_markdown(data), encoding="utf-8")
         (tmp / "report.html").write_text(render_html(data, tmp), encoding="utf-8")
-        _replace_dir(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -105,16 +106,6 @@ def _check_out(out: Path) -> None:
         raise RunError(f"{out}: is a file; give a folder for the report with --out")
     if out.is_dir() and any(out.iterdir()) and not (out / "report.json").is_file():
         raise RunError(f"{out}: folder exists and is not an aerotune report; choose a new or empty --out folder")
-
-
-def _replace_dir(tmp: Path, out: Path) -> None:
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}-{time.time_ns()}"
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
 
 
 # ------------------------------------------------------------------ assembling the numbers

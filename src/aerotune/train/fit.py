@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
 import logging
 import math
 import os
@@ -29,6 +28,7 @@ from aerotune.data.dataset import PatchDataset, Split, channel_stats, make_split
 from aerotune.data.palette import Palette
 from aerotune.data.patches import PatchCache
 from aerotune.errors import RunError
+from aerotune.files import write_json as _write_json
 from aerotune.model.losses import make_loss
 from aerotune.model.unet import UNet, build_model
 from aerotune.train.metrics import SegmentationMetrics
@@ -95,18 +95,6 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=_json_default, allow_nan=True))
-    os.replace(tmp, path)
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(type(o))
 
 
 def _save(obj: dict[str, Any], path: Path) -> None:

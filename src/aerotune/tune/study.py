@@ -26,6 +26,7 @@ from typing import Any
 
 from aerotune.config import RunConfig
 from aerotune.errors import AerotuneError, ConfigError, RunError
+from aerotune.files import write_json
 from aerotune.train.fit import Callback
 from aerotune.tune.plan import Plan, make_plan
 from aerotune.tune.space import (
@@ -234,9 +235,7 @@ def _first_difference(a: dict[str, Any], b: dict[str, Any]) -> str:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, default=str, allow_nan=True))
-    os.replace(tmp, path)
+    write_json(path, data, default=str)
 
 
 # ---------------------------------------------------------------- run
