@@ -107,7 +107,7 @@ def run_demo(out: Path, *, quick: bool = False, echo=print) -> dict[str, Path]:
          f"model -> {out / 'predictions'}")
     new = write_synthetic_dataset(out / "new-scenes", scenes=plan.new_scenes, size=plan.new_size, seed=2026,
                                   tiles=1)
-    images = sorted((new.root).glob("*/images/*"))
+    images = sorted(new.root.glob("*/images/*"))
     tuned = Predictor.load(out / "tune")
     predict_files(tuned, images, out / "predictions", overlay=True)
     scores = {"tuned": _scene_accuracy(tuned, images)}

@@ -40,3 +40,8 @@ class MissingExtraError(AerotuneError):
             f"this command needs the optional package '{module}': "
             f'install it with: pip install "aerotune[{extra}]"'
         )
+
+
+def first_line(exc: BaseException, limit: int = 500) -> str:
+    """The first line of an exception's message (its type name when empty), at most ``limit`` characters."""
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:limit]

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from aerotune.data.palette import Palette, count_colors, to_hex
-from aerotune.errors import DatasetError
+from aerotune.errors import DatasetError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def image_size(path: Path) -> tuple[int, int]:
         with Image.open(path) as im:
             return im.size
     except (UnidentifiedImageError, OSError) as exc:
-        raise DatasetError(f"{path}: cannot read image ({_short(exc)}); replace or remove the file") from None
+        raise DatasetError(f"{path}: cannot read image ({first_line(exc)}); replace or remove the file") from None
 
 
 def read_image(path: Path) -> Image.Image:
@@ -118,16 +118,12 @@ def read_image(path: Path) -> Image.Image:
             im.load()
             return im.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DatasetError(f"{path}: cannot read image ({_short(exc)}); replace or remove the file") from None
+        raise DatasetError(f"{path}: cannot read image ({first_line(exc)}); replace or remove the file") from None
 
 
 def read_mask_rgb(path: Path) -> np.ndarray:
     """Decode a mask of any PNG mode (RGB, RGBA, P, L, ...) into an (H, W, 3) uint8 colour array."""
     return np.asarray(read_image(path), dtype=np.uint8)
-
-
-def _short(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 @dataclass

@@ -28,7 +28,7 @@ from aerotune.data.dataset import PatchDataset, Split, channel_stats, make_split
 from aerotune.data.palette import Palette
 from aerotune.data.patches import PatchCache
 from aerotune.errors import RunError
-from aerotune.files import write_json as _write_json
+from aerotune.files import write_json
 from aerotune.model.losses import make_loss
 from aerotune.model.unet import UNet, build_model
 from aerotune.train.metrics import SegmentationMetrics
@@ -178,9 +178,9 @@ def fit(config: RunConfig, cache: PatchCache, out: str | Path, *, split: Split |
                            "or repeat the same settings to resume")
         split = Split.from_dict(state["split"])
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(out / "config.json", config.to_dict())
-    _write_json(out / "split.json", split.to_dict())
-    _write_json(out / "data.json", {"cache": str(cache.root.resolve())})
+    write_json(out / "config.json", config.to_dict())
+    write_json(out / "split.json", split.to_dict())
+    write_json(out / "data.json", {"cache": str(cache.root.resolve())})
 
     torch.manual_seed(tc.seed)
     model = build_model(config.model, num_classes=palette.num_classes).to(device)
@@ -268,7 +268,7 @@ def fit(config: RunConfig, cache: PatchCache, out: str | Path, *, split: Split |
                "device": str(device), "precision": str(dtype).replace("torch.", "") if dtype else "fp32",
                "patches": {"train": len(split.train), "val": len(split.val)}}
     _write_history(out, history)
-    _write_json(out / "metrics.json", metrics)
+    write_json(out / "metrics.json", metrics)
     return RunResult(out, status, len(history), best_epoch, best_val, history, metrics, reason)
 
 
@@ -281,7 +281,7 @@ def _without_epochs(config: RunConfig) -> dict[str, Any]:
 
 
 def _write_history(out: Path, history: list[dict[str, Any]]) -> None:
-    _write_json(out / "history.json", history)
+    write_json(out / "history.json", history)
     if not history:
         return
     tmp = out / "history.csv.tmp"

@@ -267,6 +267,17 @@ def _numbers(values: Any, n: int, at: str, names: str) -> list[float]:
     return [float(v) for v in values]
 
 
+def _pair_and_q(kind: str, value: Any, at: str, names: str) -> tuple[float, float, float | None]:
+    """The two numbers of an NNI entry, and q (positive) for the q-types, None otherwise."""
+    if not kind.startswith("q"):
+        a, b = _numbers(value, 2, at, names)
+        return a, b, None
+    a, b, q = _numbers(value, 3, at, f"{names}, q")
+    if q <= 0:
+        raise SearchSpaceError(f"{at}: q must be positive, found {q}")
+    return a, b, q
+
+
 def _parse_nni(key: str, spec: dict[str, Any], at: str) -> Param:
     unknown = set(spec) - {"_type", "_value"}
     if unknown:
@@ -282,23 +293,11 @@ def _parse_nni(key: str, spec: dict[str, Any], at: str) -> Param:
             raise SearchSpaceError(f"{at}: randint needs whole numbers lower < upper (upper excluded), found {value!r}")
         return Param(key, "int", low=int(lo), high=int(hi) - 1, nni=kind)
     if kind in ("uniform", "loguniform", "quniform", "qloguniform"):
-        q = None
-        if kind.startswith("q"):
-            lo, hi, q = _numbers(value, 3, at, "low, high, q")
-            if q <= 0:
-                raise SearchSpaceError(f"{at}: q must be positive, found {q}")
-        else:
-            lo, hi = _numbers(value, 2, at, "low, high")
+        lo, hi, q = _pair_and_q(kind, value, at, "low, high")
         log = "log" in kind
         _check_range(lo, hi, log, at)
         return Param(key, "float", low=lo, high=hi, log=log, q=q, nni=kind)
-    q = None
-    if kind.startswith("q"):
-        mu, sigma, q = _numbers(value, 3, at, "mu, sigma, q")
-        if q <= 0:
-            raise SearchSpaceError(f"{at}: q must be positive, found {q}")
-    else:
-        mu, sigma = _numbers(value, 2, at, "mu, sigma")
+    mu, sigma, q = _pair_and_q(kind, value, at, "mu, sigma")
     if sigma <= 0:
         raise SearchSpaceError(f"{at}: sigma must be positive, found {sigma}")
     return Param(key, "lognormal" if "lognormal" in kind else "normal", mu=mu, sigma=sigma, q=q, nni=kind)

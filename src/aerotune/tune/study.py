@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from aerotune.config import RunConfig
-from aerotune.errors import AerotuneError, ConfigError, RunError
+from aerotune.errors import AerotuneError, ConfigError, RunError, first_line
 from aerotune.files import write_json
 from aerotune.train.fit import Callback
 from aerotune.tune.plan import Plan, make_plan
@@ -576,12 +576,12 @@ class _Worker:
                     return
                 except Exception as exc:  # noqa: BLE001 - a failing trial never ends the study
                     if _is_oom(exc):
-                        status, reason = "out of memory", _first_line(exc)
+                        status, reason = "out of memory", first_line(exc)
                         _free_memory()
                     elif isinstance(exc, AerotuneError):
-                        status, reason = "error", _first_line(exc)
+                        status, reason = "error", first_line(exc)
                     else:
-                        status, reason = "error", f"{type(exc).__name__}: {_first_line(exc)}"
+                        status, reason = "error", f"{type(exc).__name__}: {first_line(exc)}"
                         log.exception("trial %d failed", number)
                     result = None
             if result is not None:
@@ -701,10 +701,6 @@ def _free_memory() -> None:
 
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0][:500]
 
 
 # ---------------------------------------------------------------- results
