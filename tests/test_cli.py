@@ -67,7 +67,7 @@ def _dataset_with(tmp_path: Path, problem: str) -> Path:
 @pytest.mark.parametrize("problem, needles", [
     ("unpaired", ["image_part_002.jpg", "image has no mask"]),
     ("size", ["image_part_002.png", "mask is 64x48 but its image is 64x64"]),
-    ("corrupt", ["image_part_002.png", "cannot read image"]),
+    ("corrupt", ["image_part_002.png", "cannot read mask"]),
     ("small", ["image_part_002.jpg", "smaller than one 64 patch"]),
     ("unknown", ["#000000 (1 px in", "image_part_002.png", "--unknown-colors ignore"]),
 ])

@@ -44,7 +44,7 @@ def test_classes_file_formats(tmp_path):
 @pytest.mark.parametrize("text, match", [
     ("{not json", "cannot parse"),
     ("[1, 2]", "mapping of class name"),
-    ('{"A": "#000000", "B": "#000000"}', "share one colour"),
+    ('{"A": "#000000", "B": "#000000"}', "classes 'A' and 'B' both have colour #000000"),
 ])
 def test_bad_classes_files(tmp_path, text, match):
     f = tmp_path / "bad.json"

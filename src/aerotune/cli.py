@@ -27,7 +27,15 @@ STAGE_COMMANDS = ("aerotune.tune.command", "aerotune.report.command")
 def add_data_options(p: argparse.ArgumentParser, *, patches: bool = True) -> None:
     """Options that map onto ``data.*`` settings (shortcuts for ``--set data.KEY=VALUE``)."""
     p.add_argument("--classes", dest="classes_file", metavar="FILE",
-                   help="classes file (JSON or TOML: name -> #RRGGBB); default: the built-in Dubai palette")
+                   help="classes file (JSON or TOML: name -> #RRGGBB, or name -> mask id for masks of class ids); "
+                        "default: the built-in Dubai palette")
+    p.add_argument("--images-dir", metavar="NAME", help="name of the images folder (default: images, img, rgb...)")
+    p.add_argument("--masks-dir", metavar="NAME", help="name of the masks folder (default: masks, gt, labels...)")
+    p.add_argument("--mask-size", choices=["error", "resize"],
+                   help="masks of another size than their image: error (default) or resize them (nearest neighbour, "
+                        "same aspect ratio within 1%%)")
+    p.add_argument("--skip-bad-pairs", action="store_true", default=None,
+                   help="leave out unreadable or mismatched pairs (listed in the cache manifest) instead of failing")
     p.add_argument("--unknown-colors", choices=["error", "ignore"],
                    help="unknown mask colours: error (default) or ignore them in loss and metrics")
     if patches:
@@ -38,7 +46,8 @@ def add_data_options(p: argparse.ArgumentParser, *, patches: bool = True) -> Non
 
 
 def data_overrides(args: argparse.Namespace) -> dict[str, object]:
-    keys = ("classes_file", "unknown_colors", "patch_size", "scale", "mode")
+    keys = ("classes_file", "unknown_colors", "patch_size", "scale", "mode", "images_dir", "masks_dir", "mask_size",
+            "skip_bad_pairs")
     return {f"data.{k}": getattr(args, k) for k in keys if getattr(args, k, None) is not None}
 
 
@@ -64,27 +73,29 @@ def resolve_config(args: argparse.Namespace):
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from aerotune.data.palette import load_palette, to_hex
+    from aerotune.data.palette import key_text, load_palette
     from aerotune.data.sources import inspect_dataset
+    from aerotune.reading import show
 
     palette = load_palette(args.classes_file)
-    insp = inspect_dataset(args.root, palette, patch_size=args.patch_size or 256, scale=args.scale or 1.0)
+    insp = inspect_dataset(args.root, palette, patch_size=args.patch_size or 256, scale=args.scale or 1.0,
+                           images_dir=args.images_dir, masks_dir=args.masks_dir, mask_size=args.mask_size or "error")
     if args.json:
         print(json.dumps(_inspection_dict(insp), indent=1))
         return 1 if insp.problems else 0
-    print(f"{insp.root}: {insp.layout} layout, {len(insp.samples)} image/mask pairs")
+    print(f"{show(insp.root)}: {insp.layout} layout, {len(insp.samples)} image/mask pairs")
     for s in insp.samples:
         w, h = insp.sizes[s.name]
         print(f"  {s.name:<32} {w}x{h}")
     total = insp.total_pixels
-    print("mask colours:")
-    names = dict(zip(palette.colors, palette.names))
+    print("mask ids:" if palette.by_id else "mask colours:")
+    names = dict(zip(palette.keys, palette.names))
     for color, n in sorted(insp.colors.items(), key=lambda kv: -kv[1]):
         cls = names.get(color, "UNKNOWN (not in the palette)")
-        print(f"  {to_hex(color)}  {n:>12,} px  {n / max(total, 1):7.2%}  {cls}")
+        print(f"  {key_text(color):>8}  {n:>12,} px  {n / max(total, 1):7.2%}  {cls}")
     for color in sorted(insp.unknown, key=lambda c: -insp.colors[c]):
         files = insp.color_files[color]
-        print(f"unknown colour {to_hex(color)} in {len(files)} file(s):")
+        print(f"unknown {'id' if palette.by_id else 'colour'} {key_text(color)} in {len(files)} file(s):")
         for f in files:
             print(f"  {f}")
     if insp.problems:
@@ -97,14 +108,16 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _inspection_dict(insp) -> dict:
-    from aerotune.data.palette import to_hex
+    from aerotune.data.palette import key_text
+    from aerotune.reading import show
 
-    names = dict(zip(insp.palette.colors, insp.palette.names))
+    names = dict(zip(insp.palette.keys, insp.palette.names))
     return {
-        "root": str(insp.root), "layout": insp.layout,
-        "pairs": [{"name": s.name, "image": str(s.image), "mask": str(s.mask), "size": insp.sizes[s.name]}
+        "root": show(insp.root), "layout": insp.layout,
+        "pairs": [{"name": s.name, "image": show(s.image), "mask": show(s.mask), "size": insp.sizes[s.name]}
                   for s in insp.samples],
-        "colors": [{"color": to_hex(c), "pixels": n, "class": names.get(c), "files": insp.color_files[c]}
+        "colors": [{"color" if isinstance(c, tuple) else "id": c if isinstance(c, int) else key_text(c),
+                    "pixels": n, "class": names.get(c), "files": insp.color_files[c]}
                    for c, n in sorted(insp.colors.items(), key=lambda kv: -kv[1])],
         "problems": [str(p) for p in insp.problems],
     }
@@ -142,9 +155,11 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         cache = prepare_patches(args.root, args.out, config, load_palette(config.classes_file), force=args.force,
                                 progress=progress)
     px = cache.manifest["pixels"]
+    skipped = cache.manifest.get("skipped", [])
     print(f"{cache.root}: {len(cache)} patches of {cache.patch_size}x{cache.patch_size} from "
           f"{len(cache.sources)} images ({config.mode} mode); {px['dropped_share']:.1%} of labelled pixels "
-          "outside the patches")
+          "outside the patches" + (f"; {len(skipped)} pair(s) or file(s) skipped, listed under \"skipped\" in "
+                                   f"{cache.root / 'manifest.json'}" if skipped else ""))
     return 0
 
 

@@ -32,6 +32,10 @@ class DataConfig:
     split: str = "random"  # random (the reference: 80/20, seed 42) | image | tile
     val_fraction: float = 0.2
     split_seed: int = 42
+    images_dir: str | None = None  # None: images/, image/, img/, rgb/, imgs/ (any case); else this folder name
+    masks_dir: str | None = None  # None: masks/, mask/, gt/, labels/, label/, annotations/ (any case)
+    mask_size: str = "error"  # error | resize: masks of another size but the same aspect ratio, nearest neighbour
+    skip_bad_pairs: bool = False  # leave out unreadable or mismatched pairs (listed in the manifest) instead of failing
 
     def validate(self) -> None:
         _check(self.patch_size >= 16 and self.patch_size % 16 == 0, "data.patch_size", self.patch_size,
@@ -44,6 +48,11 @@ class DataConfig:
                "minmax or meanstd")
         _check(self.split in ("random", "image", "tile"), "data.split", self.split, "random, image or tile")
         _check(0.0 < self.val_fraction < 1.0, "data.val_fraction", self.val_fraction, "between 0 and 1")
+        _check(self.mask_size in ("error", "resize"), "data.mask_size", self.mask_size, "error or resize")
+        for key in ("images_dir", "masks_dir"):
+            name = getattr(self, key)
+            _check(name is None or (name.strip() not in ("", ".", "..") and "/" not in name and "\\" not in name),
+                   f"data.{key}", name, "the name of a folder inside the dataset (or each tile folder), like images")
 
 
 @dataclass(frozen=True)
@@ -133,7 +142,10 @@ class RunConfig:
             raise ConfigError(
                 f"{where}: unknown section {sorted(unknown)[0]!r}; the sections are data, model and train"
             )
-        return cls(**sections).validate()
+        try:
+            return cls(**sections).validate()
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
 
     def with_overrides(self, overrides: dict[str, Any], *, where: str = "--set") -> RunConfig:
         """Return a copy with ``{"section.field" or alias: value}`` applied and validated."""
@@ -182,7 +194,7 @@ def _check(ok: bool, key: str, value: Any, expected: str) -> None:
         raise ConfigError(f"{key} = {value!r} is invalid; use {expected}")
 
 
-def coerce(value: Any, kind: Any, *, key: str) -> Any:
+def coerce(value: Any, kind: Any, *, key: str, example: Any = None) -> Any:
     """Convert a value (possibly a string from the command line) to a field's type."""
     text = value.strip() if isinstance(value, str) else None
     try:
@@ -219,7 +231,8 @@ def coerce(value: Any, kind: Any, *, key: str) -> Any:
     else:
         return value
     expected = {bool: "true or false", int: "a whole number", float: "a number"}.get(kind, "text")
-    raise ConfigError(f"{key} = {value!r} is not {expected}")
+    fix = f"; write it as {expected}" + (f", like {key} = {json.dumps(example)}" if example is not None else "")
+    raise ConfigError(f"{key} = {value!r} is not {expected}{fix}")
 
 
 def _build(klass: type, values: dict[str, Any], *, where: str) -> Any:
@@ -229,7 +242,11 @@ def _build(klass: type, values: dict[str, Any], *, where: str) -> Any:
     for key, value in values.items():
         if key not in names:
             raise ConfigError(f"{where}: unknown key {key!r}; known keys are {', '.join(names)}")
-        kwargs[key] = coerce(value, hints[key], key=f"{klass.__name__.replace('Config', '').lower()}.{key}")
+        section = klass.__name__.replace("Config", "").lower()
+        try:
+            kwargs[key] = coerce(value, hints[key], key=f"{section}.{key}", example=getattr(klass(), key))
+        except ConfigError as exc:
+            raise ConfigError(f"{where.rsplit(': ', 1)[0]}: {exc}") from None
     if klass is ModelConfig and kwargs.get("activation") is None and "activation" in kwargs:
         kwargs["activation"] = "none"
     return klass(**kwargs)
@@ -251,29 +268,28 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
 def read_table(path: str | Path) -> dict[str, Any]:
     """Read a TOML, JSON or YAML file into a dict, with a one-line error on any problem."""
+    from aerotune.reading import load_json, read_text, show, toml_parser
+
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: file not found; give the path of an existing TOML, JSON or YAML file")
+    where = show(path)
     suffix = path.suffix.lower()
-    text = path.read_text(encoding="utf-8", errors="replace")
+    if suffix not in (".toml", ".json", ".yaml", ".yml"):
+        raise ConfigError(f"{where}: unknown file type {suffix!r}; use .toml, .json or .yaml")
+    text = read_text(path, what="file", fix="give the path of an existing TOML, JSON or YAML file")
     try:
         if suffix == ".toml":
-            import tomllib
-
-            data = tomllib.loads(text)
+            data = toml_parser().loads(text)
         elif suffix == ".json":
-            data = json.loads(text)
-        elif suffix in (".yaml", ".yml"):
+            data = load_json(text, where=where)
+        else:
             import yaml
 
             data = yaml.safe_load(text)
-        else:
-            raise ConfigError(f"{path}: unknown file type {suffix!r}; use .toml, .json or .yaml")
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - every parser error is bad input
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise ConfigError(f"{path}: cannot parse ({first}); fix the syntax") from None
+        raise ConfigError(f"{where}: cannot parse ({first}); fix the syntax") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a table of settings at the top level")
+        raise ConfigError(f"{where}: expected a table of settings at the top level, like [train] epochs = 5")
     return data

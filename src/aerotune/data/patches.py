@@ -24,17 +24,27 @@ import numpy as np
 from PIL import Image
 
 from aerotune.config import DataConfig
-from aerotune.data.palette import Palette, to_hex
-from aerotune.data.sources import Sample, discover, image_size, read_image, read_mask_rgb, unknown_colors_message
-from aerotune.errors import DatasetError, PaletteError
+from aerotune.data.palette import Palette, key_text
+from aerotune.data.sources import (
+    PAIR_HINT,
+    Sample,
+    discover,
+    image_size,
+    read_image,
+    read_mask,
+    size_problem,
+    unknown_colors_message,
+)
+from aerotune.errors import DatasetError, PaletteError, first_line
 from aerotune.files import replace_dir
+from aerotune.reading import file_problem, show
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 CACHE_VERSION = 1
 #: The settings that change the cache's content; the others (split, normalisation...) do not.
-CACHE_KEYS = ("patch_size", "scale", "mode", "unknown_colors")
+CACHE_KEYS = ("patch_size", "scale", "mode", "unknown_colors", "mask_size", "skip_bad_pairs")
 
 
 def patch_starts(length: int, patch: int, mode: str) -> list[int]:
@@ -112,18 +122,31 @@ def is_cache(path: str | Path) -> bool:
     return (Path(path) / MANIFEST).is_file()
 
 
+def _hash_file(h: Any, path: Path, root: Path) -> None:
+    h.update(os.fsencode(path.relative_to(root)))
+    try:
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError as exc:
+        problem = file_problem(path, exc) or f"cannot be read ({first_line(exc)}); check the file"
+        raise DatasetError(f"{show(path)}: {problem}") from None
+
+
 def inputs_hash(samples: list[Sample], root: Path, settings: dict[str, Any], palette: Palette) -> str:
     """A hash of every input file's bytes, the cache settings and the palette."""
+    h = _settings_hash(settings, palette)
+    for s in samples:
+        for f in (s.image, s.mask):
+            _hash_file(h, f, root)
+    return h.hexdigest()
+
+
+def _settings_hash(settings: dict[str, Any], palette: Palette) -> Any:
     h = hashlib.sha256()
     h.update(json.dumps({"v": CACHE_VERSION, "settings": settings, "palette": palette.to_dict()},
                         sort_keys=True).encode())
-    for s in samples:
-        for f in (s.image, s.mask):
-            h.update(str(f.relative_to(root)).encode())
-            with open(f, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
-    return h.hexdigest()
+    return h
 
 
 def _resize(img: Image.Image, size: tuple[int, int], *, nearest: bool) -> Image.Image:
@@ -145,16 +168,43 @@ def prepare_patches(root: str | Path, out: str | Path, config: DataConfig, palet
     """
     root, out = Path(root), Path(out)
     config.validate()
-    found = discover(root)
-    if found.problems:
+    found = discover(root, images_dir=config.images_dir, masks_dir=config.masks_dir)
+    skipped: list[dict[str, str]] = []
+    if found.problems and not config.skip_bad_pairs:
         first = found.problems[0]
         n_more = len(found.problems) - 1
         more = f" (and {n_more} more problems; run aerotune data inspect)" if n_more else ""
         raise DatasetError(f"{first}{more}")
-    if not found.samples:
-        raise DatasetError(f"{root}: no image/mask pairs found; run aerotune data inspect {root}")
+    for problem in found.problems:
+        _skip(skipped, root, problem.sample, str(problem), problem.path)
     settings = {k: getattr(config, k) for k in CACHE_KEYS}
-    digest = inputs_hash(found.samples, root, settings, palette)
+    h = _settings_hash(settings, palette)
+    p, mode = config.patch_size, config.mode
+    plan = []  # (sample, scaled size, row starts, col starts)
+    for s in found.samples:
+        try:
+            size = image_size(s.image)
+            problem = size_problem(size, image_size(s.mask, what="mask"), config.mask_size)
+            if problem:
+                raise DatasetError(f"{show(s.mask)}: {problem}")
+            w, h_ = scaled_size(size, config.scale)
+            rows, cols = patch_starts(h_, p, mode), patch_starts(w, p, mode)
+            if not rows or not cols:
+                raise DatasetError(f"{show(s.image)}: image is {w}x{h_} after scale {config.scale}, smaller than one "
+                                   f"{p} patch; use a smaller --patch-size or --mode full, {PAIR_HINT}")
+            for f in (s.image, s.mask):
+                _hash_file(h, f, root)
+        except DatasetError as exc:
+            if not config.skip_bad_pairs:
+                raise
+            _skip(skipped, root, s, str(exc))
+            continue
+        plan.append((s, (w, h_), rows, cols))
+    if not plan:
+        what = f"; {len(skipped)} pair(s) skipped, the first: {skipped[0]['reason']}" if skipped else ""
+        raise DatasetError(f"{show(root)}: no usable image/mask pairs found{what}; run aerotune data inspect "
+                           f"{show(root)}")
+    digest = h.hexdigest()
     if is_cache(out) and not force:
         try:
             old = json.loads((out / MANIFEST).read_text())
@@ -166,27 +216,11 @@ def prepare_patches(root: str | Path, out: str | Path, config: DataConfig, palet
     if out.exists() and not is_cache(out) and any(out.iterdir()):
         raise DatasetError(f"{out}: folder exists and is not an aerotune cache; choose a new or empty --out folder")
 
-    p, mode = config.patch_size, config.mode
-    plan = []  # (sample, scaled size, row starts, col starts)
-    for s in found.samples:
-        size = image_size(s.image)
-        mask_size = image_size(s.mask)
-        if mask_size != size:
-            raise DatasetError(f"{s.mask}: mask is {mask_size[0]}x{mask_size[1]} but its image is "
-                               f"{size[0]}x{size[1]}; give both the same size")
-        w, h = scaled_size(size, config.scale)
-        rows, cols = patch_starts(h, p, mode), patch_starts(w, p, mode)
-        if not rows or not cols:
-            raise DatasetError(f"{s.image}: image is {w}x{h} after scale {config.scale}, smaller than one {p} "
-                               "patch; use a smaller --patch-size or --mode full")
-        plan.append((s, (w, h), rows, cols))
-    count = sum(len(r) * len(c) for _, _, r, c in plan)
-
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{time.time_ns()}"
     tmp.mkdir()
     try:
-        manifest = _fill(tmp, plan, count, config, palette, root, progress)
+        manifest = _fill(tmp, plan, config, palette, root, skipped, progress)
         manifest["inputs_hash"] = digest
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
         replace_dir(tmp, out)
@@ -196,7 +230,27 @@ def prepare_patches(root: str | Path, out: str | Path, config: DataConfig, palet
     return open_cache(out)
 
 
-def _fill(tmp: Path, plan: list, count: int, config: DataConfig, palette: Palette, root: Path,
+def _skip(skipped: list[dict[str, str]], root: Path, sample: Sample | None, reason: str,
+          path: Path | None = None) -> None:
+    """Record a pair (or a lone file) left out by ``--skip-bad-pairs``, and log it."""
+
+    def rel(f: Path | None) -> str | None:
+        if f is None:
+            return None
+        try:
+            return show(f.relative_to(root))
+        except ValueError:
+            return show(f)
+
+    if sample is not None:
+        entry = {"image": rel(sample.image), "mask": rel(sample.mask), "reason": reason}
+    else:  # a file without a partner, an odd entry or a missing folder
+        entry = {"file": rel(path), "reason": reason}
+    skipped.append(entry)
+    log.warning("skipped %s: %s", sample.name if sample else rel(path) or "a file", reason)
+
+
+def _fill(tmp: Path, plan: list, config: DataConfig, palette: Palette, root: Path, skipped: list[dict[str, str]],
           progress: Callable[[int, int], None] | None) -> dict[str, Any]:
     p = config.patch_size
     # Plain sequential writes, not a writable memmap: dirty mapped pages would count towards the
@@ -211,18 +265,26 @@ def _fill(tmp: Path, plan: list, count: int, config: DataConfig, palette: Palett
     labelled_total = labelled_kept = total_px = 0
     class_pixels = np.zeros(palette.num_classes, dtype=np.int64)
     k = 0
-    for i, (s, (w, h), rows, cols) in enumerate(plan):
-        image = read_image(s.image)
-        rgb = read_mask_rgb(s.mask)
-        if (rgb.shape[1], rgb.shape[0]) != image.size:
-            raise DatasetError(f"{s.mask}: mask is {rgb.shape[1]}x{rgb.shape[0]} but its image is "
-                               f"{image.size[0]}x{image.size[1]}; give both the same size")
-        ids, unk = palette.encode(rgb)
-        del rgb
+    for step, (s, (w, h), rows, cols) in enumerate(plan):
+        try:
+            image = read_image(s.image)
+            mask = read_mask(s.mask, palette)
+            problem = size_problem(image.size, (mask.shape[1], mask.shape[0]), config.mask_size)
+            if problem:  # the file changed since its header was read
+                raise DatasetError(f"{show(s.mask)}: {problem}")
+        except DatasetError as exc:
+            if not config.skip_bad_pairs:
+                raise
+            _skip(skipped, root, s, str(exc))
+            continue
+        i = len(sources)
+        ids, unk = palette.encode(mask)
+        del mask
         total_px += ids.size
         for c, n in unk.items():
             unknown[c] = unknown.get(c, 0) + n
-            unknown_files.setdefault(c, []).append(str(s.mask))
+            unknown_files.setdefault(c, []).append(show(s.mask))
+        size = image.size
         img = np.asarray(_resize(image, (w, h), nearest=False), dtype=np.uint8)
         del image
         ids = np.asarray(_resize(Image.fromarray(ids, "L"), (w, h), nearest=True), dtype=np.uint8)
@@ -247,10 +309,13 @@ def _fill(tmp: Path, plan: list, count: int, config: DataConfig, palette: Palett
         labelled_kept += int(kept.size)
         class_pixels += np.bincount(kept, minlength=palette.num_classes)[: palette.num_classes]
         sources.append({"image": str(s.image.relative_to(root)), "mask": str(s.mask.relative_to(root)),
-                        "tile": s.tile, "stem": s.stem, "size": list(image_size(s.image)),
+                        "tile": s.tile, "stem": s.stem, "size": list(size),
                         "scaled_size": [w, h], "patches": len(rows) * len(cols)})
         if progress:
-            progress(i + 1, len(plan))
+            progress(step + 1, len(plan))
+    if not sources:
+        raise DatasetError(f"{show(root)}: every image/mask pair was skipped, the first because: "
+                           f"{skipped[-1]['reason']}")
     if unknown and config.unknown_colors == "error":
         images.close()
         masks.close()
@@ -262,7 +327,7 @@ def _fill(tmp: Path, plan: list, count: int, config: DataConfig, palette: Palett
     return {
         "version": CACHE_VERSION,
         "root": str(root.resolve()),
-        "count": count,
+        "count": k,
         "settings": {k: getattr(config, k) for k in CACHE_KEYS},
         "palette": palette.to_dict(),
         "ignore_index": palette.ignore_index,
@@ -272,9 +337,10 @@ def _fill(tmp: Path, plan: list, count: int, config: DataConfig, palette: Palett
             "labelled": labelled_total,
             "labelled_in_patches": labelled_kept,
             "dropped_share": 1 - labelled_kept / max(labelled_total, 1),
-            "unknown": {to_hex(c): n for c, n in unknown.items()},
+            "unknown": {key_text(c): n for c, n in unknown.items()},
             "class_pixels": dict(zip(palette.names, class_pixels.tolist())),
         },
+        "skipped": skipped,
     }
 
 
@@ -290,8 +356,9 @@ def cache_for(data: str | Path, config: DataConfig, cache_dir: str | Path, *,
     if is_cache(data):
         cache = open_cache(data)
         wanted = {k: getattr(config, k) for k in CACHE_KEYS}
-        have = cache.manifest["settings"]
-        diff = [k for k in CACHE_KEYS if have.get(k) != wanted[k]]
+        defaults = DataConfig()  # caches from before a setting existed were cut with its default
+        have = {k: cache.manifest["settings"].get(k, getattr(defaults, k)) for k in CACHE_KEYS}
+        diff = [k for k in CACHE_KEYS if have[k] != wanted[k]]
         if diff:
             k = diff[0]
             raise DatasetError(f"{data}: cache was cut with {k} = {have.get(k)!r} but the config asks for "

@@ -1,6 +1,7 @@
 """Finding image/mask pairs (by file stem, never by listing order) and reading them.
 
-Two layouts are recognised:
+Two layouts are recognised, each with the usual folder names (:data:`FOLDER_PAIRS`, any letter case) or the
+names given with ``--images-dir`` / ``--masks-dir``:
 
 * tiled: ``ROOT/<folder>/images/*`` with ``ROOT/<same folder>/masks/*`` (the Dubai set);
 * flat: ``ROOT/images`` and ``ROOT/masks``.
@@ -14,16 +15,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
-from aerotune.data.palette import Palette, count_colors, to_hex
+from aerotune.data.palette import Palette, count_colors, key_text
 from aerotune.errors import DatasetError, first_line
+from aerotune.reading import file_problem, open_image, show
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 #: Above this share of unknown mask pixels the palette itself is probably wrong.
 WRONG_PALETTE_SHARE = 0.5
+#: (images folder, masks folder) names of public datasets, compared ignoring case, in order of preference.
+FOLDER_PAIRS = (("images", "masks"), ("image", "mask"), ("img", "gt"), ("images", "labels"), ("rgb", "label"),
+                ("images", "annotations"), ("imgs", "masks"), ("images", "gt"), ("image", "label"),
+                ("img", "mask"), ("img", "masks"), ("imgs", "labels"), ("rgb", "labels"))
+#: Masks whose aspect ratio differs from their image's by more than this are never resized.
+ASPECT_TOLERANCE = 0.01
+SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+PAIR_HINT = "or pass --skip-bad-pairs to leave such pairs out"
 
 
 @dataclass(frozen=True)
@@ -37,16 +46,17 @@ class Sample:
 
     @property
     def name(self) -> str:
-        return f"{self.tile}/{self.stem}" if self.tile else self.stem
+        return show(f"{self.tile}/{self.stem}" if self.tile else self.stem)
 
 
 @dataclass
 class Problem:
     path: Path | None
     message: str
+    sample: Sample | None = None  # the pair this problem rules out, if any
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
+        return f"{show(self.path)}: {self.message}" if self.path else self.message
 
 
 @dataclass
@@ -56,92 +66,212 @@ class Discovery:
     layout: str = "flat"
 
 
-def _files(folder: Path) -> dict[str, Path]:
+def _entries(folder: Path) -> list[Path]:
+    try:
+        return sorted(folder.iterdir())
+    except OSError as exc:
+        problem = file_problem(folder, exc) or f"cannot be listed ({first_line(exc)})"
+        raise DatasetError(f"{show(folder)}: folder {problem}") from None
+
+
+def _is_dir(p: Path) -> bool:
+    try:
+        return p.is_dir()
+    except OSError:
+        return False
+
+
+def _pick(folder: Path, images_dir: str | None, masks_dir: str | None) -> tuple[Path | None, Path | None]:
+    """The images and masks folders inside ``folder`` (either may be None)."""
+    dirs = {p.name: p for p in _entries(folder) if _is_dir(p)}
+    lower: dict[str, list[Path]] = defaultdict(list)
+    for name, p in dirs.items():
+        lower[name.lower()].append(p)
+
+    def find(name: str) -> Path | None:
+        if name in dirs:
+            return dirs[name]
+        hits = lower.get(name.lower(), [])
+        return hits[0] if len(hits) == 1 else None
+
+    if images_dir and masks_dir:
+        return find(images_dir), find(masks_dir)
+    pairs = [(images_dir or i, masks_dir or m) for i, m in FOLDER_PAIRS]
+    found = list(dict.fromkeys((find(i), find(m)) for i, m in pairs if find(i) and find(m)))
+    if len(found) > 1:
+        shown = ", ".join(f"{i.name}/ + {m.name}/" for i, m in found)
+        raise DatasetError(f"{show(folder)}: more than one pair of image and mask folders ({shown}); choose one "
+                           "with --images-dir NAME --masks-dir NAME")
+    if found:
+        return found[0]
+    image = next((find(i) for i, _ in pairs if find(i)), None)
+    mask = next((find(m) for _, m in pairs if find(m)), None)
+    return image, mask
+
+
+def _looked_for(images_dir: str | None, masks_dir: str | None) -> str:
+    pairs = dict.fromkeys(f"{images_dir or i}/+{masks_dir or m}/" for i, m in FOLDER_PAIRS)
+    return ", ".join(pairs) + ("" if images_dir and masks_dir else " (any letter case)")
+
+
+def _seen(root: Path) -> str:
+    entries = [p for p in _entries(root) if not p.name.startswith(".")]
+    names = [show(p.name) + ("/" if _is_dir(p) else "") for p in entries[:10]]
+    text = ", ".join(names) + (f" and {len(entries) - 10} more" if len(entries) > 10 else "") or "nothing"
+    sub = next((p for p in entries if _is_dir(p)), None)
+    if sub is not None:
+        inner = [show(p.name) + "/" for p in _entries(sub) if _is_dir(p) and not p.name.startswith(".")][:6]
+        text += f" ({show(sub.name)}/ holds {', '.join(inner) if inner else 'no folders'})"
+    return text
+
+
+def _files(folder: Path, problems: list[Problem]) -> dict[str, Path]:
+    """Image files in ``folder`` by stem; odd entries named like images become problems."""
     out: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."):
-            out.setdefault(p.stem, p)
+    for p in _entries(folder):
+        if p.name.startswith(".") or p.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        problem = file_problem(p)
+        if problem and "permission denied" not in problem:
+            problems.append(Problem(p, problem))
+        elif p.stem in out:
+            problems.append(Problem(p, f"two files share the name {show(p.stem)!s} ({show(out[p.stem].name)} and "
+                                       f"{show(p.name)}), so the pairing is ambiguous; keep one of them"))
+        else:
+            out[p.stem] = p
     return out
 
 
-def discover(root: str | Path) -> Discovery:
-    """Find every image/mask pair under ``root``; unpaired files become problems, not errors."""
+def discover(root: str | Path, *, images_dir: str | None = None, masks_dir: str | None = None) -> Discovery:
+    """Find every image/mask pair under ``root``; unpaired or odd files become problems, not errors."""
     root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"{root}: dataset folder not found; pass a folder with images/ and masks/ "
-                           "(or tile folders that each hold them)")
-    groups: list[tuple[str, Path]] = []
+    if not _is_dir(root):
+        problem = "not found"
+        if root.is_symlink() or root.exists():
+            problem = f"is not usable ({file_problem(root) or 'it is a file, not a folder'})"
+        raise DatasetError(f"{show(root)}: dataset folder {problem}; pass a folder with images/ and masks/ (or "
+                           "tile folders that each hold them)")
+    groups: list[tuple[str, Path, Path | None, Path | None]] = []
     layout = "flat"
-    if (root / "images").is_dir() or (root / "masks").is_dir():
-        groups.append(("", root))
+    image, mask = _pick(root, images_dir, masks_dir)
+    if image or mask:
+        groups.append(("", root, image, mask))
     else:
         layout = "tiled"
-        for sub in sorted(p for p in root.iterdir() if p.is_dir()):
-            if (sub / "images").is_dir() or (sub / "masks").is_dir():
-                groups.append((sub.name, sub))
+        for sub in (p for p in _entries(root) if _is_dir(p) and not p.name.startswith(".")):
+            image, mask = _pick(sub, images_dir, masks_dir)
+            if image or mask:
+                groups.append((sub.name, sub, image, mask))
     if not groups:
-        raise DatasetError(f"{root}: no images/ and masks/ folders found; use ROOT/images + ROOT/masks "
-                           "or ROOT/<tile>/images + ROOT/<tile>/masks")
+        raise DatasetError(f"{show(root)}: no image and mask folders found; looked for "
+                           f"{_looked_for(images_dir, masks_dir)} in it and in its sub-folders, and saw "
+                           f"{_seen(root)}; name the folders with --images-dir NAME --masks-dir NAME")
     samples: list[Sample] = []
     problems: list[Problem] = []
-    for tile, folder in groups:
-        for part in ("images", "masks"):
-            if not (folder / part).is_dir():
-                problems.append(Problem(folder / part, f"folder missing; add the {part} of {folder.name or root}"))
-        images = _files(folder / "images") if (folder / "images").is_dir() else {}
-        masks = _files(folder / "masks") if (folder / "masks").is_dir() else {}
+    for tile, folder, image_dir, mask_dir in groups:
+        for part, found, name in (("images", image_dir, images_dir), ("masks", mask_dir, masks_dir)):
+            if found is None:
+                problems.append(Problem(folder / (name or part), f"folder missing; add the {part} of "
+                                                                 f"{show(folder.name or root)}"))
+        images = _files(image_dir, problems) if image_dir else {}
+        masks = _files(mask_dir, problems) if mask_dir else {}
+        mname, iname = (mask_dir or folder / "masks").name, (image_dir or folder / "images").name
         for stem in sorted(images.keys() | masks.keys()):
             if stem not in masks:
-                problems.append(Problem(images[stem], f"image has no mask; add masks/{stem}.png or remove it"))
+                problems.append(Problem(images[stem], f"image has no mask; add {show(mname)}/{show(stem)}.png or "
+                                                      "remove it"))
             elif stem not in images:
-                problems.append(Problem(masks[stem], f"mask has no image; add images/{stem}.jpg or remove it"))
+                problems.append(Problem(masks[stem], f"mask has no image; add {show(iname)}/{show(stem)}.jpg or "
+                                                     "remove it"))
             else:
                 samples.append(Sample(images[stem], masks[stem], tile, stem))
     if not samples and not problems:
-        problems.append(Problem(root, "no image files found (.jpg .jpeg .png .tif)"))
+        problems.append(Problem(root, f"no image files found ({' '.join(IMAGE_SUFFIXES)})"))
     return Discovery(samples, problems, layout)
 
 
-def image_size(path: Path) -> tuple[int, int]:
+def image_size(path: Path, *, what: str = "image") -> tuple[int, int]:
     """(width, height) from the file header, without decoding pixels."""
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DatasetError(f"{path}: cannot read image ({first_line(exc)}); replace or remove the file") from None
+    with open_image(path, what=what) as im:
+        return im.size
 
 
-def read_image(path: Path) -> Image.Image:
-    """Decode an image as RGB; a corrupt or truncated file is a ``DatasetError``."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return im.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DatasetError(f"{path}: cannot read image ({first_line(exc)}); replace or remove the file") from None
+def read_image(path: Path) -> object:
+    """Decode an image as RGB (a PIL image); a corrupt, truncated or unreadable file is a ``DatasetError``."""
+    with open_image(path) as im:
+        im.load()
+        return im.convert("RGB")
+
+
+def read_mask(path: Path, palette: Palette | None = None) -> np.ndarray:
+    """Decode a mask for ``palette``: (H, W, 3) uint8 colours, or (H, W) class ids for an index palette.
+
+    Colour masks may be RGB, RGBA, P, L, LA or 1-bit; id masks L, P (the palette index is the id), 1-bit,
+    16-bit (I;16, I), or RGB/RGBA with three equal channels. Other modes are a ``DatasetError`` that says why.
+    """
+    with open_image(path, what="mask") as im:
+        im.load()
+        mode = im.mode
+        if palette is None or not palette.by_id:
+            if mode in SIXTEEN_BIT:
+                raise DatasetError(f"{show(path)}: mask is a 16-bit image (mode {mode}): it holds numbers, not "
+                                   "colours; if they are class ids, map names to ids in the classes file "
+                                   "(Building = 1), else save the mask as an 8-bit RGB PNG")
+            if mode not in ("RGB", "RGBA", "P", "PA", "L", "LA", "1"):
+                raise DatasetError(f"{show(path)}: mask is a {mode} image; save masks as RGB, palette or "
+                                   "greyscale PNGs")
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+        if mode in ("L", "P", "1") or mode in SIXTEEN_BIT:
+            return np.asarray(im).astype(np.int64 if mode in SIXTEEN_BIT else np.uint8)
+        if mode in ("LA", "PA"):
+            return np.asarray(im.getchannel(0), dtype=np.uint8)
+        if mode in ("RGB", "RGBA"):
+            rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
+            if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
+                return rgb[..., 0].copy()
+            raise DatasetError(f"{show(path)}: mask is a colour (RGB) image but the classes file maps names to ids; "
+                               "give colours in the classes file (Building = \"#3C1098\") or save masks as "
+                               "greyscale or palette PNGs of class ids")
+        raise DatasetError(f"{show(path)}: mask is a {mode} image; masks of class ids must be greyscale (L), "
+                           "palette (P), 1-bit or 16-bit images")
 
 
 def read_mask_rgb(path: Path) -> np.ndarray:
-    """Decode a mask of any PNG mode (RGB, RGBA, P, L, ...) into an (H, W, 3) uint8 colour array."""
-    return np.asarray(read_image(path), dtype=np.uint8)
+    """Decode a colour mask of any PNG mode (RGB, RGBA, P, L, ...) into an (H, W, 3) uint8 colour array."""
+    return read_mask(path)
+
+
+def size_problem(image: tuple[int, int], mask: tuple[int, int], mask_size: str) -> str | None:
+    """Why a mask of size ``mask`` cannot label an image of size ``image`` (None when it can)."""
+    if mask == image:
+        return None
+    ratio = (mask[0] / mask[1]) / (image[0] / image[1])
+    same_shape = abs(ratio - 1) <= ASPECT_TOLERANCE
+    if same_shape and mask_size == "resize":
+        return None
+    text = f"mask is {mask[0]}x{mask[1]} but its image is {image[0]}x{image[1]}; "
+    if same_shape:
+        return text + f"pass --mask-size resize to resample the mask to its image (nearest neighbour), {PAIR_HINT}"
+    return (text + f"their aspect ratios differ by {abs(ratio - 1):.1%} (more than {ASPECT_TOLERANCE:.0%}), so "
+            f"the mask cannot be resized; give both the same size, {PAIR_HINT}")
 
 
 @dataclass
 class Inspection:
-    """What ``aerotune data inspect`` reports."""
+    """What ``aerotune data inspect`` reports. Colours are mask values: RGB tuples, or ids for index palettes."""
 
     root: Path
     layout: str
     samples: list[Sample]
     sizes: dict[str, tuple[int, int]]
-    colors: dict[tuple[int, int, int], int]
-    color_files: dict[tuple[int, int, int], list[str]]
+    colors: dict[tuple[int, int, int] | int, int]
+    color_files: dict[tuple[int, int, int] | int, list[str]]
     problems: list[Problem]
     palette: Palette
 
     @property
-    def unknown(self) -> dict[tuple[int, int, int], int]:
-        known = set(self.palette.colors)
+    def unknown(self) -> dict[tuple[int, int, int] | int, int]:
+        known = set(self.palette.keys)
         return {c: n for c, n in self.colors.items() if c not in known}
 
     @property
@@ -149,35 +279,36 @@ class Inspection:
         return sum(self.colors.values())
 
 
-def inspect_dataset(root: str | Path, palette: Palette, *, patch_size: int = 256, scale: float = 1.0) -> Inspection:
+def inspect_dataset(root: str | Path, palette: Palette, *, patch_size: int = 256, scale: float = 1.0,
+                    images_dir: str | None = None, masks_dir: str | None = None,
+                    mask_size: str = "error") -> Inspection:
     """Read every pair once (one image in memory at a time) and list sizes, colours and problems."""
-    found = discover(root)
+    found = discover(root, images_dir=images_dir, masks_dir=masks_dir)
     problems = list(found.problems)
-    colors: dict[tuple[int, int, int], int] = defaultdict(int)
-    color_files: dict[tuple[int, int, int], list[str]] = defaultdict(list)
+    colors: dict = defaultdict(int)
+    color_files: dict = defaultdict(list)
     sizes: dict[str, tuple[int, int]] = {}
     good: list[Sample] = []
     for s in found.samples:
         try:
             size = image_size(s.image)
             read_image(s.image)  # decode fully: truncated JPEGs only fail here
-            rgb = read_mask_rgb(s.mask)
+            mask = read_mask(s.mask, palette)
         except DatasetError as exc:
-            problems.append(Problem(None, str(exc)))
+            problems.append(Problem(None, str(exc), s))
             continue
-        mask_size = (rgb.shape[1], rgb.shape[0])
-        if mask_size != size:
-            problems.append(Problem(s.mask, f"mask is {mask_size[0]}x{mask_size[1]} but its image is "
-                                            f"{size[0]}x{size[1]}; give both the same size"))
+        problem = size_problem(size, (mask.shape[1], mask.shape[0]), mask_size)
+        if problem:
+            problems.append(Problem(s.mask, problem, s))
             continue
         scaled = (round(size[0] * scale), round(size[1] * scale))
         if min(scaled) < patch_size:
             problems.append(Problem(s.image, f"image is {scaled[0]}x{scaled[1]} (after scale {scale}), smaller "
-                                             f"than one {patch_size} patch; use a smaller --patch-size"))
+                                             f"than one {patch_size} patch; use a smaller --patch-size", s))
         sizes[s.name] = size
-        for c, n in count_colors(rgb).items():
+        for c, n in count_colors(mask).items():
             colors[c] += n
-            color_files[c].append(str(s.mask))
+            color_files[c].append(show(s.mask))
         good.append(s)
     insp = Inspection(Path(root), found.layout, good, sizes, dict(colors), dict(color_files), problems, palette)
     if insp.unknown:
@@ -185,18 +316,23 @@ def inspect_dataset(root: str | Path, palette: Palette, *, patch_size: int = 256
     return insp
 
 
-def unknown_colors_message(unknown: dict[tuple[int, int, int], int], files: dict[tuple[int, int, int], list[str]],
-                           total: int) -> str:
-    """One line naming each unknown colour, its pixel count and files, and the fix."""
+def unknown_colors_message(unknown: dict, files: dict, total: int) -> str:
+    """One line naming each unknown colour (or id), its pixel count and files, and the fix."""
     share = sum(unknown.values()) / max(total, 1)
+    by_id = all(isinstance(k, int) for k in unknown)
+    noun = "ids" if by_id else "colours"
     parts = []
-    for color, n in sorted(unknown.items(), key=lambda kv: -kv[1])[:8]:
-        where = files.get(color, [])
+    for key, n in sorted(unknown.items(), key=lambda kv: -kv[1])[:8]:
+        where = files.get(key, [])
         shown = ", ".join(where[:3]) + (f" and {len(where) - 3} more" if len(where) > 3 else "")
-        parts.append(f"{to_hex(color)} ({n} px in {shown})")
-    more = f" and {len(unknown) - 8} more colours" if len(unknown) > 8 else ""
+        parts.append(f"{key_text(key)} ({n} px in {shown})")
+    more = f" and {len(unknown) - 8} more {noun}" if len(unknown) > 8 else ""
     if share > WRONG_PALETTE_SHARE:
-        return (f"{share:.0%} of mask pixels have colours outside the palette, so the palette looks wrong for "
-                f"these masks: {'; '.join(parts)}{more}; pass a classes file that matches the masks with --classes")
-    return (f"unknown mask colours ({share:.2%} of pixels): {'; '.join(parts)}{more}; add them to a classes file "
+        greys = not by_id and all(k[0] == k[1] == k[2] and k[0] < 64 for k in unknown)
+        hint = (" (these look like class ids in greyscale masks: map names to ids in the classes file, "
+                "Building = 1)" if greys else "")
+        return (f"{share:.0%} of mask pixels have {noun} outside the palette, so the palette looks wrong for "
+                f"these masks: {'; '.join(parts)}{more}; pass a classes file that matches the masks with "
+                f"--classes{hint}")
+    return (f"unknown mask {noun} ({share:.2%} of pixels): {'; '.join(parts)}{more}; add them to a classes file "
             "(--classes) or pass --unknown-colors ignore to skip them in loss and metrics")
