@@ -114,11 +114,11 @@ def _looked_for(images_dir: str | None, masks_dir: str | None) -> str:
     return ", ".join(pairs) + ("" if images_dir and masks_dir else " (any letter case)")
 
 
-def _seen(root: Path) -> str:
+def _seen(root: Path, *, deep: bool = True) -> str:
     entries = [p for p in _entries(root) if not p.name.startswith(".")]
     names = [show(p.name) + ("/" if _is_dir(p) else "") for p in entries[:10]]
     text = ", ".join(names) + (f" and {len(entries) - 10} more" if len(entries) > 10 else "") or "nothing"
-    sub = next((p for p in entries if _is_dir(p)), None)
+    sub = next((p for p in entries if _is_dir(p)), None) if deep else None
     if sub is not None:
         inner = [show(p.name) + "/" for p in _entries(sub) if _is_dir(p) and not p.name.startswith(".")][:6]
         text += f" ({show(sub.name)}/ holds {', '.join(inner) if inner else 'no folders'})"
@@ -171,8 +171,11 @@ def discover(root: str | Path, *, images_dir: str | None = None, masks_dir: str 
     for tile, folder, image_dir, mask_dir in groups:
         for part, found, name in (("images", image_dir, images_dir), ("masks", mask_dir, masks_dir)):
             if found is None:
-                problems.append(Problem(folder / (name or part), f"folder missing; add the {part} of "
-                                                                 f"{show(folder.name or root)}"))
+                k = 0 if part == "images" else 1
+                looked = name or "/, ".join(dict.fromkeys(pair[k] for pair in FOLDER_PAIRS))
+                problems.append(Problem(folder / (name or part), f"folder missing (looked for {looked}/, saw "
+                                        f"{_seen(folder, deep=False)}); add the {part} of {show(folder.name or root)} "
+                                        f"or name their folder with --{part}-dir NAME"))
         images = _files(image_dir, problems) if image_dir else {}
         masks = _files(mask_dir, problems) if mask_dir else {}
         mname, iname = (mask_dir or folder / "masks").name, (image_dir or folder / "images").name
