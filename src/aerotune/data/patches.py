@@ -227,12 +227,15 @@ def prepare_patches(root: str | Path, out: str | Path, config: DataConfig, palet
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    for entry in skipped:
+        log.warning("skipped %s: %s", " + ".join(v for k, v in entry.items() if k != "reason" and v),
+                    entry["reason"])
     return open_cache(out)
 
 
 def _skip(skipped: list[dict[str, str]], root: Path, sample: Sample | None, reason: str,
           path: Path | None = None) -> None:
-    """Record a pair (or a lone file) left out by ``--skip-bad-pairs``, and log it."""
+    """Record a pair (or a lone file) left out by ``--skip-bad-pairs`` (logged once the cache is written)."""
 
     def rel(f: Path | None) -> str | None:
         if f is None:
@@ -247,7 +250,6 @@ def _skip(skipped: list[dict[str, str]], root: Path, sample: Sample | None, reas
     else:  # a file without a partner, an odd entry or a missing folder
         entry = {"file": rel(path), "reason": reason}
     skipped.append(entry)
-    log.warning("skipped %s: %s", sample.name if sample else rel(path) or "a file", reason)
 
 
 def _fill(tmp: Path, plan: list, config: DataConfig, palette: Palette, root: Path, skipped: list[dict[str, str]],
