@@ -132,7 +132,7 @@ def test_unlistable_folder_is_one_line(tmp_path):
         (root / "masks").chmod(0o755)
 
 
-@pytest.mark.parametrize("where", ["inside", "equal", "images"])
+@pytest.mark.parametrize("where", ["inside", "equal", "images", "a file"])
 def test_prepare_out_inside_the_dataset(tmp_path, where):
     """What --out inside the dataset does: a cache beside the folders is fine and the data stays as it was;
     --out on the dataset itself or one of its folders is refused."""
@@ -141,7 +141,8 @@ def test_prepare_out_inside_the_dataset(tmp_path, where):
     root = tmp_path / "data"
     pair_in(root, "images", "masks", "a")
     before = snapshot(root)
-    out = {"inside": root / "cache", "equal": root, "images": root / "images"}[where]
+    outs = {"inside": root / "cache", "equal": root, "images": root / "images", "a file": root / "masks" / "a.png"}
+    out = outs[where]
     proc = run_cli("data", "prepare", root, "--out", out, "--patch-size", "16")
     if where == "inside":
         assert proc.returncode == 0, proc.stderr
@@ -150,4 +151,4 @@ def test_prepare_out_inside_the_dataset(tmp_path, where):
         assert run_cli("data", "prepare", root, "--out", out, "--patch-size", "16").returncode == 0  # reused
     else:
         assert_refused(tmp_path, "data", "prepare", root, "--out", out, "--patch-size", "16",
-                       needles=("not an aerotune cache",))
+                       needles=("not a folder" if where == "a file" else "not an aerotune cache",))

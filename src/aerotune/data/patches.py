@@ -133,15 +133,6 @@ def _hash_file(h: Any, path: Path, root: Path) -> None:
         raise DatasetError(f"{show(path)}: {problem}") from None
 
 
-def inputs_hash(samples: list[Sample], root: Path, settings: dict[str, Any], palette: Palette) -> str:
-    """A hash of every input file's bytes, the cache settings and the palette."""
-    h = _settings_hash(settings, palette)
-    for s in samples:
-        for f in (s.image, s.mask):
-            _hash_file(h, f, root)
-    return h.hexdigest()
-
-
 def _settings_hash(settings: dict[str, Any], palette: Palette) -> Any:
     h = hashlib.sha256()
     h.update(json.dumps({"v": CACHE_VERSION, "settings": settings, "palette": palette.to_dict()},
@@ -213,6 +204,8 @@ def prepare_patches(root: str | Path, out: str | Path, config: DataConfig, palet
         if old.get("inputs_hash") == digest:
             log.info("cache %s is up to date", out)
             return open_cache(out)
+    if out.exists() and not out.is_dir():
+        raise DatasetError(f"{show(out)}: --out is an existing file, not a folder; choose a new or empty --out folder")
     if out.exists() and not is_cache(out) and any(out.iterdir()):
         raise DatasetError(f"{out}: folder exists and is not an aerotune cache; choose a new or empty --out folder")
 
@@ -310,8 +303,9 @@ def _fill(tmp: Path, plan: list, config: DataConfig, palette: Palette, root: Pat
         kept = ids[covered & labelled]
         labelled_kept += int(kept.size)
         class_pixels += np.bincount(kept, minlength=palette.num_classes)[: palette.num_classes]
-        sources.append({"image": str(s.image.relative_to(root)), "mask": str(s.mask.relative_to(root)),
-                        "tile": s.tile, "stem": s.stem, "size": list(size),
+        # Printable text (bytes that are not UTF-8 as \xNN), so reports and JSON readers never choke on a name.
+        sources.append({"image": show(s.image.relative_to(root)), "mask": show(s.mask.relative_to(root)),
+                        "tile": show(s.tile), "stem": show(s.stem), "size": list(size),
                         "scaled_size": [w, h], "patches": len(rows) * len(cols)})
         if progress:
             progress(step + 1, len(plan))

@@ -125,8 +125,8 @@ def _seen(root: Path, *, deep: bool = True) -> str:
     return text
 
 
-def _files(folder: Path, problems: list[Problem]) -> dict[str, Path]:
-    """Image files in ``folder`` by stem; odd entries named like images become problems."""
+def _files(folder: Path, problems: list[Problem], bad: set[str]) -> dict[str, Path]:
+    """Image files in ``folder`` by stem; odd entries named like images become problems (their stems: ``bad``)."""
     out: dict[str, Path] = {}
     for p in _entries(folder):
         if p.name.startswith(".") or p.suffix.lower() not in IMAGE_SUFFIXES:
@@ -134,6 +134,7 @@ def _files(folder: Path, problems: list[Problem]) -> dict[str, Path]:
         problem = file_problem(p)
         if problem and "permission denied" not in problem:
             problems.append(Problem(p, problem))
+            bad.add(p.stem)
         elif p.stem in out:
             problems.append(Problem(p, f"two files share the name {show(p.stem)!s} ({show(out[p.stem].name)} and "
                                        f"{show(p.name)}), so the pairing is ambiguous; keep one of them"))
@@ -176,10 +177,13 @@ def discover(root: str | Path, *, images_dir: str | None = None, masks_dir: str 
                 problems.append(Problem(folder / (name or part), f"folder missing (looked for {looked}/, saw "
                                         f"{_seen(folder, deep=False)}); add the {part} of {show(folder.name or root)} "
                                         f"or name their folder with --{part}-dir NAME"))
-        images = _files(image_dir, problems) if image_dir else {}
-        masks = _files(mask_dir, problems) if mask_dir else {}
+        bad: set[str] = set()  # stems of broken links, folders named like images...: already reported
+        images = _files(image_dir, problems, bad) if image_dir else {}
+        masks = _files(mask_dir, problems, bad) if mask_dir else {}
         mname, iname = (mask_dir or folder / "masks").name, (image_dir or folder / "images").name
         for stem in sorted(images.keys() | masks.keys()):
+            if stem in bad and (stem not in masks or stem not in images):
+                continue
             if stem not in masks:
                 problems.append(Problem(images[stem], f"image has no mask; add {show(mname)}/{show(stem)}.png or "
                                                       "remove it"))
