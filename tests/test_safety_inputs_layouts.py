@@ -152,3 +152,17 @@ def test_prepare_out_inside_the_dataset(tmp_path, where):
     else:
         assert_refused(tmp_path, "data", "prepare", root, "--out", out, "--patch-size", "16",
                        needles=("not a folder" if where == "a file" else "not an aerotune cache",))
+
+
+@pytest.mark.parametrize("manifest, needles", [
+    ("[1, 2]", ["not a readable aerotune patch cache"]),
+    ('{"count": "many", "settings": {"patch_size": 16}}', ["not a readable aerotune patch cache"]),
+    ('{"count": 4, "settings": {"patch_size": 16}}', ["not a readable aerotune patch cache", "images.u8"]),
+    ("{broken", ["not a readable aerotune patch cache", "aerotune data prepare"]),
+])
+def test_a_damaged_cache_given_as_data(tmp_path, manifest, needles):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "manifest.json").write_text(manifest)
+    assert_refused(tmp_path, "train", "--data", cache, "--out", tmp_path / "run", "--patch-size", "16",
+                   needles=tuple(needles))

@@ -112,8 +112,8 @@ def open_cache(path: str | Path) -> PatchCache:
         else:
             images = np.memmap(path / "images.u8", dtype=np.uint8, mode="r", shape=shape_i)
             masks = np.memmap(path / "masks.u8", dtype=np.uint8, mode="r", shape=shape_m)
-    except (OSError, ValueError, KeyError) as exc:
-        raise DatasetError(f"{path}: not a readable aerotune patch cache ({exc}); "
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(f"{show(path)}: not a readable aerotune patch cache ({first_line(exc)}); "
                            "rebuild it with: aerotune data prepare ROOT --out CACHE") from None
     return PatchCache(path, manifest, images, masks)
 
@@ -201,7 +201,7 @@ def prepare_patches(root: str | Path, out: str | Path, config: DataConfig, palet
             old = json.loads((out / MANIFEST).read_text())
         except (OSError, ValueError):
             old = {}
-        if old.get("inputs_hash") == digest:
+        if isinstance(old, dict) and old.get("inputs_hash") == digest:
             log.info("cache %s is up to date", out)
             return open_cache(out)
     if out.exists() and not out.is_dir():
