@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from snapshot import snapshot
+from snapshot import assert_unchanged, snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,5 +33,5 @@ def assert_refused(folder: Path, *args: object, needles: tuple[str, ...] = (), e
     assert len(lines) == 1 and lines[0].startswith("aerotune: error: "), err
     for n in needles:
         assert n in lines[0], lines[0]
-    assert snapshot(folder) == before
+    assert_unchanged(before, folder)
     return lines[0]

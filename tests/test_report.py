@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from aerotune.cli import main
+from aerotune.commands import main
 from aerotune.config import RunConfig
 from aerotune.errors import RunError
 from aerotune.report import ReportResult, make_report

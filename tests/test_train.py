@@ -6,7 +6,8 @@ import torch
 from aerotune.config import DataConfig, RunConfig
 from aerotune.data.patches import prepare_patches
 from aerotune.errors import RunError
-from aerotune.train.fit import fit, load_checkpoint, model_from_checkpoint
+from aerotune.model.checkpoint import load_checkpoint, model_from_checkpoint
+from aerotune.train.fit import fit
 
 from helpers import PALETTE, make_tiled
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from aerotune.cli import main
+from aerotune.commands import main
 from aerotune.config import RunConfig
 from aerotune.tune.plan import bracket_of, bracket_shares, make_plan, n_brackets
 from aerotune.tune.space import parse_space

@@ -1,3 +1,3 @@
-from aerotune.cli import main
+from aerotune.commands import main
 
 raise SystemExit(main())

@@ -122,6 +122,11 @@ class RunConfig:
         self.data.validate()
         self.model.validate()
         self.train.validate()
+        stride = 2 ** (self.model.depth - 1)
+        if self.data.patch_size % stride:
+            raise ConfigError(f"data.patch_size = {self.data.patch_size} cannot pass through a U-Net of depth "
+                              f"{self.model.depth} (it halves the patch {self.model.depth - 1} times); use a "
+                              f"multiple of {stride}, or a smaller model.depth")
         return self
 
     def to_dict(self) -> dict[str, Any]:

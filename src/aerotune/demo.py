@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from aerotune.config import RunConfig
+from aerotune.files import check_output
 
 log = logging.getLogger(__name__)
 
@@ -61,20 +62,16 @@ def run_demo(out: Path, *, quick: bool = False, echo=print) -> dict[str, Path]:
     from aerotune.data.synthetic import write_synthetic_dataset
     from aerotune.predict.scene import Predictor, predict_files
     from aerotune.report import make_report
-    from aerotune.tune.command import summary_lines
     from aerotune.tune.space import parse_space
     from aerotune.tune.study import TuneSettings, run_tune
+    from aerotune.tune.summary import summary_lines
 
     plan = QUICK if quick else FULL
-    out = Path(out)
-    if out.exists():
-        if not (out / ".aerotune-demo").exists():
-            from aerotune.errors import RunError
-
-            raise RunError(f"{out}: folder exists and is not an aerotune demo folder; choose another --out")
+    output = check_output(out, "demo")
+    out = output.path
+    if output.existed:  # an earlier demo: replaced whole
         shutil.rmtree(out)
-    out.mkdir(parents=True)
-    (out / ".aerotune-demo").write_text("written by aerotune demo\n")
+    output.claim()
     t0 = time.perf_counter()
     config = demo_config(plan)
 

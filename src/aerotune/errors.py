@@ -45,3 +45,11 @@ class MissingExtraError(AerotuneError):
 def first_line(exc: BaseException, limit: int = 500) -> str:
     """The first line of an exception's message (its type name when empty), at most ``limit`` characters."""
     return (str(exc).splitlines() or [type(exc).__name__])[0][:limit]
+
+
+class OutputError(DatasetError, RunError):
+    """An output path cannot be used: it is not ours, overlaps an input, or the file system refused a write.
+
+    It is also a ``DatasetError`` and a ``RunError`` because the stages raised those for the same refusals
+    before the output rule was shared; code that catches them keeps working.
+    """

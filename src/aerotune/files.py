@@ -1,27 +1,87 @@
-"""Atomic writes shared by the stages: a reader never sees a half-written file or folder."""
+"""Everything that writes to disk goes through here: atomic files and folders, and the one rule for outputs.
+
+The rule, shared by every command that writes (``train``, ``tune``, ``data prepare``, ``report``, ``predict``,
+``evaluate``, ``export``, ``data synth``, ``demo``): an output folder is new, empty, or one that aerotune wrote
+for the same purpose (it carries a ``.aerotune.json`` marker, or the signature files of older versions); it
+never is, contains or lies inside one of the command's inputs; and it is checked before anything is written,
+so a refused command leaves every existing file as it was.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from aerotune.errors import OutputError
+
+#: The marker file an aerotune output folder carries: ``{"kind": ..., "version": ...}``.
+MARKER = ".aerotune.json"
+
+#: What each kind of output is called in messages, and the files that marked it before markers existed.
+KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "cache": ("cache", ("manifest.json",)),
+    "train-run": ("training run", ("checkpoints/last.pt", "config.json")),
+    "tune-run": ("tuning run", ("study.json",)),
+    "report": ("report", ("report.json",)),
+    "predictions": ("prediction folder", ()),
+    "evaluation": ("evaluation", ("evaluation.json",)),
+    "demo": ("demo folder", (".aerotune-demo",)),
+    "synth": ("synthetic dataset", ()),  # written only into a new or empty folder, never marked
+}
+
+
+def _display(path: Path) -> str:
+    """A path as text that can always be printed (undecodable bytes escaped)."""
+    return os.fsdecode(path).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _json_safe(o: Any) -> Any:
+    """Turn NaN and infinities into ``null`` (JSON has no such numbers) and paths into text, recursively."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {str(k): _json_safe(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_json_safe(v) for v in o]
+    if isinstance(o, Path):
+        return _display(o)
+    return o
 
 
 def _paths_as_text(o: Any) -> Any:
     if isinstance(o, Path):
-        return str(o)
+        return _display(o)
     raise TypeError(f"cannot write {type(o).__name__} as JSON")
 
 
-def write_json(path: Path, data: Any, *, default: Callable[[Any], Any] = _paths_as_text) -> None:
-    """Write ``data`` as indented JSON next to ``path`` and rename it into place (NaN allowed)."""
+def json_text(data: Any, *, default: Callable[[Any], Any] = _paths_as_text) -> str:
+    """Strict JSON (NaN and infinities written as ``null``), indented, as every aerotune JSON file is written."""
+    return json.dumps(_json_safe(data), indent=1, default=default, allow_nan=False)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` next to ``path`` and rename it into place; a failed write leaves no temporary file."""
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, default=default, allow_nan=True))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def write_json(path: Path, data: Any, *, default: Callable[[Any], Any] = _paths_as_text) -> None:
+    """Write ``data`` as strict, indented JSON (NaN as ``null``) atomically."""
+    write_text(path, json_text(data, default=default))
 
 
 def replace_dir(tmp: Path, out: Path) -> None:
@@ -33,3 +93,200 @@ def replace_dir(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, out)
+
+
+def temp_dir_beside(out: Path) -> Path:
+    """A new, empty hidden folder next to ``out`` (same file system, so it can be renamed into place)."""
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{time.time_ns()}"
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+# ---------------------------------------------------------------- the output rule
+
+
+@dataclass(frozen=True)
+class Output:
+    """An output folder that passed :func:`check_output`; nothing has been written yet."""
+
+    path: Path
+    kind: str
+    existed: bool  # it already holds an aerotune output of this kind (resumed, updated or replaced)
+    was_empty: bool = False  # it existed as an empty folder (a failure empties it again, it is not removed)
+
+    def claim(self) -> Path:
+        """Create the folder (and its parents) and mark it as ours; call only after every check passed."""
+        with os_errors(self.path, "create the output folder"):
+            self.path.mkdir(parents=True, exist_ok=True)
+            mark(self.path, self.kind)
+        return self.path
+
+
+def mark(folder: Path, kind: str) -> None:
+    """Write the marker that makes ``folder`` an aerotune output of ``kind``."""
+    if not (folder / MARKER).is_file():
+        write_json(folder / MARKER, {"kind": kind, "version": 1})
+
+
+def output_kind(folder: Path) -> str | None:
+    """The kind of aerotune output ``folder`` holds (marker first, then older signatures), or None."""
+    try:
+        return str(json.loads((folder / MARKER).read_text())["kind"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    for kind, (_name, signature) in KINDS.items():
+        if signature and all((folder / s).exists() for s in signature):
+            return kind
+    return None
+
+
+def check_output(
+    path: str | Path,
+    kind: str,
+    *,
+    inputs: Iterable[str | Path] = (),
+    option: str = "--out",
+    inside_inputs: bool = False,
+) -> Output:
+    """Check an output folder against the rule above, writing nothing.
+
+    Args:
+        path: the folder the command will write.
+        kind: one of :data:`KINDS`.
+        inputs: files and folders the command reads; the output may not be one of them, nor contain one.
+        option: how the user gave ``path``, for messages.
+        inside_inputs: allow the output to lie inside an input folder (``predict scenes/ --out scenes/masks``).
+
+    Raises:
+        OutputError: the folder is a file, belongs to the user or to another kind of output, overlaps an
+            input, or cannot be created.
+    """
+    path = Path(path)
+    name = KINDS[kind][0]
+    shown = _display(path)
+    _check_inputs(path, inputs, option, inside_inputs)
+    if path.is_symlink() and not path.exists():
+        raise OutputError(f"{shown}: {option} is a broken symbolic link; remove it or choose another folder")
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{shown}: {option} is an existing file, not a folder; choose a new or empty folder")
+    existed = was_empty = False
+    if path.is_dir():
+        try:
+            entries = [p.name for p in path.iterdir()]
+        except OSError as exc:
+            raise OutputError(f"{shown}: cannot read {option} ({exc.strerror}); choose a folder you can use") from None
+        if entries:
+            found = output_kind(path)
+            if found is None:
+                raise OutputError(
+                    f"{shown}: folder exists and is not an aerotune {name} (it is not empty and "
+                    f"aerotune did not write it); choose a new or empty {option} folder"
+                )
+            if found != kind:
+                raise OutputError(
+                    f"{shown}: folder holds an aerotune {KINDS[found][0]}, not a {name}; choose another {option} folder"
+                )
+            existed = True
+        was_empty = not entries
+        _check_writable(path, path, option)
+    else:
+        parent = path.absolute().parent
+        if not parent.is_dir():
+            what = "is a file" if parent.exists() else "does not exist"
+            raise OutputError(f"{shown}: cannot create {option} because {_display(parent)} {what}; create that "
+                              f"folder first, or choose another {option}")
+        _check_writable(path, parent, option)
+    return Output(path, kind, existed, was_empty)
+
+
+def _check_writable(path: Path, folder: Path, option: str) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(
+            f"{_display(path)}: cannot create {option} because {_display(folder)} is a file; choose another place"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(
+            f"{_display(path)}: cannot write in {_display(folder)} (permission denied); "
+            f"choose an {option} folder you can write to"
+        )
+
+
+def _resolved(p: str | Path) -> Path:
+    try:
+        return Path(p).resolve()
+    except (OSError, RuntimeError):  # a symlink loop: compare the path as given
+        return Path(p).absolute()
+
+
+def _check_inputs(path: Path, inputs: Iterable[str | Path], option: str, inside_inputs: bool) -> None:
+    out = _resolved(path)
+    for item in inputs:
+        src = _resolved(item)
+        if out == src:
+            raise OutputError(
+                f"{_display(path)}: {option} is the input {_display(Path(item))} itself; writing there "
+                "would overwrite it; choose a separate output folder"
+            )
+        if out in src.parents:
+            raise OutputError(
+                f"{_display(path)}: {option} contains the input {_display(Path(item))}; writing there "
+                "could overwrite it; choose a folder outside your data"
+            )
+        if src in out.parents and not inside_inputs:
+            raise OutputError(
+                f"{_display(path)}: {option} lies inside the input {_display(Path(item))}; aerotune "
+                "does not write into your data; choose a folder outside it"
+            )
+
+
+@contextlib.contextmanager
+def os_errors(path: Path, action: str) -> Iterator[None]:
+    """Turn a file-system error while writing ``path`` into a one-line ``OutputError`` naming the fix."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as exc:
+        raise OutputError(describe_os_error(exc, path, action)) from None
+
+
+def describe_os_error(exc: OSError, path: Path | None = None, action: str = "write") -> str:
+    """One line for a file-system error: the path, what failed, why, and what to do."""
+    import errno
+
+    where = _display(Path(exc.filename)) if exc.filename else _display(path) if path else "output"
+    reason = exc.strerror or type(exc).__name__
+    fixes = {
+        errno.ENOSPC: "free some space or choose another disk",
+        errno.EDQUOT: "free some space or choose another disk",
+        errno.EFBIG: "the file grew past a size limit (ulimit -f); raise the limit or choose another disk",
+        errno.EACCES: "choose a place you can write to",
+        errno.EPERM: "choose a place you can write to",
+        errno.EROFS: "the disk is read-only; choose a place you can write to",
+        errno.ENOENT: "check that the folder exists",
+        errno.ENOTDIR: "a part of the path is a file, not a folder; choose another path",
+        errno.EISDIR: "the path is a folder; give a file name",
+        errno.EEXIST: "the path exists; choose another",
+        errno.ENAMETOOLONG: "choose a shorter path",
+    }
+    fix = fixes.get(exc.errno or 0, "check the path and the disk")
+    return f"{where}: cannot {action} ({reason}); {fix}"
+
+
+@contextlib.contextmanager
+def removed_on_failure(output: Output, *, keep: Callable[[], bool] = lambda: False) -> Iterator[None]:
+    """Remove an output folder this command created if the command fails, unless ``keep()`` says its
+    contents are worth keeping (a resumable checkpoint). Folders that existed before are never removed."""
+    try:
+        yield
+    except BaseException:
+        if not output.existed and output.path.is_dir() and not keep():
+            if output.was_empty:
+                for child in output.path.iterdir():
+                    if child.is_dir() and not child.is_symlink():
+                        shutil.rmtree(child, ignore_errors=True)
+                    else:
+                        child.unlink(missing_ok=True)
+            else:
+                shutil.rmtree(output.path, ignore_errors=True)
+        raise

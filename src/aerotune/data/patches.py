@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +22,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from aerotune.config import DataConfig
+from aerotune.config import DataConfig, RunConfig
 from aerotune.data.palette import Palette, key_text
 from aerotune.data.sources import (
     PAIR_HINT,
+    Discovery,
     Sample,
     discover,
     image_size,
@@ -36,7 +36,7 @@ from aerotune.data.sources import (
     unknown_colors_message,
 )
 from aerotune.errors import DatasetError, PaletteError, first_line
-from aerotune.files import replace_dir
+from aerotune.files import check_output, mark, os_errors, replace_dir, temp_dir_beside, write_json
 from aerotune.reading import file_problem, show
 
 log = logging.getLogger(__name__)
@@ -159,13 +159,10 @@ def prepare_patches(root: str | Path, out: str | Path, config: DataConfig, palet
     """
     root, out = Path(root), Path(out)
     config.validate()
+    output = check_output(out, "cache", inputs=[root])
     found = discover(root, images_dir=config.images_dir, masks_dir=config.masks_dir)
     skipped: list[dict[str, str]] = []
-    if found.problems and not config.skip_bad_pairs:
-        first = found.problems[0]
-        n_more = len(found.problems) - 1
-        more = f" (and {n_more} more problems; run aerotune data inspect)" if n_more else ""
-        raise DatasetError(f"{first}{more}")
+    _check_discovery(root, found, config)
     for problem in found.problems:
         _skip(skipped, root, problem.sample, str(problem), problem.path)
     settings = {k: getattr(config, k) for k in CACHE_KEYS}
@@ -204,22 +201,18 @@ def prepare_patches(root: str | Path, out: str | Path, config: DataConfig, palet
         if isinstance(old, dict) and old.get("inputs_hash") == digest:
             log.info("cache %s is up to date", out)
             return open_cache(out)
-    if out.exists() and not out.is_dir():
-        raise DatasetError(f"{show(out)}: --out is an existing file, not a folder; choose a new or empty --out folder")
-    if out.exists() and not is_cache(out) and any(out.iterdir()):
-        raise DatasetError(f"{out}: folder exists and is not an aerotune cache; choose a new or empty --out folder")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{time.time_ns()}"
-    tmp.mkdir()
-    try:
-        manifest = _fill(tmp, plan, config, palette, root, skipped, progress)
-        manifest["inputs_hash"] = digest
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with os_errors(out, "write the patch cache"):
+        tmp = temp_dir_beside(output.path)
+        try:
+            manifest = _fill(tmp, plan, config, palette, root, skipped, progress)
+            manifest["inputs_hash"] = digest
+            write_json(tmp / MANIFEST, manifest)
+            mark(tmp, "cache")
+            replace_dir(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     for entry in skipped:
         log.warning("skipped %s: %s", " + ".join(v for k, v in entry.items() if k != "reason" and v),
                     entry["reason"])
@@ -361,3 +354,60 @@ def cache_for(data: str | Path, config: DataConfig, cache_dir: str | Path, *,
                                f"{wanted[k]!r}; pass the dataset folder instead, or --set data.{k}={have.get(k)}")
         return cache
     return prepare_patches(data, cache_dir, config, load_palette(config.classes_file), progress=progress)
+
+
+def settings_from_cache(data: str | Path, config: RunConfig, *, given: set[str]) -> RunConfig:
+    """When ``data`` is a patch cache, make its cut the config's data settings.
+
+    A cache knows how it was cut: its patch size, scale, mode and unknown-colour rule become the defaults, and
+    a setting the user gave explicitly (``given``: ``data.*`` field names) that contradicts the cache, or a
+    classes file whose palette differs from the cache's, is an error rather than silently ignored.
+    """
+    from aerotune.data.palette import load_palette
+
+    if not is_cache(data):
+        return config
+    cache = open_cache(data)
+    have = cache.manifest.get("settings", {})
+    changes: dict[str, Any] = {}
+    for key in CACHE_KEYS:
+        if key not in have:
+            continue
+        wanted = getattr(config.data, key)
+        if key in given and wanted != have[key]:
+            raise DatasetError(f"{data}: this patch cache was cut with {key} = {have[key]!r} but the settings ask "
+                               f"for {wanted!r}; drop that setting (the cache's own is used), or pass the dataset "
+                               "folder to cut new patches")
+        changes[f"data.{key}"] = have[key]
+    if config.data.classes_file is not None:
+        theirs = load_palette(config.data.classes_file)
+        if theirs.to_dict() != cache.palette.to_dict():
+            raise DatasetError(f"{data}: this patch cache was cut with the classes "
+                               f"{', '.join(cache.palette.names)}, which differ from {config.data.classes_file} "
+                               f"({', '.join(theirs.names)}); drop --classes (the cache's palette is used), or "
+                               "pass the dataset folder to cut new patches")
+    return config.with_overrides(changes, where=str(data)) if changes else config
+
+
+def check_data(data: str | Path, config: DataConfig) -> None:
+    """Check that ``data`` is a readable patch cache, or a dataset folder whose pairs and palette are usable,
+    without writing anything (commands call it before they create their output)."""
+    from aerotune.data.palette import load_palette
+
+    if is_cache(data):
+        open_cache(data)
+        return
+    load_palette(config.classes_file)
+    _check_discovery(Path(data), discover(data, images_dir=config.images_dir, masks_dir=config.masks_dir), config)
+
+
+def _check_discovery(root: Path, found: Discovery, config: DataConfig) -> None:
+    """Refuse a dataset whose discovery found problems (unless they are to be skipped) or no pairs at all."""
+    if found.problems and not config.skip_bad_pairs:
+        first = found.problems[0]
+        n_more = len(found.problems) - 1
+        more = f" (and {n_more} more problems; run aerotune data inspect)" if n_more else ""
+        raise DatasetError(f"{first}{more}")
+    if not found.samples:
+        first = f"; the first problem: {found.problems[0]}" if found.problems else ""
+        raise DatasetError(f"{show(root)}: no image/mask pairs found{first}; run aerotune data inspect {show(root)}")

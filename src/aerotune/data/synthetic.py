@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from aerotune.data.palette import DUBAI_CLASSES, Palette
 from aerotune.errors import DatasetError
+from aerotune.files import check_output
 
 log = logging.getLogger(__name__)
 
@@ -272,6 +273,7 @@ def write_synthetic_dataset(out: str | Path, *, scenes: int = 8, size: int = 512
     tiles, out = _check_args(scenes, size, seed, tiles), Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DatasetError(f"{out}: output folder exists and is not empty; choose an empty or new folder")
+    check_output(out, "synth", option="the output folder")  # its parent exists and can be written
     palette, counts = Palette.dubai(), np.zeros(len(DUBAI_CLASSES), np.int64)
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(scenes)]
     tmp = out.parent / f"{out.name}.tmp-{secrets.token_hex(4)}"

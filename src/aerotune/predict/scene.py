@@ -23,7 +23,9 @@ from aerotune.data.palette import Palette
 from aerotune.data.patches import scaled_size
 from aerotune.data.sources import IMAGE_SUFFIXES, read_image
 from aerotune.errors import DatasetError, RunError
-from aerotune.train.fit import autocast_dtype, load_checkpoint, model_from_checkpoint, select_device
+from aerotune.files import check_output, removed_on_failure
+from aerotune.model.checkpoint import load_checkpoint, model_from_checkpoint
+from aerotune.runtime import autocast_dtype, select_device
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ class Predictor:
             raise RunError(f"{path}: no checkpoint found (looked for {', '.join(str(c) for c in candidates)}); "
                            "pass a run folder or a .pt checkpoint")
         ckpt = load_checkpoint(found)
-        model, config, palette = model_from_checkpoint(ckpt)
+        model, config, palette = model_from_checkpoint(ckpt, where=found)
         dev = select_device(device)
         stats = tuple(ckpt["norm_stats"]) if ckpt.get("norm_stats") else None
         return cls(model.to(dev), config, palette, stats, dev, batch_size)
@@ -127,14 +129,19 @@ def list_images(inputs: list[str | Path]) -> list[Path]:
 def predict_files(predictor: Predictor, inputs: list[str | Path], out: str | Path, *, overlay: bool = False,
                   progress=None) -> list[Path]:
     """Segment every input image; write ``OUT/<stem>.png`` (palette-mode mask) and, optionally, an overlay."""
+    output = check_output(out, "predictions", inputs=inputs, inside_inputs=True)
     files = list_images(inputs)
     stems = [f.stem for f in files]
     if len(set(stems)) != len(stems):
         dup = next(s for s in stems if stems.count(s) > 1)
         raise DatasetError(f"two inputs are named {dup!r}; their masks would overwrite each other: predict them "
                            "into separate --out folders")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output.claim()
+    with removed_on_failure(output):
+        return _predict_all(predictor, files, out, overlay=overlay, progress=progress)
+
+
+def _predict_all(predictor: Predictor, files: list[Path], out: Path, *, overlay: bool, progress) -> list[Path]:
     written = []
     flat_palette = [v for c in predictor.palette.colors for v in c]
     for i, f in enumerate(files):
@@ -154,9 +161,13 @@ def predict_files(predictor: Predictor, inputs: list[str | Path], out: str | Pat
 
 def _save(image: Image.Image, path: Path) -> Path:
     tmp = path.with_name(f".{path.name}.tmp")
-    if path.suffix == ".png":
-        image.save(tmp, format="PNG")
-    else:
-        image.save(tmp, format="JPEG", quality=90)
-    os.replace(tmp, path)
+    try:
+        if path.suffix == ".png":
+            image.save(tmp, format="PNG")
+        else:
+            image.save(tmp, format="JPEG", quality=90)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path

@@ -272,11 +272,13 @@ def evaluate_model(run: RunInfo, cache, val_indices: list[int], train_indices: l
     from torchmetrics.classification import MulticlassPrecisionRecallCurve
 
     from aerotune.data.dataset import PatchDataset
+    from aerotune.model.checkpoint import load_checkpoint, model_from_checkpoint
     from aerotune.model.losses import make_loss
-    from aerotune.train.fit import evaluate, load_checkpoint, model_from_checkpoint, select_device
+    from aerotune.runtime import select_device
+    from aerotune.train.fit import evaluate
 
     ckpt = load_checkpoint(run.checkpoint)
-    model, config, palette = model_from_checkpoint(ckpt)
+    model, config, palette = model_from_checkpoint(ckpt, where=run.checkpoint)
     if palette.to_dict() != cache.palette.to_dict():
         raise RunError(f"{run.checkpoint}: model classes {list(palette.names)} differ from the patch cache's "
                        f"{list(cache.palette.names)}; compare runs of the same dataset")

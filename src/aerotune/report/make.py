@@ -12,7 +12,6 @@ import datetime as _dt
 import json
 import logging
 import math
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from aerotune.errors import RunError
-from aerotune.files import replace_dir
+from aerotune.files import check_output, mark, os_errors, replace_dir, temp_dir_beside
 from aerotune.report import collect, figures
 from aerotune.report.collect import ModelEval, RunInfo, Sources
 
@@ -68,7 +67,7 @@ def make_report(run: str | Path, *, baseline: str | Path | None = None, out: str
     from aerotune.report.render import render_html, render_markdown
 
     out = Path(out)
-    _check_out(out)
+    check_output(out, "report", inputs=[p for p in (run, baseline) if p is not None], inside_inputs=True)
     if thresholds < 3:
         raise RunError(f"thresholds = {thresholds} is too few for a precision-recall curve; use 101 (the default)")
     say = progress or (lambda _msg: None)
@@ -76,10 +75,11 @@ def make_report(run: str | Path, *, baseline: str | Path | None = None, out: str
     src = collect.gather(run, baseline)
     data, figs = _assemble(src, seed=seed, max_train_patches=max_train_patches, thresholds=thresholds,
                            device=device, say=say)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{time.time_ns()}"
+    with os_errors(out, "create the report folder"):
+        tmp = temp_dir_beside(out)
     try:
         (tmp / "figures").mkdir(parents=True)
+        mark(tmp, "report")
         say("drawing figures")
         paths: dict[str, Path] = {}
         with figures.style():
@@ -99,13 +99,6 @@ def make_report(run: str | Path, *, baseline: str | Path | None = None, out: str
     log.info("report written to %s in %.0f s", out, time.perf_counter() - t0)
     return ReportResult(out, out / "report.html", out / "report.md", out / "report.json",
                         {k: out / v for k, v in paths.items()}, data)
-
-
-def _check_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise RunError(f"{out}: is a file; give a folder for the report with --out")
-    if out.is_dir() and any(out.iterdir()) and not (out / "report.json").is_file():
-        raise RunError(f"{out}: folder exists and is not an aerotune report; choose a new or empty --out folder")
 
 
 # ------------------------------------------------------------------ assembling the numbers

@@ -8,7 +8,6 @@ folder resumes from ``last.pt``; a larger ``train.epochs`` continues a finished 
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import logging
 import math
@@ -27,10 +26,12 @@ from aerotune.config import RunConfig
 from aerotune.data.dataset import PatchDataset, Split, channel_stats, make_split
 from aerotune.data.palette import Palette
 from aerotune.data.patches import PatchCache
-from aerotune.errors import RunError
+from aerotune.errors import AerotuneError, RunError
 from aerotune.files import write_json
+from aerotune.model.checkpoint import load_checkpoint, save_checkpoint
 from aerotune.model.losses import make_loss
-from aerotune.model.unet import UNet, build_model
+from aerotune.model.unet import build_model
+from aerotune.runtime import autocast, autocast_dtype, select_device
 from aerotune.train.metrics import SegmentationMetrics
 
 log = logging.getLogger(__name__)
@@ -61,66 +62,6 @@ class Callback:
         """Called after the epoch's checkpoint is written; may raise to end the run."""
 
 
-def select_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RunError(f"train.device = {name!r} but no CUDA device is available; use --set train.device=cpu")
-    return torch.device(name)
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), where bf16 autocast is faster than fp32.
-
-    Elsewhere oneDNN emulates bf16 and autocast would slow training down, so ``auto`` keeps fp32.
-    """
-    try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for a precision setting, or None for fp32."""
-    if precision == "fp32":
-        return None
-    if precision == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if cpu_has_native_bf16() else None
-    return torch.bfloat16 if precision == "bf16" else torch.float16
-
-
-def _autocast(device: torch.device, dtype: torch.dtype | None):
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def _save(obj: dict[str, Any], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint safely (``weights_only=True``); a bad file is a ``RunError``."""
-    try:
-        return torch.load(Path(path), map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError, EOFError) as exc:
-        raise RunError(f"{path}: cannot load checkpoint ({str(exc).splitlines()[0]}); train again") from None
-
-
-def model_from_checkpoint(ckpt: dict[str, Any]) -> tuple[UNet, RunConfig, Palette]:
-    """Rebuild the network, its config and palette from a checkpoint."""
-    config = RunConfig.from_dict(ckpt["config"], where="checkpoint")
-    palette = Palette.from_dict(ckpt["palette"])
-    model = build_model(config.model, num_classes=palette.num_classes)
-    model.load_state_dict(ckpt["model"])
-    model.eval()
-    return model, config, palette
-
-
 def make_datasets(cache: PatchCache, config: RunConfig, split: Split) -> tuple[PatchDataset, PatchDataset, Any]:
     d = config.data
     stats = channel_stats(cache, split.train) if d.normalization == "meanstd" else None
@@ -140,7 +81,7 @@ def evaluate(model: torch.nn.Module, dataset: PatchDataset, palette: Palette, *,
     for start in range(0, len(dataset), batch_size):
         x, y = dataset.batch(list(range(start, min(start + batch_size, len(dataset)))))
         x, y = _to(x, device), y.to(device)
-        with _autocast(device, dtype):
+        with autocast(device, dtype):
             logits = model(x)
         loss = loss_fn(logits, y) if loss_fn else None
         metrics.update(logits, y, None if loss is None else float(loss))
@@ -169,13 +110,8 @@ def fit(config: RunConfig, cache: PatchCache, out: str | Path, *, split: Split |
         torch.set_num_threads(tc.threads)
 
     ckpt_dir = out / "checkpoints"
-    state = None
-    if resume and (ckpt_dir / "last.pt").is_file():
-        state = load_checkpoint(ckpt_dir / "last.pt")
-        old = RunConfig.from_dict(state["config"], where=str(ckpt_dir / "last.pt"))
-        if _without_epochs(old) != _without_epochs(config):
-            raise RunError(f"{out}: run folder holds a run with a different config; choose a new --out "
-                           "or repeat the same settings to resume")
+    state = check_resume(out, config) if resume else None
+    if state is not None:
         split = Split.from_dict(state["split"])
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", config.to_dict())
@@ -221,7 +157,7 @@ def fit(config: RunConfig, cache: PatchCache, out: str | Path, *, split: Split |
         for start in bar:
             x, y = train_ds.batch(order[start:start + tc.batch_size].tolist())
             x, y = _to(x, device), y.to(device)
-            with _autocast(device, dtype):
+            with autocast(device, dtype):
                 logits = model(x)
             loss = loss_fn(logits, y)
             if not torch.isfinite(loss):
@@ -254,9 +190,9 @@ def fit(config: RunConfig, cache: PatchCache, out: str | Path, *, split: Split |
                 "config": config.to_dict(), "palette": palette.to_dict(), "split": split.to_dict(),
                 "history": history, "best_val_loss": best_val, "best_epoch": best_epoch,
                 "norm_stats": list(stats) if stats else None}
-        _save(ckpt, ckpt_dir / "last.pt")
+        save_checkpoint(ckpt, ckpt_dir / "last.pt")
         if improved:
-            _save({k: v for k, v in ckpt.items() if k != "optimizer"}, ckpt_dir / "best.pt")
+            save_checkpoint({k: v for k, v in ckpt.items() if k != "optimizer"}, ckpt_dir / "best.pt")
         _write_history(out, history)
         log.info("epoch %d: train loss %.4f, val loss %.4f, val mIoU %.3f", epoch, record["train_loss"],
                  record["val_loss"], record["val_mean_iou"])
@@ -270,6 +206,34 @@ def fit(config: RunConfig, cache: PatchCache, out: str | Path, *, split: Split |
     _write_history(out, history)
     write_json(out / "metrics.json", metrics)
     return RunResult(out, status, len(history), best_epoch, best_val, history, metrics, reason)
+
+
+def check_resume(out: Path, config: RunConfig) -> dict[str, Any] | None:
+    """The checkpoint to resume ``out`` from (None for a fresh run), checked against ``config``.
+
+    Called before anything is written: a run folder that holds a run with other settings is refused whole.
+    """
+    last = Path(out) / "checkpoints" / "last.pt"
+    if not last.is_file():
+        return None
+    state = load_checkpoint(last)
+    try:
+        old = RunConfig.from_dict(state["config"], where=str(last))
+    except AerotuneError as exc:
+        raise RunError(f"{last}: cannot read the run's settings ({exc}); choose a new --out") from None
+    mine, theirs = _without_epochs(config), _without_epochs(old)
+    if mine != theirs:
+        key = next(f"{s}.{k}" for s in mine for k in mine[s] if mine[s][k] != theirs.get(s, {}).get(k))
+        raise RunError(f"{out}: run folder holds a run with a different config ({key} = {_get(theirs, key)!r}, "
+                       f"not {_get(mine, key)!r}); repeat its settings to resume it, or choose a new --out")
+    if "split" not in state:
+        raise RunError(f"{last}: checkpoint has no split; it was not written by aerotune train; choose a new --out")
+    return state
+
+
+def _get(d: dict[str, Any], key: str) -> Any:
+    section, name = key.split(".", 1)
+    return d.get(section, {}).get(name)
 
 
 def _without_epochs(config: RunConfig) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from typing import Any
 
 from aerotune.config import RunConfig
 from aerotune.errors import AerotuneError, ConfigError, RunError, first_line
-from aerotune.files import write_json
+from aerotune.files import check_output, removed_on_failure, write_json
 from aerotune.train.fit import Callback
 from aerotune.tune.plan import Plan, make_plan
 from aerotune.tune.space import (
@@ -234,6 +234,19 @@ def _first_difference(a: dict[str, Any], b: dict[str, Any]) -> str:
     return "?"
 
 
+def _read_study(out: Path) -> dict[str, Any] | None:
+    """The study description of an earlier run in ``out``, or None for a new one."""
+    path = out / "study.json"
+    if not path.is_file():
+        return None
+    try:
+        old = json.loads(path.read_text())
+        _fingerprint(old)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise RunError(f"{path}: the study description is unreadable ({first_line(exc)}); choose a new --out") from None
+    return old
+
+
 def _write_json(path: Path, data: Any) -> None:
     write_json(path, data, default=str)
 
@@ -249,34 +262,32 @@ def run_tune(settings: TuneSettings) -> TuneResult:
             removed again).
     """
     from aerotune.data.dataset import make_split
-    from aerotune.data.patches import cache_for
+    from aerotune.data.patches import cache_for, check_data, is_cache
 
     settings.validate()
     out = Path(settings.out)
-    created = not out.exists()
+    # Everything is checked before anything is written: the folder, the data, a resumed study's settings.
+    output = check_output(out, "tune-run", inputs=[settings.data])
+    check_data(settings.data, settings.config.data)
+    desc = _describe(settings, Path(settings.data) if is_cache(settings.data) else out / "cache")
+    old = _read_study(out)
+    if old is not None:
+        if _fingerprint(old) != _fingerprint(desc):
+            key = _first_difference(_fingerprint(old), _fingerprint(desc))
+            raise RunError(f"{out}: the run folder holds a study with a different {key}; repeat the same "
+                           "settings to resume it, or choose a new --out")
+        desc["baseline_trial"] = old.get("baseline_trial")
     t0 = time.time()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
+    output.claim()
+    with removed_on_failure(output, keep=lambda: any((out / "trials").glob("*/checkpoints/last.pt"))):
         cache = cache_for(settings.data, settings.config.data, out / "cache")
-        desc = _describe(settings, cache.root)
-        old_path = out / "study.json"
-        if old_path.is_file():
-            old = json.loads(old_path.read_text())
-            if _fingerprint(old) != _fingerprint(desc):
-                key = _first_difference(_fingerprint(old), _fingerprint(desc))
-                raise RunError(f"{out}: the run folder holds a study with a different {key}; repeat the same "
-                               "settings to resume it, or choose a new --out")
-            desc["baseline_trial"] = old.get("baseline_trial")
+        desc["cache"] = str(cache.root.resolve())
         split_path = out / "split.json"
         if not split_path.is_file():
             _write_json(split_path, make_split(cache, settings.config.data).to_dict())
         study = _open_study(desc, out, settings.storage, heartbeat=settings.heartbeat)
         desc["baseline_trial"] = _setup_study(study.study, study.lock, desc)
         _write_json(out / "study.json", desc)
-    except AerotuneError:
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
-        raise
     budget = WorkerBudget(trials=settings.trials, timeout=settings.timeout,
                           max_epochs_total=settings.max_epochs_total, workers=settings.workers)
     try:

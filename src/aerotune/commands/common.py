@@ -1,0 +1,159 @@
+"""Options and helpers shared by the sub-commands: config files, ``--set`` overrides, progress bars."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import Iterator
+
+
+def add_data_options(p: argparse.ArgumentParser, *, patches: bool = True) -> None:
+    """Options that map onto ``data.*`` settings (shortcuts for ``--set data.KEY=VALUE``)."""
+    p.add_argument(
+        "--classes",
+        dest="classes_file",
+        metavar="FILE",
+        help="classes file (JSON or TOML: name -> #RRGGBB, or name -> mask id for masks of class ids); "
+        "default: the built-in Dubai palette",
+    )
+    p.add_argument("--images-dir", metavar="NAME", help="name of the images folder (default: images, img, rgb...)")
+    p.add_argument("--masks-dir", metavar="NAME", help="name of the masks folder (default: masks, gt, labels...)")
+    p.add_argument(
+        "--mask-size",
+        choices=["error", "resize"],
+        help="masks of another size than their image: error (default) or resize them (nearest neighbour, "
+        "same aspect ratio within 1%%)",
+    )
+    p.add_argument(
+        "--skip-bad-pairs",
+        action="store_true",
+        default=None,
+        help="leave out unreadable or mismatched pairs (listed in the cache manifest) instead of failing",
+    )
+    p.add_argument(
+        "--unknown-colors",
+        choices=["error", "ignore"],
+        help="unknown mask colours: error (default) or ignore them in loss and metrics",
+    )
+    if patches:
+        p.add_argument(
+            "--patch-size", type=whole_number(16), help="patch side in pixels (default 256, or the cache's own)"
+        )
+        p.add_argument("--scale", type=positive_number, help="resample images by this factor before cutting patches")
+        p.add_argument(
+            "--mode",
+            choices=["reference", "full"],
+            help="reference: crop to a multiple of the patch size; full: keep every labelled pixel",
+        )
+
+
+#: ``args`` attributes that are shortcuts for ``data.*`` settings.
+DATA_OPTIONS = ("classes_file", "unknown_colors", "patch_size", "scale", "mode", "images_dir", "masks_dir",
+                "mask_size", "skip_bad_pairs")
+
+
+def data_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The ``data.*`` settings given as options, as ``{"data.KEY": value}``."""
+    return {f"data.{k}": getattr(args, k) for k in DATA_OPTIONS if getattr(args, k, None) is not None}
+
+
+def add_config_options(p: argparse.ArgumentParser) -> None:
+    """``--config``, ``--set``, the data options and ``--epochs``: everything that makes a run config."""
+    p.add_argument("--config", metavar="FILE", help="run config (TOML, JSON or YAML) with data/model/train sections")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting, e.g. --set train.epochs=5 (repeatable)",
+    )
+    add_data_options(p)
+    p.add_argument("--epochs", type=whole_number(1), help="shortcut for --set train.epochs=N")
+
+
+def resolve_config(args: argparse.Namespace):
+    """The run config from ``--config``, ``--set`` and the shortcut options, validated.
+
+    When ``--data`` is a patch cache, the cache's own cut (patch size, scale, mode, unknown colours and
+    palette) is the default, and a setting that contradicts it is an error (see ``cache_defaults``).
+    """
+    from aerotune.config import load_config
+
+    config = load_config(args.config, args.overrides)
+    extra = data_overrides(args)
+    if getattr(args, "epochs", None) is not None:
+        extra["train.epochs"] = args.epochs
+    config = config.with_overrides(extra) if extra else config
+    data = getattr(args, "data", None)
+    if data is not None:
+        from aerotune.data.patches import settings_from_cache
+
+        config = settings_from_cache(data, config, given=_given_data_keys(args))
+    return config
+
+
+def _given_data_keys(args: argparse.Namespace) -> set[str]:
+    """The ``data.*`` keys the user set explicitly (options, ``--set`` or the config file)."""
+    from aerotune.config import read_table, resolve_key
+
+    keys = {k for k in DATA_OPTIONS if getattr(args, k, None) is not None}
+    for item in getattr(args, "overrides", []) or []:
+        if "=" in item:
+            with contextlib.suppress(Exception):
+                section, name = resolve_key(item.split("=", 1)[0].strip())
+                if section == "data":
+                    keys.add(name)
+    if getattr(args, "config", None):
+        with contextlib.suppress(Exception):
+            keys |= set(read_table(args.config).get("data", {}))
+    return keys
+
+
+@contextlib.contextmanager
+def progress_bar(desc: str, unit: str = "image") -> Iterator:
+    """A ``progress(done, total)`` callback drawing a bar on a terminal; the bar is closed on any exit,
+    so an error message never lands in the middle of it."""
+    from tqdm.auto import tqdm
+
+    bars = []
+
+    def update(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, desc=desc, unit=unit, leave=False, disable=None))
+        bars[0].n = done
+        bars[0].refresh()
+
+    try:
+        yield update
+    finally:
+        for bar in bars:
+            bar.close()
+
+
+def whole_number(minimum: int = 0, maximum: int | None = None):
+    """An argparse type for a whole number in ``[minimum, maximum]``, with a one-line message otherwise."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            raise argparse.ArgumentTypeError(f"{value} is out of range; use a whole number {bound}")
+        return value
+
+    parse.__name__ = "whole number"
+    return parse
+
+
+def positive_number(text: str) -> float:
+    """An argparse type for a finite number above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"{text} is out of range; use a number above 0")
+    return value

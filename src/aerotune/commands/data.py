@@ -1,0 +1,122 @@
+"""``aerotune data inspect | prepare | synth``: look at a dataset, cut it into a patch cache, or synthesise one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from aerotune.commands.common import add_data_options, data_overrides, progress_bar, whole_number
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="inspect, prepare or synthesise datasets")
+    dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    p = dsub.add_parser("inspect", help="list pairs, sizes, mask colours and every problem")
+    p.add_argument("root")
+    add_data_options(p)
+    p.add_argument("--json", action="store_true", help="print the findings as JSON")
+    p.set_defaults(func=cmd_inspect)
+    p = dsub.add_parser("prepare", help="cut patches into a memmap cache")
+    p.add_argument("root")
+    p.add_argument("--out", required=True, help="cache folder")
+    add_data_options(p)
+    p.add_argument("--force", action="store_true", help="rebuild even when the cache is up to date")
+    p.set_defaults(func=cmd_prepare)
+    p = dsub.add_parser("synth", help="write a procedural synthetic aerial dataset")
+    p.add_argument("out")
+    p.add_argument("--scenes", type=whole_number(1), default=8)
+    p.add_argument("--size", type=whole_number(1), default=512)
+    p.add_argument("--seed", type=whole_number(0, 2**32 - 1), default=0)
+    p.add_argument("--tiles", type=whole_number(1), default=None, help="tile folders (default: one per 4 scenes)")
+    p.set_defaults(func=cmd_synth)
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from aerotune.data.palette import key_text, load_palette
+    from aerotune.data.sources import inspect_dataset
+    from aerotune.reading import show
+
+    palette = load_palette(args.classes_file)
+    insp = inspect_dataset(args.root, palette, patch_size=args.patch_size or 256, scale=args.scale or 1.0,
+                           images_dir=args.images_dir, masks_dir=args.masks_dir, mask_size=args.mask_size or "error")
+    if args.json:
+        print(json.dumps(_inspection_dict(insp), indent=1))
+        return 1 if insp.problems else 0
+    print(f"{show(insp.root)}: {insp.layout} layout, {len(insp.samples)} image/mask pairs")
+    for s in insp.samples:
+        w, h = insp.sizes[s.name]
+        print(f"  {s.name:<32} {w}x{h}")
+    total = insp.total_pixels
+    print("mask ids:" if palette.by_id else "mask colours:")
+    names = dict(zip(palette.keys, palette.names))
+    for color, n in sorted(insp.colors.items(), key=lambda kv: -kv[1]):
+        cls = names.get(color, "UNKNOWN (not in the palette)")
+        print(f"  {key_text(color):>8}  {n:>12,} px  {n / max(total, 1):7.2%}  {cls}")
+    for color in sorted(insp.unknown, key=lambda c: -insp.colors[c]):
+        files = insp.color_files[color]
+        print(f"unknown {'id' if palette.by_id else 'colour'} {key_text(color)} in {len(files)} file(s):")
+        for f in files:
+            print(f"  {f}")
+    if insp.problems:
+        print(f"{len(insp.problems)} problem(s):")
+        for p in insp.problems:
+            print(f"  - {p}")
+        return 1
+    print("no problems found")
+    return 0
+
+
+def _inspection_dict(insp) -> dict:
+    from aerotune.data.palette import to_hex
+    from aerotune.reading import show
+
+    names = dict(zip(insp.palette.keys, insp.palette.names))
+    return {
+        "root": show(insp.root),
+        "layout": insp.layout,
+        "pairs": [
+            {"name": s.name, "image": show(s.image), "mask": show(s.mask), "size": insp.sizes[s.name]}
+            for s in insp.samples
+        ],
+        "colors": [  # a colour palette lists colours ("color"), an index palette mask ids ("id")
+            {**({"id": c} if isinstance(c, int) else {"color": to_hex(c)}), "pixels": n, "class": names.get(c),
+             "files": insp.color_files[c]}
+            for c, n in sorted(insp.colors.items(), key=lambda kv: -kv[1])
+        ],
+        "problems": [str(p) for p in insp.problems],
+    }
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from aerotune.config import DataConfig
+    from aerotune.data.palette import load_palette
+    from aerotune.data.patches import prepare_patches
+
+    fields = {k.split(".", 1)[1]: v for k, v in data_overrides(args).items()}
+    config = DataConfig(**fields)
+    with progress_bar("cutting patches") as progress:
+        cache = prepare_patches(
+            args.root, args.out, config, load_palette(config.classes_file), force=args.force, progress=progress
+        )
+    px = cache.manifest["pixels"]
+    skipped = cache.manifest.get("skipped", [])
+    print(
+        f"{cache.root}: {len(cache)} patches of {cache.patch_size}x{cache.patch_size} from "
+        f"{len(cache.sources)} images ({config.mode} mode); {px['dropped_share']:.1%} of labelled pixels "
+        "outside the patches"
+        + (f"; {len(skipped)} pair(s) or file(s) skipped, listed under \"skipped\" in "
+           f"{cache.root / 'manifest.json'}" if skipped else "")
+    )
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from aerotune.data.synthetic import write_synthetic_dataset
+
+    result = write_synthetic_dataset(args.out, scenes=args.scenes, size=args.size, seed=args.seed, tiles=args.tiles)
+    shares = ", ".join(f"{k} {v:.0%}" for k, v in result.class_fractions.items())
+    print(
+        f"{result.root}: {result.scenes} synthetic scenes of {result.size}x{result.size} in {result.tiles} "
+        f"tile folders ({shares})"
+    )
+    return 0

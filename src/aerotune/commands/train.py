@@ -1,0 +1,53 @@
+"""``aerotune train``: train one U-Net into a run folder (an existing run of the same settings is resumed)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from aerotune.commands.common import add_config_options, progress_bar, resolve_config
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train one U-Net and write a run folder")
+    p.add_argument("--data", required=True, help="dataset folder or patch cache")
+    p.add_argument("--out", required=True, help="run folder (an existing one is resumed)")
+    add_config_options(p)
+    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from aerotune.data.patches import cache_for, check_data
+    from aerotune.files import check_output, removed_on_failure
+    from aerotune.train.fit import check_resume, fit
+
+    config = resolve_config(args)
+    out = Path(args.out)
+    # Everything is checked before anything is written: the output folder, the data, the resumed run.
+    output = check_output(out, "train-run", inputs=[args.data])
+    check_data(args.data, config.data)
+    if not args.restart:
+        check_resume(out, config)
+    output.claim()
+    with removed_on_failure(output, keep=lambda: (out / "checkpoints" / "last.pt").is_file()):
+        with progress_bar("cutting patches") as progress:
+            cache = cache_for(args.data, config.data, out / "cache", progress=progress)
+        result = fit(config, cache, out, resume=not args.restart)
+    print_run_summary(result)
+    return 0 if result.status == "completed" else 3
+
+
+def print_run_summary(result) -> None:
+    final = result.history[-1] if result.history else {}
+    print(
+        f"{result.run_dir}: {result.status} after {result.epochs} epoch(s)"
+        + (f" ({result.reason})" if result.reason else "")
+    )
+    if final:
+        print(
+            f"  validation loss {final['val_loss']:.4f} (best {result.best_val_loss:.4f} at epoch "
+            f"{result.best_epoch}), mean IoU {final['val_mean_iou']:.3f}, pixel accuracy "
+            f"{final['val_pixel_accuracy']:.3f} (majority class {final['val_majority_rate']:.3f}), "
+            f"precision/recall {final['val_precision_ref']:.3f}/{final['val_recall_ref']:.3f}"
+        )
