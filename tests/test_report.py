@@ -339,7 +339,7 @@ def test_patch_figure_uses_the_palette_and_names_ignored_pixels():
 def test_report_of_a_real_tuning_run(tiny_cache, tmp_path):
     """The same report from a study written by aerotune.tune (the tuning contract, not this file's fixture)."""
     study_mod = pytest.importorskip("aerotune.tune.study", reason="the tuning stage is not installed")
-    from aerotune.tune.space import parse_space
+    from aerotune.tune.space_parse import parse_space
 
     space = parse_space({"learning_rate": {"_type": "loguniform", "_value": [0.001, 0.05]},
                          "activation_type": {"_type": "choice", "_value": ["relu", "swish"]}})

@@ -18,7 +18,7 @@ import pytest
 from aerotune.commands import main
 from aerotune.config import RunConfig
 from aerotune.tune.plan import bracket_of, bracket_shares, make_plan, n_brackets
-from aerotune.tune.space import parse_space
+from aerotune.tune.space_parse import parse_space
 from aerotune.tune.study import TuneSettings, run_tune
 
 SPACE = {

@@ -10,13 +10,9 @@ import pytest
 
 from aerotune.config import RunConfig
 from aerotune.errors import SearchSpaceError
-from aerotune.tune.space import (
-    REFERENCE_SPACE,
-    default_space,
-    load_space,
-    parse_space,
-    resolve_baseline,
-)
+from aerotune.reference import REFERENCE_SPACE
+from aerotune.tune.space_checks import resolve_baseline
+from aerotune.tune.space_parse import default_space, load_space, parse_space
 
 
 def draw(space, n=200, seed=0):

@@ -62,7 +62,7 @@ def run_demo(out: Path, *, quick: bool = False, echo=print) -> dict[str, Path]:
     from aerotune.data.synthetic import write_synthetic_dataset
     from aerotune.predict.scene import Predictor, predict_files
     from aerotune.report import make_report
-    from aerotune.tune.space import parse_space
+    from aerotune.tune.space_parse import parse_space
     from aerotune.tune.study import TuneSettings, run_tune
     from aerotune.tune.summary import summary_lines
 

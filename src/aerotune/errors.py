@@ -44,7 +44,7 @@ class MissingExtraError(AerotuneError):
 
 def first_line(exc: BaseException, limit: int = 500) -> str:
     """The first line of an exception's message (its type name when empty), at most ``limit`` characters."""
-    return (str(exc).splitlines() or [type(exc).__name__])[0][:limit]
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:limit]
 
 
 class OutputError(DatasetError, RunError):

@@ -87,7 +87,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def settings_from_args(args: argparse.Namespace):
-    from aerotune.tune.space import REFERENCE_BASELINE, load_space
+    from aerotune.reference import REFERENCE_BASELINE
+    from aerotune.tune.space_parse import load_space
     from aerotune.tune.study import TuneSettings
 
     config = resolve_config(args)
@@ -133,9 +134,17 @@ def _parse_value(text: str) -> Any:
         return text.strip()
 
 
+def quiet_optuna() -> None:
+    """Optuna logs every trial at INFO; the commands keep its warnings only (process-wide, so not in the stages)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
 def cmd_tune(args: argparse.Namespace) -> int:
     from aerotune.tune.study import plan_tune, run_tune
 
+    quiet_optuna()
     settings = settings_from_args(args)
     if args.dry_run:
         print(plan_tune(settings))
@@ -154,6 +163,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         from optuna_dashboard import run_server
     except ModuleNotFoundError:
         raise MissingExtraError("optuna-dashboard", "dashboard") from None
+    quiet_optuna()
     opened, desc = load_run_study(run, args.storage)
     print(
         f"optuna-dashboard for study {desc['study_name']!r}: http://127.0.0.1:{args.port}/ (Ctrl-C to stop)", flush=True

@@ -15,6 +15,8 @@ import binascii
 import math
 from dataclasses import dataclass, field
 
+from aerotune.reference import REFERENCE_EPOCHS
+
 
 @dataclass(frozen=True)
 class Bracket:
@@ -61,7 +63,7 @@ class Plan:
             total += self.max_resource if full else self.brackets[b].min_epochs
         return total
 
-    def lines(self, reference_epochs: int = 3455) -> list[str]:
+    def lines(self, reference_epochs: int = REFERENCE_EPOCHS) -> list[str]:
         eta, r, big_r = self.reduction_factor, self.min_resource, self.max_resource
         out = [f"HyperBand plan for study {self.study_name!r}: max resource R = {big_r} epochs, min resource "
                f"r = {r}, reduction factor eta = {eta}: {len(self.brackets)} bracket(s)"]

@@ -34,11 +34,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import optuna
 from optuna.storages import JournalStorage, RDBStorage
-from optuna.storages._heartbeat import BaseHeartbeat  # the interface optuna.storages.fail_stale_trials uses
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from aerotune.errors import MissingExtraError, RunError
+from aerotune.errors import MissingExtraError, RunError, first_line
+from aerotune.tune.optuna_compat import BaseHeartbeat, trial_id
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
             if beat is None and t.datetime_start is not None:
                 beat = t.datetime_start.timestamp()
             if beat is not None and now - float(beat) > self._hb_grace:
-                stale.append(t._trial_id)
+                stale.append(trial_id(t))
         return stale
 
     def get_heartbeat_interval(self) -> int | None:
@@ -207,8 +207,7 @@ def open_storage(url: str | None, run_dir: Path, *, heartbeat: int, stale_callba
     except Exception as exc:  # noqa: BLE001 - a bad URL or an unreachable server is bad input
         if isinstance(exc, MissingExtraError):
             raise
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise RunError(f"--storage {redact(url)}: cannot open ({first}); check the URL and that the server "
+        raise RunError(f"--storage {redact(url)}: cannot open ({first_line(exc)}); check the URL and that the server "
                        "is reachable") from None
     return storage, lock
 

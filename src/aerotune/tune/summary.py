@@ -7,7 +7,7 @@ from typing import Any
 
 def summary_lines(result) -> list[str]:
     """What a finished (or interrupted) study did, as printed by ``aerotune tune`` and ``aerotune demo``."""
-    from aerotune.tune.study import REFERENCE_EPOCHS
+    from aerotune.reference import REFERENCE_EPOCHS
 
     s = result.summary
     c = result.counts
