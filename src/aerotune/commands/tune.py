@@ -166,7 +166,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     quiet_optuna()
     opened, desc = load_run_study(run, args.storage)
     print(
-        f"optuna-dashboard for study {desc['study_name']!r}: http://127.0.0.1:{args.port}/ (Ctrl-C to stop)", flush=True
+        f"optuna-dashboard for study {desc.study_name!r}: http://127.0.0.1:{args.port}/ (Ctrl-C to stop)", flush=True
     )
     try:
         run_server(opened.storage, host="127.0.0.1", port=args.port)

@@ -54,6 +54,10 @@ STYLE: dict[str, Any] = {
 IGNORED_COLOR = (0, 0, 0)
 
 
+#: Resolution of the figure PNGs.
+FIGURE_DPI = 144
+
+
 @contextlib.contextmanager
 def style() -> Iterator[None]:
     """Apply the report style while figures are built and saved."""

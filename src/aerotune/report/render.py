@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from aerotune.report.figures import BASELINE, TUNED
+from aerotune.report.figures import BASELINE, FIGURE_DPI, TUNED
 
 FIGURE_TEXT = {
     "patches": ("Validation patches",
@@ -160,7 +160,7 @@ def _html_verdict(data: dict[str, Any]) -> str:
     if v["status"] == "single":
         out.append(f"<div class=\"head\">{e(v['text'])}</div>")
     else:
-        out.append(f"<div class=\"head\">{e(v['headline'])}</div><div>{e(v['text'].split(': ', 1)[1])}</div>")
+        out.append(f"<div class=\"head\">{e(v['headline'])}</div><div>{e(v['detail'])}</div>")
         out.append("<div class=\"kpis\">")
         for key, label, spec, lower in (("val_loss", "validation loss", ".4f", True),
                                         ("mean_iou", "mean IoU", ".3f", False)):
@@ -263,8 +263,6 @@ def _html_per_class(data: dict[str, Any]) -> str:
 
 def _img(folder: Path, rel: str, alt: str) -> str:
     """An embedded PNG, shown at 96 px per inch of the figure (so its text is the page's size), or narrower."""
-    from aerotune.report.make import FIGURE_DPI
-
     raw = (folder / rel).read_bytes()
     width = int.from_bytes(raw[16:20], "big")  # the PNG header's IHDR width
     b64 = base64.b64encode(raw).decode("ascii")
@@ -341,7 +339,7 @@ def render_markdown(data: dict[str, Any]) -> str:
     md = [f"# {data['title']}", "", f"{data['kind'].capitalize()} run `{data['run']}` · {data['created']} · "
           f"aerotune {data['aerotune_version']}", ""]
     v = data["verdict"]
-    md += [f"> **{v['text']}**" if v["status"] == "single" else f"> **{v['headline']}**: {v['text'].split(': ', 1)[1]}",
+    md += [f"> **{v['text']}**" if v["status"] == "single" else f"> **{v['headline']}**: {v['detail']}",
            ""]
     md += ["## Protocol", "", "| | |", "|---|---|"]
     md += [f"| {label} | {_md(_text(data['protocol'][k]))} |" for k, label in PROTOCOL_LABELS if k in data["protocol"]]

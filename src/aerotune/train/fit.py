@@ -33,6 +33,7 @@ from aerotune.model.losses import make_loss
 from aerotune.model.unet import build_model
 from aerotune.runtime import autocast, autocast_dtype, select_device
 from aerotune.train.metrics import SegmentationMetrics
+from aerotune.train.records import DataRecord, RunMetrics
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def fit(config: RunConfig, cache: PatchCache, out: str | Path, *, split: Split |
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", config.to_dict())
     write_json(out / "split.json", split.to_dict())
-    write_json(out / "data.json", {"cache": str(cache.root.resolve())})
+    DataRecord(cache=str(cache.root.resolve())).write(out / DataRecord.FILE)
 
     torch.manual_seed(tc.seed)
     model = build_model(config.model, num_classes=palette.num_classes).to(device)
@@ -199,12 +200,13 @@ def fit(config: RunConfig, cache: PatchCache, out: str | Path, *, split: Split |
         callback.on_epoch_end(epoch, record)
 
     final = history[-1] if history else {}
-    metrics = {"status": status, "reason": reason, "epochs": len(history), "best_epoch": best_epoch,
-               "best_val_loss": best_val if best_epoch else None, "final": final,
-               "device": str(device), "precision": str(dtype).replace("torch.", "") if dtype else "fp32",
-               "patches": {"train": len(split.train), "val": len(split.val)}}
+    record = RunMetrics(status=status, reason=reason, epochs=len(history), best_epoch=best_epoch,
+                        best_val_loss=best_val if best_epoch else None, final=final, device=str(device),
+                        precision=str(dtype).replace("torch.", "") if dtype else "fp32",
+                        patches={"train": len(split.train), "val": len(split.val)})
     _write_history(out, history)
-    write_json(out / "metrics.json", metrics)
+    record.write(out / RunMetrics.FILE)
+    metrics = record.to_json()
     return RunResult(out, status, len(history), best_epoch, best_val, history, metrics, reason)
 
 

@@ -3,41 +3,42 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
-import os
-import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from aerotune.errors import RunError
-from aerotune.files import write_json
+from aerotune.files import copy_file, write_json, write_text
 from aerotune.reference import REFERENCE_EPOCHS
-from aerotune.tune.optuna_study import BASELINE_KEY, EPOCHS_KEY, open_study
+from aerotune.tune.optuna_study import BASELINE_KEY, EPOCHS_KEY, OpenStudy, open_study
+from aerotune.tune.records import StudyRecord, StudySummary, TrialRecord, read_study
 from aerotune.tune.settings import TuneResult
+from aerotune.tune.storage import JOURNAL_FILE
 
 log = logging.getLogger(__name__)
 
 
-def load_run_study(out: str | Path, storage: str | None = None):
-    """Open the study of a tuning run folder (for exports, dashboards and reports)."""
+def load_run_study(out: str | Path, storage: str | None = None) -> tuple[OpenStudy, StudyRecord]:
+    """Open the Optuna study of a tuning run folder (for exports, dashboards and reports); close it after use."""
     out = Path(out)
-    path = out / "study.json"
-    if not path.is_file():
-        raise RunError(f"{out}: not a tuning run folder (no study.json); run aerotune tune --out {out} first")
-    desc = json.loads(path.read_text())
+    desc = read_study(out)
     url = storage
-    if url is None and "://" in desc["storage"]:
-        if "***" in desc["storage"]:
-            raise RunError(f"{out}: the study is in {desc['storage']}; give its full URL with --storage")
-        url = desc["storage"]
+    if url is None and "://" in desc.storage:
+        if "***" in desc.storage:
+            raise RunError(f"{out}: the study is in {desc.storage}; give its full URL with --storage")
+        url = desc.storage
     elif url is None:  # the journal: trust the run folder over a path recorded before it was moved
-        url = str(out / "journal.log")
-    return open_study(desc, out, url, heartbeat=int(desc.get("heartbeat", 10))), desc
+        url = str(out / JOURNAL_FILE)
+        if not (out / JOURNAL_FILE).is_file():
+            raise RunError(f"{out / JOURNAL_FILE}: journal file not found; the study's trials are in it, restore it "
+                           "from a copy of the run folder")
+    return open_study(desc, out, url, heartbeat=int(desc.heartbeat)), desc
 
 
-def trial_records(study, desc: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every trial as a plain dict (the rows of trials.json / trials.csv)."""
+def trial_records(study, desc: StudyRecord) -> list[TrialRecord]:
+    """Every trial of the study (the rows of trials.json / trials.csv)."""
     from aerotune.tune.plan import bracket_of, bracket_shares, n_brackets
 
     trials = study.get_trials(deepcopy=False)
@@ -45,8 +46,8 @@ def trial_records(study, desc: dict[str, Any]) -> list[dict[str, Any]]:
     for t in trials:
         for n in t.system_attrs.get("retry_history", []) or []:
             retried[n] = t.number
-    shares = bracket_shares(n_brackets(desc["min_resource"], desc["max_resource"], desc["reduction_factor"]),
-                            desc["reduction_factor"])
+    shares = bracket_shares(n_brackets(desc.min_resource, desc.max_resource, desc.reduction_factor),
+                            desc.reduction_factor)
     rows = []
     for t in trials:
         ua = t.user_attrs
@@ -64,7 +65,7 @@ def trial_records(study, desc: dict[str, Any]) -> list[dict[str, Any]]:
         duration = None
         if t.datetime_start is not None and t.datetime_complete is not None:
             duration = (t.datetime_complete - t.datetime_start).total_seconds()
-        rows.append({
+        rows.append(TrialRecord(**{
             "number": t.number,
             "state": state,
             "status": status,
@@ -75,7 +76,7 @@ def trial_records(study, desc: dict[str, Any]) -> list[dict[str, Any]]:
             "duration_s": duration,
             "reason": reason,
             "baseline": bool(ua.get("baseline")),
-            "bracket": bracket_of(desc["study_name"], t.number, shares),
+            "bracket": bracket_of(desc.study_name, t.number, shares),
             "retry_of": t.system_attrs.get("failed_trial"),
             "resumed_from": ua.get("resumed_from"),
             "epoch_ticks": ua.get("epoch_ticks", []),
@@ -83,14 +84,14 @@ def trial_records(study, desc: dict[str, Any]) -> list[dict[str, Any]]:
             "worker": ua.get("worker"),
             "datetime_start": t.datetime_start.isoformat() if t.datetime_start else None,
             "datetime_complete": t.datetime_complete.isoformat() if t.datetime_complete else None,
-        })
+        }))
     return rows
 
 
 def export_study(out: str | Path, study=None, *, wall_seconds: float | None = None) -> TuneResult:
     """Write trials.csv/json, best_params.json, best_checkpoint.pt and summary.json; return the summary."""
     out = Path(out)
-    desc = json.loads((out / "study.json").read_text())
+    desc = read_study(out)
     opened = None
     if study is None:
         opened, desc = load_run_study(out)
@@ -98,76 +99,76 @@ def export_study(out: str | Path, study=None, *, wall_seconds: float | None = No
     try:
         rows = trial_records(study, desc)
         epochs_spent = int(study.user_attrs.get(EPOCHS_KEY, 0))
-        baseline_number = study.user_attrs.get(BASELINE_KEY, desc.get("baseline_trial"))
+        baseline_number = study.user_attrs.get(BASELINE_KEY, desc.baseline_trial)
     finally:
         if opened is not None:
             opened.close()
-    write_json(out / "trials.json", rows)
-    _write_trials_csv(out / "trials.csv", rows)
+    write_json(out / "trials.json", [r.to_json() for r in rows])
+    write_text(out / "trials.csv", _trials_csv(rows))
 
-    maximize = desc["direction"] == "maximize"
-    complete = [r for r in rows if r["state"] == "COMPLETE"]
-    best = (max if maximize else min)(complete, key=lambda r: r["value"]) if complete else None
-    baseline_row = next((r for r in rows if r["baseline"] and r["state"] == "COMPLETE"), None)
+    complete = [r for r in rows if r.state == "COMPLETE"]
+    best = (max if desc.maximize else min)(complete, key=lambda r: r.value) if complete else None
+    baseline_row = next((r for r in rows if r.baseline and r.state == "COMPLETE"), None)
     if baseline_row is None:
-        baseline_row = next((r for r in rows if r["number"] == baseline_number), None)
-    count = lambda pred: sum(1 for r in rows if pred(r))  # noqa: E731
-    counts = {
-        "trials": len(rows),
-        "complete": count(lambda r: r["state"] == "COMPLETE"),
-        "pruned": count(lambda r: r["state"] == "PRUNED" and r["status"] != "budget"),
-        "stopped_by_budget": count(lambda r: r["status"] == "budget"),
-        "failed": count(lambda r: r["state"] == "FAIL"),
-        "diverged": count(lambda r: r["status"] == "diverged"),
-        "out_of_memory": count(lambda r: r["status"] == "out of memory"),
-        "stale": count(lambda r: r["status"] == "stale heartbeat"),
-        "running": count(lambda r: r["state"] == "RUNNING"),
-        "waiting": count(lambda r: r["state"] == "WAITING"),
-    }
+        baseline_row = next((r for r in rows if r.number == baseline_number), None)
     checkpoint = None
     if best is not None:
-        src = out / "trials" / f"{best['number']:04d}" / "checkpoints" / "best.pt"
+        src = out / "trials" / f"{best.number:04d}" / "checkpoints" / "best.pt"
         if src.is_file():
-            tmp = out / f"best_checkpoint.pt.tmp{os.getpid()}"
-            shutil.copy2(src, tmp)
-            os.replace(tmp, out / "best_checkpoint.pt")
+            copy_file(src, out / "best_checkpoint.pt")
             checkpoint = "best_checkpoint.pt"
         else:
             log.warning("the best trial's checkpoint %s is not on this machine", src)
-        write_json(out / "best_params.json", best["params"])
-    summary = {
-        "study_name": desc["study_name"],
-        "metric": desc["metric"],
-        "direction": desc["direction"],
-        "epochs_spent": epochs_spent,
-        "epochs_completed": sum(r["epochs"] for r in rows),
-        "reference_epochs": REFERENCE_EPOCHS,
-        "counts": counts,
-        "best_trial": best["number"] if best else None,
-        "best_value": best["value"] if best else None,
-        "best_params": best["params"] if best else {},
-        "best_checkpoint": checkpoint,
-        "baseline_trial": baseline_row["number"] if baseline_row else None,
-        "baseline_value": baseline_row["value"] if baseline_row else None,
-        "baseline_params": baseline_row["params"] if baseline_row else None,
-        "wall_seconds": round(wall_seconds, 1) if wall_seconds is not None else None,
+        write_json(out / "best_params.json", best.params)
+    summary = StudySummary(
+        study_name=desc.study_name,
+        metric=desc.metric,
+        direction=desc.direction,
+        epochs_spent=epochs_spent,
+        epochs_completed=sum(r.epochs for r in rows),
+        reference_epochs=REFERENCE_EPOCHS,
+        counts=_counts(rows),
+        best_trial=best.number if best else None,
+        best_value=best.value if best else None,
+        best_params=best.params if best else {},
+        best_checkpoint=checkpoint,
+        baseline_trial=baseline_row.number if baseline_row else None,
+        baseline_value=baseline_row.value if baseline_row else None,
+        baseline_params=baseline_row.params if baseline_row else None,
+        wall_seconds=round(wall_seconds, 1) if wall_seconds is not None else None,
+    )
+    summary.write(out / StudySummary.FILE)
+    return TuneResult(out, summary)
+
+
+def _counts(rows: list[TrialRecord]) -> dict[str, int]:
+    def count(pred: Callable[[TrialRecord], bool]) -> int:
+        return sum(1 for r in rows if pred(r))
+
+    return {
+        "trials": len(rows),
+        "complete": count(lambda r: r.state == "COMPLETE"),
+        "pruned": count(lambda r: r.state == "PRUNED" and r.status != "budget"),
+        "stopped_by_budget": count(lambda r: r.status == "budget"),
+        "failed": count(lambda r: r.state == "FAIL"),
+        "diverged": count(lambda r: r.status == "diverged"),
+        "out_of_memory": count(lambda r: r.status == "out of memory"),
+        "stale": count(lambda r: r.status == "stale heartbeat"),
+        "running": count(lambda r: r.state == "RUNNING"),
+        "waiting": count(lambda r: r.state == "WAITING"),
     }
-    write_json(out / "summary.json", summary)
-    return TuneResult(out, desc["study_name"], summary["best_trial"], summary["best_value"], summary["best_params"],
-                      summary["baseline_trial"], summary["baseline_value"], epochs_spent, counts, summary)
 
 
-def _write_trials_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    keys = sorted({k for r in rows for k in r["params"]})
+def _trials_csv(rows: list[TrialRecord]) -> str:
+    keys = sorted({k for r in rows for k in r.params})
     fields = ["number", "state", "status", "epochs", "value", "duration_s", "baseline", "bracket", "retry_of",
               *[f"param:{k}" for k in keys], "values", "reason", "run_dir"]
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields)
-        w.writeheader()
-        for r in rows:
-            row = {k: r.get(k) for k in fields if not k.startswith("param:")}
-            row["values"] = json.dumps(r["values"])
-            row.update({f"param:{k}": r["params"].get(k) for k in keys})
-            w.writerow(row)
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    w = csv.DictWriter(text, fieldnames=fields)
+    w.writeheader()
+    for r in rows:
+        row = {k: getattr(r, k) for k in fields if not k.startswith("param:")}
+        row["values"] = json.dumps(r.values)
+        row.update({f"param:{k}": r.params.get(k) for k in keys})
+        w.writerow(row)
+    return text.getvalue()

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from aerotune.errors import AerotuneError, RunError, first_line
-from aerotune.tune.description import fingerprint, first_difference
+from aerotune.tune.description import first_difference
+from aerotune.tune.records import StudyRecord
 
 EPOCHS_KEY = "aerotune:epochs_claimed"
 SETTINGS_KEY = "aerotune:settings"
@@ -56,64 +57,64 @@ def retry_callback():
         return RetryHeartbeatStaleTrialCallback(max_retry=3, inherit_intermediate_values=True)
 
 
-def open_study(desc: dict[str, Any], out: Path, storage_url: str | None, *, heartbeat: int) -> OpenStudy:
+def open_study(desc: StudyRecord, out: Path, storage_url: str | None, *, heartbeat: int) -> OpenStudy:
     import optuna
 
     from aerotune.tune.storage import open_storage
 
     storage, lock = open_storage(storage_url, out, heartbeat=heartbeat, stale_callback=retry_callback(),
-                                 name=desc["study_name"])
-    pruner = optuna.pruners.HyperbandPruner(min_resource=desc["min_resource"], max_resource=desc["max_resource"],
-                                            reduction_factor=desc["reduction_factor"])
-    if desc.get("sampler_scope", "bracket") == "study":
+                                 name=desc.study_name)
+    pruner = optuna.pruners.HyperbandPruner(min_resource=desc.min_resource, max_resource=desc.max_resource,
+                                            reduction_factor=desc.reduction_factor)
+    if desc.sampler_scope == "study":
         pruner = StudyWideHyperband(pruner)
     try:
         with lock.hold():
-            study = optuna.create_study(study_name=desc["study_name"], storage=storage,
-                                        direction=desc["direction"], pruner=pruner, sampler=make_sampler(desc, 0),
+            study = optuna.create_study(study_name=desc.study_name, storage=storage,
+                                        direction=desc.direction, pruner=pruner, sampler=make_sampler(desc, 0),
                                         load_if_exists=True)
     except Exception as exc:  # noqa: BLE001 - e.g. an existing study with another direction
         if isinstance(exc, AerotuneError):
             raise
-        where = f"study {desc['study_name']!r}: cannot open it in {desc['storage']}"
+        where = f"study {desc.study_name!r}: cannot open it in {desc.storage}"
         raise RunError(f"{where} ({first_line(exc)})") from None
     return OpenStudy(study, lock, storage)
 
 
-def make_sampler(desc: dict[str, Any], number: int):
+def make_sampler(desc: StudyRecord, number: int):
     """A sampler seeded for the next trial number: reproducible with one worker, and a resumed study
     does not replay the draws of its first run."""
     import optuna
 
-    seed = desc.get("seed")
+    seed = desc.seed
     seed = None if seed is None else (int(seed) * 1_000_003 + number * 7919) % (2**32)
-    if desc["sampler"] == "random":
+    if desc.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed, constant_liar=True,
-                                      n_startup_trials=int(desc.get("startup_trials", 10)))
+                                      n_startup_trials=int(desc.startup_trials))
 
 
-def setup_study(study, lock, desc: dict[str, Any]) -> int | None:
+def setup_study(study, lock, desc: StudyRecord) -> int | None:
     """Check the study matches ``desc`` (joining workers must agree) and enqueue the baseline once."""
     from aerotune.tune.space_parse import parse_space
 
     with lock.hold():
         attrs = study.user_attrs
-        mine = fingerprint(desc)
+        mine = desc.fingerprint()
         have = attrs.get(SETTINGS_KEY)
         if have is None:
             study.set_user_attr(SETTINGS_KEY, mine)
         elif json.loads(json.dumps(have)) != json.loads(json.dumps(mine)):
             key = first_difference(have, mine)
-            raise RunError(f"study {desc['study_name']!r} in {desc['storage']} was made with a different {key}; "
+            raise RunError(f"study {desc.study_name!r} in {desc.storage} was made with a different {key}; "
                            "repeat its settings to join it, or choose another --study-name")
         if BASELINE_KEY in attrs:
             return attrs[BASELINE_KEY]
         number = None
-        if desc["baseline_values"] is not None:
-            space = parse_space(desc["space"], where="study.json")
+        if desc.baseline_values is not None:
+            space = parse_space(desc.space, where="study.json")
             number = len(study.get_trials(deepcopy=False))
-            study.enqueue_trial(space.fixed_params(desc["baseline_values"]), user_attrs={"baseline": True},
+            study.enqueue_trial(space.fixed_params(desc.baseline_values), user_attrs={"baseline": True},
                                 skip_if_exists=False)
         study.set_user_attr(BASELINE_KEY, number)
         return number

@@ -10,6 +10,7 @@ from aerotune.config import RunConfig
 from aerotune.errors import ConfigError
 from aerotune.reference import REFERENCE_BASELINE
 from aerotune.tune.plan import Plan, make_plan
+from aerotune.tune.records import StudySummary
 from aerotune.tune.space import SearchSpace
 from aerotune.tune.space_checks import check_space, resolve_baseline
 from aerotune.tune.space_parse import default_space
@@ -129,20 +130,18 @@ def check_metric(metric: str) -> None:
 
 
 
-@dataclass
+@dataclass(frozen=True)
 class TuneResult:
-    """What a study produced (also in ``RUN/summary.json``)."""
+    """What a study produced: its run folder and its summary (also in ``RUN/summary.json``)."""
 
     run_dir: Path
-    study_name: str
-    best_trial: int | None
-    best_value: float | None
-    best_params: dict[str, Any]
-    baseline_trial: int | None
-    baseline_value: float | None
-    epochs_spent: int
-    counts: dict[str, int]
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: StudySummary
+
+    def __getattr__(self, name: str) -> Any:
+        """The summary's fields (``best_trial``, ``epochs_spent``, ``counts``, ...) read through the result."""
+        if name in StudySummary.__dataclass_fields__:
+            return getattr(self.summary, name)
+        raise AttributeError(name)
 
 
 @dataclass(frozen=True)

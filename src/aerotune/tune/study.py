@@ -10,13 +10,15 @@ trial count and the epoch cap exact across them (see ``storage.py``).
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from aerotune.errors import RunError
 from aerotune.files import check_output, removed_on_failure, write_json
-from aerotune.tune.description import describe, fingerprint, first_difference, read_study
+from aerotune.tune.description import describe, first_difference, read_earlier
 from aerotune.tune.export import export_study, load_run_study
 from aerotune.tune.optuna_study import StudyWideHyperband, open_study, setup_study
+from aerotune.tune.records import StudyRecord
 from aerotune.tune.settings import TuneResult, TuneSettings, WorkerBudget, plan_tune
 from aerotune.tune.worker import run_worker, run_worker_processes
 
@@ -40,24 +42,24 @@ def run_tune(settings: TuneSettings) -> TuneResult:
     output = check_output(out, "tune-run", inputs=[settings.data])
     check_data(settings.data, settings.config.data)
     desc = describe(settings, Path(settings.data) if is_cache(settings.data) else out / "cache")
-    old = read_study(out)
+    old = read_earlier(out)
     if old is not None:
-        if fingerprint(old) != fingerprint(desc):
-            key = first_difference(fingerprint(old), fingerprint(desc))
+        if old.fingerprint() != desc.fingerprint():
+            key = first_difference(old.fingerprint(), desc.fingerprint())
             raise RunError(f"{out}: the run folder holds a study with a different {key}; repeat the same "
                            "settings to resume it, or choose a new --out")
-        desc["baseline_trial"] = old.get("baseline_trial")
+        desc = replace(desc, baseline_trial=old.baseline_trial)
     t0 = time.time()
     output.claim()
     with removed_on_failure(output, keep=lambda: any((out / "trials").glob("*/checkpoints/last.pt"))):
         cache = cache_for(settings.data, settings.config.data, out / "cache")
-        desc["cache"] = str(cache.root.resolve())
+        desc = replace(desc, cache=str(cache.root.resolve()))
         split_path = out / "split.json"
         if not split_path.is_file():
             write_json(split_path, make_split(cache, settings.config.data).to_dict())
         study = open_study(desc, out, settings.storage, heartbeat=settings.heartbeat)
-        desc["baseline_trial"] = setup_study(study.study, study.lock, desc)
-        write_json(out / "study.json", desc)
+        desc = replace(desc, baseline_trial=setup_study(study.study, study.lock, desc))
+        desc.write(out / StudyRecord.FILE)
     budget = WorkerBudget(trials=settings.trials, timeout=settings.timeout,
                           max_epochs_total=settings.max_epochs_total, workers=settings.workers)
     try:

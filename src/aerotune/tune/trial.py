@@ -14,8 +14,8 @@ class TrialCallback(Callback):
 
     def __init__(self, worker: Any, trial, *, exempt: bool) -> None:
         self.worker, self.trial, self.exempt = worker, trial, exempt
-        self.metric = worker.desc["metric"]
-        self.max_epochs = int(worker.desc["max_resource"])
+        self.metric = worker.desc.metric
+        self.max_epochs = int(worker.desc.max_resource)
         self.pruned = self.out_of_budget = False
         self.failure: tuple[str, str] | None = None
         self.ticks: list[int] = list(trial.user_attrs.get("epoch_ticks", []))

@@ -24,6 +24,7 @@ from aerotune.config import RunConfig
 from aerotune.errors import AerotuneError, first_line
 from aerotune.tune.optuna_compat import study_storage, trial_id
 from aerotune.tune.optuna_study import EPOCHS_KEY, OpenStudy, make_sampler, open_study, retry_callback
+from aerotune.tune.records import StudyRecord, read_study
 from aerotune.tune.settings import WorkerBudget
 from aerotune.tune.trial import TrialCallback, free_memory, is_oom
 
@@ -85,9 +86,9 @@ def run_worker(out: Path, storage_url: str | None, budget: WorkerBudget, *, inde
     from aerotune.data.dataset import Split
     from aerotune.data.patches import open_cache
 
-    desc = json.loads((out / "study.json").read_text())
-    study = opened or open_study(desc, out, storage_url, heartbeat=int(desc.get("heartbeat", 10)))
-    worker = _Worker(out, desc, study, budget, open_cache(desc["cache"]),
+    desc = read_study(out)
+    study = opened or open_study(desc, out, storage_url, heartbeat=int(desc.heartbeat))
+    worker = _Worker(out, desc, study, budget, open_cache(desc.cache),
                      Split.from_dict(json.loads((out / "split.json").read_text())), index)
     try:
         return worker.loop()
@@ -97,14 +98,14 @@ def run_worker(out: Path, storage_url: str | None, budget: WorkerBudget, *, inde
 
 
 class _Worker:
-    def __init__(self, out: Path, desc: dict[str, Any], opened: OpenStudy, budget: WorkerBudget, cache, split,
+    def __init__(self, out: Path, desc: StudyRecord, opened: OpenStudy, budget: WorkerBudget, cache, split,
                  index: int) -> None:
         from aerotune.tune.space_parse import parse_space
 
         self.out, self.desc, self.budget, self.cache, self.split = out, desc, budget, cache, split
         self.study, self.lock, self.storage = opened.study, opened.lock, opened.storage
-        self.space = parse_space(desc["space"], where="study.json")
-        self.base = RunConfig.from_dict(desc["base_config"], where="study.json")
+        self.space = parse_space(desc.space, where="study.json")
+        self.base = RunConfig.from_dict(desc.base_config, where="study.json")
         cores = os.cpu_count() or 1
         runtime: dict[str, Any] = {}
         if budget.workers > 1:
@@ -112,9 +113,9 @@ class _Worker:
             if self.base.train.threads == 0:
                 runtime["train.threads"] = max(1, cores // budget.workers)
         self.runtime = runtime
-        self.heartbeat = int(desc.get("heartbeat", 10))
+        self.heartbeat = int(desc.heartbeat)
         self.index = index
-        self.maximize = desc["direction"] == "maximize"
+        self.maximize = desc.maximize
 
     # -- scheduling
 
@@ -184,7 +185,7 @@ class _Worker:
             with Heartbeat(self.storage, trial_id(trial), self.heartbeat):
                 values = self.space.suggest(trial)
                 if baseline:
-                    values = {**values, **(self.desc["baseline_values"] or {})}
+                    values = {**values, **(self.desc.baseline_values or {})}
                 values = config_values(self.space, values)
                 trial.set_user_attr("params", values)
                 trial.set_user_attr("run_dir", str(run_dir.relative_to(self.out)))
@@ -221,7 +222,7 @@ class _Worker:
             return
         self._tell(trial, state, status, reason, value, cb, t0)
         log.info("trial %d: %s after %d epoch(s)%s%s", number, status, cb.epochs_done,
-                 "" if value is None else f", {self.desc['metric']} {value:.4f}", f" ({reason})" if reason else "")
+                 "" if value is None else f", {self.desc.metric} {value:.4f}", f" ({reason})" if reason else "")
 
     def _outcome(self, result, cb: TrialCallback):
         from optuna.trial import TrialState
@@ -236,7 +237,7 @@ class _Worker:
             return TrialState.PRUNED, "budget", "the study's epoch budget (--max-epochs-total) was spent", None
         if result.status != "completed":
             return TrialState.FAIL, result.status, result.reason, None
-        metric = self.desc["metric"]
+        metric = self.desc.metric
         vals = [r[metric] for r in result.history if metric in r and math.isfinite(r[metric])]
         if not vals:
             return TrialState.FAIL, "error", f"no finite {metric} in the training history", None
