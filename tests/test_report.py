@@ -39,6 +39,7 @@ def make_tuning_run(cache, root: Path) -> Path:
 
     space = parse_space({"learning_rate": {"_type": "loguniform", "_value": [1e-3, 5e-2]},
                          "activation_type": {"_type": "choice", "_value": ["relu", "swish"]}})
+    root.parent.mkdir(parents=True, exist_ok=True)
     run_tune(TuneSettings(data=cache.root, out=root, config=tiny_config(**{"train.threads": 1}), space=space,
                           trials=6, sampler="random", study_name="report-test", heartbeat=2,
                           baseline={"learning_rate": 0.01, "activation_type": "relu"}))

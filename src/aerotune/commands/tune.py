@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 from aerotune.commands.common import add_config_options, positive_number, resolve_config, whole_number
 from aerotune.errors import ConfigError, MissingExtraError, RunError
+from aerotune.reference import baseline_text
+from aerotune.tune.settings import DIRECTIONS, SAMPLER_SCOPES, SAMPLERS, TuneSettings
 from aerotune.tune.summary import summary_lines
+
+#: argparse defaults are TuneSettings' own, so each is written once.
+DEFAULTS = {f.name: f.default for f in dataclasses.fields(TuneSettings)}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,53 +34,61 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_config_options(p)
     g = p.add_argument_group("study")
-    g.add_argument("--metric", default="val_loss", help="history key to optimise (default val_loss; e.g. val_mean_iou)")
+    g.add_argument("--metric", default=DEFAULTS["metric"],
+                   help="history key to optimise (default %(default)s; e.g. val_mean_iou)")
     g.add_argument(
-        "--direction", choices=["minimize", "maximize"], help="default: minimize for a loss, maximize otherwise"
+        "--direction", choices=DIRECTIONS, help="default: minimize for a loss, maximize otherwise"
     )
     g.add_argument(
-        "--sampler", choices=["tpe", "random"], default="tpe", help="tpe (default) or random (classic HyperBand)"
+        "--sampler", choices=SAMPLERS, default=DEFAULTS["sampler"],
+        help="tpe or random (classic HyperBand); default %(default)s"
     )
-    g.add_argument("--seed", type=whole_number(0, 2**32 - 1), default=0, help="sampler seed (default 0)")
+    g.add_argument("--seed", type=whole_number(0, 2**32 - 1), default=DEFAULTS["seed"],
+                   help="sampler seed (default %(default)s)")
     g.add_argument("--study-name", help="default: the run folder's name; workers joining one storage use the same")
     g.add_argument(
         "--storage",
         metavar="URL",
         help="RDB URL, e.g. postgresql://user:pw@host/db (default: a journal file in the run folder)",
     )
-    g.add_argument("--min-resource", type=whole_number(1), default=1, help="HyperBand's minimum epochs r (default 1)")
-    g.add_argument("--reduction-factor", type=whole_number(2), default=3, help="HyperBand's eta (default 3)")
+    g.add_argument("--min-resource", type=whole_number(1), default=DEFAULTS["min_resource"],
+                   help="HyperBand's minimum epochs r (default %(default)s)")
+    g.add_argument("--reduction-factor", type=whole_number(2), default=DEFAULTS["reduction_factor"],
+                   help="HyperBand's eta (default %(default)s)")
     g.add_argument(
-        "--startup-trials", type=whole_number(0), default=10, help="TPE's random start-up trials (default 10)"
+        "--startup-trials", type=whole_number(0), default=DEFAULTS["startup_trials"],
+        help="TPE's random start-up trials (default %(default)s)"
     )
     g.add_argument(
         "--sampler-scope",
-        choices=["bracket", "study"],
-        default="bracket",
-        help="trials the sampler learns from: those of the trial's HyperBand bracket (Optuna's way, "
-        "default) or the whole study",
+        choices=SAMPLER_SCOPES,
+        default=DEFAULTS["sampler_scope"],
+        help="trials the sampler learns from: those of the trial's HyperBand bracket (Optuna's way) or the whole "
+        "study; default %(default)s",
     )
     g.add_argument(
         "--baseline",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="change one setting of the baseline trial 0 (default: batch 16, lr 0.007, relu)",
+        help=f"change one setting of the baseline trial 0 (default: {baseline_text()})",
     )
     g.add_argument("--no-baseline", action="store_true", help="no baseline trial")
     b = p.add_argument_group("budget and workers")
-    b.add_argument("--trials", type=whole_number(1), default=72, help="total trials in the study (default 72)")
+    b.add_argument("--trials", type=whole_number(1), default=DEFAULTS["trials"],
+                   help="total trials in the study (default %(default)s)")
     b.add_argument("--timeout", type=positive_number, metavar="SECONDS", help="start no new trial after this long")
     b.add_argument("--max-epochs-total", type=whole_number(1), metavar="E", help="hard cap on epochs over all trials")
     b.add_argument(
-        "--workers", type=whole_number(1, 256), default=1, help="trial processes on this machine (default 1)"
+        "--workers", type=whole_number(1, 256), default=DEFAULTS["workers"],
+        help="trial processes on this machine (default %(default)s)"
     )
     b.add_argument(
         "--heartbeat",
         type=whole_number(1),
-        default=10,
+        default=DEFAULTS["heartbeat"],
         metavar="SECONDS",
-        help="heartbeat interval; a trial silent for 3 intervals is failed and retried (default 10)",
+        help="heartbeat interval; a trial silent for 3 intervals is failed and retried (default %(default)s)",
     )
     b.add_argument("--dry-run", action="store_true", help="print the plan (brackets, rungs, trials, epochs) and stop")
     p.set_defaults(func=cmd_tune)
@@ -89,7 +103,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def settings_from_args(args: argparse.Namespace):
     from aerotune.reference import REFERENCE_BASELINE
     from aerotune.tune.space_parse import load_space
-    from aerotune.tune.study import TuneSettings
 
     config = resolve_config(args)
     space = load_space(args.space, config)

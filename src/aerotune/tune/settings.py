@@ -16,6 +16,8 @@ from aerotune.tune.space_checks import check_space, resolve_baseline
 from aerotune.tune.space_parse import default_space
 
 SAMPLERS = ("tpe", "random")
+SAMPLER_SCOPES = ("bracket", "study")
+DIRECTIONS = ("minimize", "maximize")
 METRIC_NAMES = ("loss", "pixel_accuracy", "majority_rate", "mean_iou", "mean_iou_labelled", "mean_f1",
                 "precision_ref", "recall_ref")
 
@@ -88,11 +90,11 @@ class TuneSettings:
         self.config.validate()
         def bad(what: str, value: Any, expected: str) -> ConfigError:
             return ConfigError(f"{what} = {value!r} is invalid; use {expected}")
-        if self.direction not in (None, "minimize", "maximize"):
+        if self.direction is not None and self.direction not in DIRECTIONS:
             raise bad("--direction", self.direction, "minimize or maximize")
         if self.sampler not in SAMPLERS:
             raise bad("--sampler", self.sampler, " or ".join(SAMPLERS))
-        if self.sampler_scope not in ("bracket", "study"):
+        if self.sampler_scope not in SAMPLER_SCOPES:
             raise bad("--sampler-scope", self.sampler_scope, "bracket or study")
         check_metric(self.metric)
         if self.trials < 1:
