@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from aerotune.config import keys_with_role
 from aerotune.report.collect import Sources
 from aerotune.report.evaluate import ModelEval
 from aerotune.report.importances import load_importances
 from aerotune.report.records import Verdict
 from aerotune.train.records import TrainingRun
-from aerotune.tune.records import RUNTIME_KEYS
 
 #: Settings that describe the machine or the console, not the experiment.
-IGNORED_SETTINGS = tuple(f"train.{k}" for k in RUNTIME_KEYS)
+IGNORED_SETTINGS = keys_with_role("runtime")
 
 
 def version() -> str:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from aerotune.config import RunConfig
+from aerotune.config import RunConfig, keys_with_role
 from aerotune.data.dataset import PatchDataset, Split, channel_stats, make_split
 from aerotune.data.palette import Palette
 from aerotune.data.patches import PatchCache
@@ -239,10 +239,12 @@ def _get(d: dict[str, Any], key: str) -> Any:
 
 
 def _without_epochs(config: RunConfig) -> dict[str, Any]:
+    """The settings a resumed run must repeat: all but its length and how it runs (progress bars, threads)."""
     d = config.to_dict()
-    d["train"].pop("epochs")
-    d["train"].pop("progress")
-    d["train"].pop("threads")
+    for key in keys_with_role("resource", "runtime"):
+        section, name = key.split(".", 1)
+        if key != "train.device":  # a run resumes on the device it started on
+            d[section].pop(name)
     return d
 
 

@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aerotune.config import keys_with_role
 from aerotune.errors import RunError
 from aerotune.records import Record, read_records
 from aerotune.reference import REFERENCE_EPOCHS
 
-#: Settings that say how a worker runs, not what it trains: they may differ between workers.
-RUNTIME_KEYS = ("threads", "progress", "device")
+#: Training settings that say how a worker runs, not what it trains: they may differ between workers.
+RUNTIME_KEYS = tuple(key.split(".", 1)[1] for key in keys_with_role("runtime") if key.startswith("train."))
 
 _FIX = "give the folder of a tuning run (aerotune tune --out RUN), or wait until it has written its summary"
 

@@ -30,28 +30,15 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
 
-from aerotune.config import RunConfig, coerce, field_type
+from aerotune.config import ROLES, RunConfig, coerce, field_type, keys_with_role, role_of
 
 NNI_TYPES = ("choice", "randint", "uniform", "quniform", "loguniform", "qloguniform", "normal", "qnormal",
              "lognormal", "qlognormal")
 NATIVE_TYPES = ("float", "int", "categorical", "normal", "lognormal")
 
-#: Settings a study cannot search: the patch cache and the split are shared by all trials, the epoch
-#: count is HyperBand's resource, and the rest only say where and how to run.
-FIXED_KEYS = {
-    "data.patch_size": "it changes the patch cache, which every trial shares",
-    "data.scale": "it changes the patch cache, which every trial shares",
-    "data.mode": "it changes the patch cache, which every trial shares",
-    "data.unknown_colors": "it changes the patch cache, which every trial shares",
-    "data.classes_file": "it changes the patch cache, which every trial shares",
-    "data.split": "every trial uses the same train/validation split",
-    "data.val_fraction": "every trial uses the same train/validation split",
-    "data.split_seed": "every trial uses the same train/validation split",
-    "train.epochs": "it is HyperBand's resource (set it with --epochs)",
-    "train.device": "it says where to run, not what to train",
-    "train.threads": "it says how to run, not what to train",
-    "train.progress": "it says how to run, not what to train",
-}
+#: Settings a study cannot search, and why: the patch cache and the split are shared by all trials, the epoch
+#: count is HyperBand's resource, and the rest only say where and how to run (their roles in config.py).
+FIXED_KEYS = {key: ROLES[role_of(key)] for key in keys_with_role("cache", "palette", "split", "resource", "runtime")}
 
 _EPS = 1e-6  # quantiles are drawn from [_EPS, 1 - _EPS]: about +-4.75 sigma
 
