@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from aerotune.errors import ConfigError
+from aerotune.errors import ConfigError, first_line
 
 ACTIVATIONS = ("relu", "tanh", "swish", "none")
 
@@ -307,8 +307,7 @@ def read_table(path: str | Path) -> dict[str, Any]:
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - every parser error is bad input
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise ConfigError(f"{path}: cannot parse ({first}); fix the syntax") from None
+        raise ConfigError(f"{path}: cannot parse ({first_line(exc)}); fix the syntax") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a table of settings at the top level")
     return data

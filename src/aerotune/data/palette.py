@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aerotune.errors import PaletteError
+from aerotune.errors import PaletteError, first_line
 
 #: Label written for pixels whose colour is unknown when they are explicitly ignored.
 IGNORE_INDEX = 255
@@ -147,9 +147,8 @@ def load_palette(path: str | Path | None) -> Palette:
         else:
             data = json.loads(text)
     except Exception as exc:  # noqa: BLE001 - any parser error is bad input
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise PaletteError(
-            f"{path}: cannot parse classes file ({first}); write it as name = \"#RRGGBB\" pairs"
+            f"{path}: cannot parse classes file ({first_line(exc)}); write it as name = \"#RRGGBB\" pairs"
         ) from None
     if isinstance(data, dict) and isinstance(data.get("classes"), list):
         try:

@@ -9,9 +9,9 @@ folder resumes from ``last.pt``; a larger ``train.epochs`` continues a finished 
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,11 +27,11 @@ from aerotune.data.dataset import PatchDataset, Split, channel_stats, make_split
 from aerotune.data.palette import Palette
 from aerotune.data.patches import PatchCache
 from aerotune.errors import AerotuneError, RunError
-from aerotune.files import write_json
+from aerotune.files import write_json, write_text
 from aerotune.model.checkpoint import load_checkpoint, save_checkpoint
 from aerotune.model.losses import make_loss
 from aerotune.model.unet import build_model
-from aerotune.runtime import autocast, autocast_dtype, select_device
+from aerotune.runtime import autocast, autocast_dtype, select_device, torch_threads
 from aerotune.train.metrics import SegmentationMetrics
 from aerotune.train.records import DataRecord, RunMetrics
 
@@ -99,6 +99,12 @@ def _to(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 def fit(config: RunConfig, cache: PatchCache, out: str | Path, *, split: Split | None = None,
         callback: Callback | None = None, resume: bool = True) -> RunResult:
     """Train the configured U-Net on a patch cache and write the run folder ``out``."""
+    with torch_threads(config.train.threads):  # scoped: the caller's thread count is restored afterwards
+        return _fit(config, cache, out, split=split, callback=callback, resume=resume)
+
+
+def _fit(config: RunConfig, cache: PatchCache, out: str | Path, *, split: Split | None,
+         callback: Callback | None, resume: bool) -> RunResult:
     config.validate()
     out = Path(out)
     tc = config.train
@@ -107,8 +113,6 @@ def fit(config: RunConfig, cache: PatchCache, out: str | Path, *, split: Split |
     callback = callback or Callback()
     device = select_device(tc.device)
     dtype = autocast_dtype(tc.precision, device)
-    if tc.threads:
-        torch.set_num_threads(tc.threads)
 
     ckpt_dir = out / "checkpoints"
     state = check_resume(out, config) if resume else None
@@ -252,9 +256,8 @@ def _write_history(out: Path, history: list[dict[str, Any]]) -> None:
     write_json(out / "history.json", history)
     if not history:
         return
-    tmp = out / "history.csv.tmp"
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(history[0].keys()))
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(tmp, out / "history.csv")
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(history[0].keys()))
+    writer.writeheader()
+    writer.writerows(history)
+    write_text(out / "history.csv", text.getvalue())
