@@ -32,8 +32,8 @@ def load_run_study(out: str | Path, storage: str | None = None) -> tuple[OpenStu
     elif url is None:  # the journal: trust the run folder over a path recorded before it was moved
         url = str(out / JOURNAL_FILE)
         if not (out / JOURNAL_FILE).is_file():
-            raise RunError(f"{out / JOURNAL_FILE}: journal file not found; the study's trials are in it, restore it "
-                           "from a copy of the run folder")
+            raise RunError(f"{out / JOURNAL_FILE}: journal file not found; restore it from a copy of the run folder "
+                           "(it holds the trials of the study)")
     return open_study(desc, out, url, heartbeat=int(desc.heartbeat)), desc
 
 

@@ -96,11 +96,11 @@ class StudySummary(Record):
 
     FILE = "summary.json"
 
+    epochs_spent: int  # epochs trained by all trials (the study's budget counter)
+    counts: dict[str, int]  # trials by outcome: complete, pruned, failed, ...
     study_name: str
     metric: str
     direction: str
-    epochs_spent: int
-    counts: dict[str, int]
     epochs_completed: int = 0
     reference_epochs: int = REFERENCE_EPOCHS
     best_trial: int | None = None
