@@ -21,7 +21,7 @@ import numpy as np
 
 from aerotune.errors import RunError
 from aerotune.files import check_output, mark, os_errors, replace_dir, temp_dir_beside, write_json, write_text
-from aerotune.report import collect, figures, numbers
+from aerotune.report import collect, figures, numbers, study_figures
 from aerotune.report.collect import Sources
 from aerotune.report.evaluate import ModelEval, evaluate_model, open_run_cache, pick_patches
 from aerotune.report.figures import FIGURE_DPI
@@ -179,13 +179,13 @@ def _assemble(src: Sources, *, seed: int, max_train_patches: int, thresholds: in
     }
     if src.study is not None:
         st = data["study"]
-        figs["budget"] = lambda: figures.budget_figure(st["epochs_spent"], st["reference_epochs"])
-        figs["best_so_far"] = lambda: figures.best_so_far_figure(
+        figs["budget"] = lambda: study_figures.budget_figure(st["epochs_spent"], st["reference_epochs"])
+        figs["best_so_far"] = lambda: study_figures.best_so_far_figure(
             st["trials"], direction=st["direction"], metric=st["metric"])
-        figs["trial_curves"] = lambda: figures.trial_curves_figure(
+        figs["trial_curves"] = lambda: study_figures.trial_curves_figure(
             st["trials"], best=st["best_trial"], baseline=st["baseline_trial"], metric=st["metric"])
         if st["importances"]:
-            figs["importances"] = lambda: figures.importance_figure(st["importances"])
+            figs["importances"] = lambda: study_figures.importance_figure(st["importances"])
     return data, figs
 
 
