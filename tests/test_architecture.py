@@ -63,7 +63,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         path.pop()
@@ -94,16 +94,20 @@ def test_no_import_cycles():
 
 def test_stages_never_import_the_command_line():
     graph = import_graph()
-    offenders = {name: sorted(t for t in targets if t.startswith("aerotune.commands"))
-                 for name, targets in graph.items()
-                 if not name.startswith("aerotune.commands") and name != "aerotune.__main__"}
+    offenders = {
+        name: sorted(t for t in targets if t.startswith("aerotune.commands"))
+        for name, targets in graph.items()
+        if not name.startswith("aerotune.commands") and name != "aerotune.__main__"
+    }
     assert not {k: v for k, v in offenders.items() if v}
 
 
 @pytest.mark.parametrize("module", ["aerotune.predict", "aerotune.predict.scene"])
 def test_importing_predict_stays_light(module):
-    code = (f"import sys, {module}; "
-            "print(','.join(m for m in ('torchmetrics', 'matplotlib', 'optuna') if m in sys.modules))")
+    code = (
+        f"import sys, {module}; "
+        "print(','.join(m for m in ('torchmetrics', 'matplotlib', 'optuna') if m in sys.modules))"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -21,8 +21,15 @@ from aerotune.report.collect import gather
 from aerotune.report.evaluate import pick_patches
 from aerotune.train.fit import fit
 
-TINY = {"model.base_filters": 4, "model.depth": 3, "train.batch_size": 8, "train.progress": False,
-        "data.patch_size": 32, "train.epochs": 3, "train.learning_rate": 0.01}
+TINY = {
+    "model.base_filters": 4,
+    "model.depth": 3,
+    "train.batch_size": 8,
+    "train.progress": False,
+    "data.patch_size": 32,
+    "train.epochs": 3,
+    "train.learning_rate": 0.01,
+}
 
 
 def tiny_config(**extra) -> RunConfig:
@@ -37,12 +44,26 @@ def make_tuning_run(cache, root: Path) -> Path:
     from aerotune.tune.space_parse import parse_space
     from aerotune.tune.study import TuneSettings, run_tune
 
-    space = parse_space({"learning_rate": {"_type": "loguniform", "_value": [1e-3, 5e-2]},
-                         "activation_type": {"_type": "choice", "_value": ["relu", "swish"]}})
+    space = parse_space(
+        {
+            "learning_rate": {"_type": "loguniform", "_value": [1e-3, 5e-2]},
+            "activation_type": {"_type": "choice", "_value": ["relu", "swish"]},
+        }
+    )
     root.parent.mkdir(parents=True, exist_ok=True)
-    run_tune(TuneSettings(data=cache.root, out=root, config=tiny_config(**{"train.threads": 1}), space=space,
-                          trials=6, sampler="random", study_name="report-test", heartbeat=2,
-                          baseline={"learning_rate": 0.01, "activation_type": "relu"}))
+    run_tune(
+        TuneSettings(
+            data=cache.root,
+            out=root,
+            config=tiny_config(**{"train.threads": 1}),
+            space=space,
+            trials=6,
+            sampler="random",
+            study_name="report-test",
+            heartbeat=2,
+            baseline={"learning_rate": 0.01, "activation_type": "relu"},
+        )
+    )
     return root
 
 
@@ -59,8 +80,14 @@ def shared_tuning_report(tiny_cache, tmp_path_factory) -> tuple[Path, ReportResu
         make_tuning_run(tiny_cache, run)
         make_report(run, out=out, seed=7)
     data = json.loads((out / "report.json").read_text())
-    return run, ReportResult(out, out / "report.html", out / "report.md", out / "report.json",
-                             {k: out / v for k, v in data["figures"].items()}, data)
+    return run, ReportResult(
+        out,
+        out / "report.html",
+        out / "report.md",
+        out / "report.json",
+        {k: out / v for k, v in data["figures"].items()},
+        data,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -77,8 +104,11 @@ def tuning_report(tiny_cache, tmp_path_factory) -> ReportResult:
 def two_runs(tiny_cache, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("runs")
     fit(tiny_config(**{"train.epochs": 2}), tiny_cache, tmp / "a")
-    fit(tiny_config(**{"train.epochs": 2, "train.learning_rate": 0.003, "model.activation": "swish"}),
-        tiny_cache, tmp / "b")
+    fit(
+        tiny_config(**{"train.epochs": 2, "train.learning_rate": 0.003, "model.activation": "swish"}),
+        tiny_cache,
+        tmp / "b",
+    )
     return tmp / "a", tmp / "b"
 
 
@@ -87,8 +117,17 @@ def test_tuning_report_writes_html_markdown_json_and_figures(tuning_report):
     assert tuning_report.html == out / "report.html" and tuning_report.html.is_file()
     assert tuning_report.markdown.is_file() and tuning_report.json.is_file()
     data = json.loads(tuning_report.json.read_text())
-    for name in ("patches", "loss", "precision_recall", "class_iou", "confusion", "budget", "best_so_far",
-                 "trial_curves", "importances"):
+    for name in (
+        "patches",
+        "loss",
+        "precision_recall",
+        "class_iou",
+        "confusion",
+        "budget",
+        "best_so_far",
+        "trial_curves",
+        "importances",
+    ):
         png = out / data["figures"][name]
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
         assert f"]({data['figures'][name]})" in tuning_report.markdown.read_text(), name
@@ -131,8 +170,15 @@ def test_report_has_every_section_the_reference_showed_and_more(tuning_report):
     assert study["epochs_spent"] == summary["epochs_spent"] and study["reference_epochs"] == 3455
     assert study["importances"] and set(study["importances"]) == {"train.learning_rate", "model.activation"}
     assert data["verdict"]["status"] in ("better", "worse", "mixed")
-    for text in ("Protocol", "Best parameters against the initial ones", "Precision and recall at 0.5", "Trials",
-                 "Per-class metrics", "Confusion matrices", "of the reference"):
+    for text in (
+        "Protocol",
+        "Best parameters against the initial ones",
+        "Precision and recall at 0.5",
+        "Trials",
+        "Per-class metrics",
+        "Confusion matrices",
+        "of the reference",
+    ):
         assert text in page and text in md, text
 
 
@@ -171,7 +217,7 @@ def test_binned_curves_match_torchmetrics_and_the_pooled_curve_is_the_one_hot_cu
     probs = (torch.randn(5000, 4, generator=gen) + 2 * torch.nn.functional.one_hot(target, 4)).softmax(1)
     curve = MulticlassPrecisionRecallCurve(num_classes=4, thresholds=101)
     for chunk in range(0, 5000, 1000):
-        curve.update(probs[chunk:chunk + 1000], target[chunk:chunk + 1000])
+        curve.update(probs[chunk : chunk + 1000], target[chunk : chunk + 1000])
         assert curve.confmat.shape == (101, 4, 2, 2)  # bounded: counts per threshold, never the scores
     pr_class, ap_class, pooled, ap_pooled = pr_summary(curve.confmat)
     expected = MulticlassAveragePrecision(num_classes=4, average=None, thresholds=101)(probs, target)
@@ -196,8 +242,23 @@ def test_training_run_alone_has_no_comparison(two_runs, tmp_path):
 
 def test_cli_report_with_baseline_prints_the_path(two_runs, tmp_path, capsys):
     out = tmp_path / "cli"
-    assert main(["report", str(two_runs[1]), "--baseline", str(two_runs[0]), "--out", str(out), "--seed", "3",
-                 "--max-patches", "20"]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(two_runs[1]),
+                "--baseline",
+                str(two_runs[0]),
+                "--out",
+                str(out),
+                "--seed",
+                "3",
+                "--max-patches",
+                "20",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert str(out / "report.html") in printed.splitlines()[0]
     data = json.loads((out / "report.json").read_text())

@@ -16,8 +16,12 @@ from aerotune.tune.storage import HeartbeatJournalStorage
 def test_heartbeat_interface_is_the_one_our_journal_storage_implements():
     abstract = set(optuna_compat.BaseHeartbeat.__abstractmethods__)
     assert optuna_compat.STALE_TRIAL_IDS_METHOD in abstract
-    assert abstract == {"record_heartbeat", "_get_stale_trial_ids", "get_heartbeat_interval",
-                        "get_heartbeat_stale_trial_callback"}, abstract
+    assert abstract == {
+        "record_heartbeat",
+        "_get_stale_trial_ids",
+        "get_heartbeat_interval",
+        "get_heartbeat_stale_trial_callback",
+    }, abstract
     assert not HeartbeatJournalStorage.__abstractmethods__  # it implements every one of them
     assert issubclass(HeartbeatJournalStorage, optuna.storages.JournalStorage)
 
@@ -42,4 +46,3 @@ def test_hyperband_still_narrows_the_sampler_to_a_bracket_and_the_wrapper_does_n
     assert optuna.pruners._filter_study(study, frozen) is not study  # a bracket's view of the study
     study.pruner = StudyWideHyperband(pruner)
     assert optuna.pruners._filter_study(study, frozen) is study
-

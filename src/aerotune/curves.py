@@ -44,4 +44,3 @@ def average_precision(precision, recall) -> float:
     p = torch.cat([precision.nan_to_num(0.0), torch.ones(1, dtype=precision.dtype)])
     r = torch.cat([recall.nan_to_num(0.0), torch.zeros(1, dtype=recall.dtype)])
     return float(-torch.sum((r[1:] - r[:-1]) * p[:-1]))
-

@@ -37,8 +37,7 @@ class MissingExtraError(AerotuneError):
 
     def __init__(self, module: str, extra: str) -> None:
         super().__init__(
-            f"this command needs the optional package '{module}': "
-            f'install it with: pip install "aerotune[{extra}]"'
+            f"this command needs the optional package '{module}': install it with: pip install \"aerotune[{extra}]\""
         )
 
 

@@ -41,8 +41,11 @@ class Record:
         if not isinstance(version, int) or version > cls.VERSION:
             raise RunError(f"{where}: written by a newer aerotune (record version {version!r}); upgrade aerotune")
         names = {f.name for f in dataclasses.fields(cls)}
-        missing = [f.name for f in dataclasses.fields(cls) if f.name not in data
-                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        missing = [
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
         if missing:
             raise RunError(f"{where}: field {missing[0]!r} is missing; the file is damaged or not aerotune's")
         return cls(**{k: v for k, v in data.items() if k in names})

@@ -34,37 +34,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_config_options(p)
     g = p.add_argument_group("study")
-    g.add_argument("--metric", default=DEFAULTS["metric"],
-                   help="history key to optimise (default %(default)s; e.g. val_mean_iou)")
-    g.add_argument(
-        "--direction", choices=DIRECTIONS, help="default: minimize for a loss, maximize otherwise"
-    )
-    g.add_argument(
-        "--sampler", choices=SAMPLERS, default=DEFAULTS["sampler"],
-        help="tpe or random (classic HyperBand); default %(default)s"
-    )
-    g.add_argument("--seed", type=whole_number(0, 2**32 - 1), default=DEFAULTS["seed"],
-                   help="sampler seed (default %(default)s)")
+    _setting(g, "--metric", "history key to optimise, e.g. val_mean_iou")
+    g.add_argument("--direction", choices=DIRECTIONS, help="default: minimize for a loss, maximize otherwise")
+    _setting(g, "--sampler", "tpe, or random (classic HyperBand)", choices=SAMPLERS)
+    _setting(g, "--seed", "sampler seed", type=whole_number(0, 2**32 - 1))
     g.add_argument("--study-name", help="default: the run folder's name; workers joining one storage use the same")
     g.add_argument(
         "--storage",
         metavar="URL",
         help="RDB URL, e.g. postgresql://user:pw@host/db (default: a journal file in the run folder)",
     )
-    g.add_argument("--min-resource", type=whole_number(1), default=DEFAULTS["min_resource"],
-                   help="HyperBand's minimum epochs r (default %(default)s)")
-    g.add_argument("--reduction-factor", type=whole_number(2), default=DEFAULTS["reduction_factor"],
-                   help="HyperBand's eta (default %(default)s)")
-    g.add_argument(
-        "--startup-trials", type=whole_number(0), default=DEFAULTS["startup_trials"],
-        help="TPE's random start-up trials (default %(default)s)"
-    )
-    g.add_argument(
+    _setting(g, "--min-resource", "HyperBand's minimum epochs r", type=whole_number(1))
+    _setting(g, "--reduction-factor", "HyperBand's eta", type=whole_number(2))
+    _setting(g, "--startup-trials", "TPE's random start-up trials", type=whole_number(0))
+    _setting(
+        g,
         "--sampler-scope",
+        "trials the sampler learns from: those of the trial's HyperBand bracket (Optuna's way) or the whole study",
         choices=SAMPLER_SCOPES,
-        default=DEFAULTS["sampler_scope"],
-        help="trials the sampler learns from: those of the trial's HyperBand bracket (Optuna's way) or the whole "
-        "study; default %(default)s",
     )
     g.add_argument(
         "--baseline",
@@ -75,20 +62,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--no-baseline", action="store_true", help="no baseline trial")
     b = p.add_argument_group("budget and workers")
-    b.add_argument("--trials", type=whole_number(1), default=DEFAULTS["trials"],
-                   help="total trials in the study (default %(default)s)")
+    _setting(b, "--trials", "total trials in the study", type=whole_number(1))
     b.add_argument("--timeout", type=positive_number, metavar="SECONDS", help="start no new trial after this long")
     b.add_argument("--max-epochs-total", type=whole_number(1), metavar="E", help="hard cap on epochs over all trials")
-    b.add_argument(
-        "--workers", type=whole_number(1, 256), default=DEFAULTS["workers"],
-        help="trial processes on this machine (default %(default)s)"
-    )
-    b.add_argument(
+    _setting(b, "--workers", "trial processes on this machine", type=whole_number(1, 256))
+    _setting(
+        b,
         "--heartbeat",
+        "heartbeat interval; a trial silent for 3 intervals is failed and retried",
         type=whole_number(1),
-        default=DEFAULTS["heartbeat"],
         metavar="SECONDS",
-        help="heartbeat interval; a trial silent for 3 intervals is failed and retried (default %(default)s)",
     )
     b.add_argument("--dry-run", action="store_true", help="print the plan (brackets, rungs, trials, epochs) and stop")
     p.set_defaults(func=cmd_tune)
@@ -98,6 +81,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=whole_number(1, 65535), default=8080, help="port on 127.0.0.1 (default 8080)")
     p.add_argument("--storage", metavar="URL", help="full storage URL when the study is in a database")
     p.set_defaults(func=cmd_dashboard)
+
+
+def _setting(group: argparse._ArgumentGroup, flag: str, help_text: str, **kwargs: Any) -> None:
+    """An option whose default is the ``TuneSettings`` field of the same name, shown in its help."""
+    default = DEFAULTS[flag.removeprefix("--").replace("-", "_")]
+    group.add_argument(flag, default=default, help=f"{help_text} (default %(default)s)", **kwargs)
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -178,9 +167,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         raise MissingExtraError("optuna-dashboard", "dashboard") from None
     quiet_optuna()
     opened, desc = load_run_study(run, args.storage)
-    print(
-        f"optuna-dashboard for study {desc.study_name!r}: http://127.0.0.1:{args.port}/ (Ctrl-C to stop)", flush=True
-    )
+    print(f"optuna-dashboard for study {desc.study_name!r}: http://127.0.0.1:{args.port}/ (Ctrl-C to stop)", flush=True)
     try:
         run_server(opened.storage, host="127.0.0.1", port=args.port)
     except OSError as exc:

@@ -51,8 +51,10 @@ def gather(run: str | Path, baseline: str | Path | None = None) -> Sources:
             base = read_training_run(baseline)
         elif study.baseline_trial is not None:
             if study.baseline_trial == study.best_trial:
-                notes.append("The best trial is the baseline trial itself: tuning found nothing better than the "
-                             "initial parameters.")
+                notes.append(
+                    "The best trial is the baseline trial itself: tuning found nothing better than the "
+                    "initial parameters."
+                )
             base = read_training_run(study.trial_dir(study.baseline_trial))
         else:
             notes.append("The study has no baseline trial, so the report shows the tuned model alone.")
@@ -72,17 +74,23 @@ def _check_comparable(tuned: TrainingRun, base: TrainingRun, notes: list[str]) -
     t_cache = _read_manifest(tuned.cache_path)
     b_cache = _read_manifest(base.cache_path)
     if t_cache and b_cache and t_cache.get("palette") != b_cache.get("palette"):
-        raise RunError(f"{base.path}: baseline was trained on other classes than {tuned.path}; "
-                       "compare runs of the same dataset")
+        raise RunError(
+            f"{base.path}: baseline was trained on other classes than {tuned.path}; compare runs of the same dataset"
+        )
     same_cache = tuned.cache_path.resolve() == base.cache_path.resolve() or (
-        t_cache.get("inputs_hash") is not None and t_cache.get("inputs_hash") == b_cache.get("inputs_hash"))
+        t_cache.get("inputs_hash") is not None and t_cache.get("inputs_hash") == b_cache.get("inputs_hash")
+    )
     if not same_cache or tuned.split.to_dict() != base.split.to_dict():
-        notes.append("The baseline was trained on other patches or another split; both models are evaluated on the "
-                     "tuned run's validation patches, some of which the baseline may have seen in training. Its "
-                     "loss curves are on its own validation set.")
+        notes.append(
+            "The baseline was trained on other patches or another split; both models are evaluated on the "
+            "tuned run's validation patches, some of which the baseline may have seen in training. Its "
+            "loss curves are on its own validation set."
+        )
     if _loss_settings(tuned) != _loss_settings(base):
-        notes.append("Baseline and tuned runs use different loss settings, so their losses are not comparable; "
-                     "compare mean IoU instead.")
+        notes.append(
+            "Baseline and tuned runs use different loss settings, so their losses are not comparable; "
+            "compare mean IoU instead."
+        )
         return False
     return True
 

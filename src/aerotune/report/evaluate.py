@@ -35,14 +35,15 @@ class ModelEval:
     val_patches: int = 0
 
 
-
 def open_run_cache(run: TrainingRun):
     """The patch cache a run was trained on, with a fix in the message when it is gone."""
     from aerotune.data.patches import is_cache, open_cache
 
     if not is_cache(run.cache_path):
-        raise RunError(f"{run.path}: its patch cache {run.cache_path} is gone; prepare it again with "
-                       "aerotune data prepare ROOT --out CACHE (same settings) and update data.json")
+        raise RunError(
+            f"{run.path}: its patch cache {run.cache_path} is gone; prepare it again with "
+            "aerotune data prepare ROOT --out CACHE (same settings) and update data.json"
+        )
     return open_cache(run.cache_path)
 
 
@@ -52,9 +53,17 @@ def pick_patches(count: int, n: int, seed: int) -> list[int]:
     return sorted(rng.choice(count, size=min(n, count), replace=False).tolist())
 
 
-def evaluate_model(run: TrainingRun, cache, val_indices: list[int], train_indices: list[int], shown: list[int], *,
-                   thresholds: int = 101, device: str = "cpu",
-                   progress: Callable[[str], None] | None = None) -> ModelEval:
+def evaluate_model(
+    run: TrainingRun,
+    cache,
+    val_indices: list[int],
+    train_indices: list[int],
+    shown: list[int],
+    *,
+    thresholds: int = 101,
+    device: str = "cpu",
+    progress: Callable[[str], None] | None = None,
+) -> ModelEval:
     """Evaluate ``run``'s best checkpoint on cache patches ``val_indices`` (with curves) and ``train_indices``.
 
     ``shown`` are positions in ``val_indices`` whose predictions are returned for the patch figure.
@@ -71,13 +80,17 @@ def evaluate_model(run: TrainingRun, cache, val_indices: list[int], train_indice
     ckpt = load_checkpoint(run.checkpoint)
     model, config, palette = model_from_checkpoint(ckpt, where=run.checkpoint)
     if palette.to_dict() != cache.palette.to_dict():
-        raise RunError(f"{run.checkpoint}: model classes {list(palette.names)} differ from the patch cache's "
-                       f"{list(cache.palette.names)}; compare runs of the same dataset")
+        raise RunError(
+            f"{run.checkpoint}: model classes {list(palette.names)} differ from the patch cache's "
+            f"{list(cache.palette.names)}; compare runs of the same dataset"
+        )
     depth_factor = 2 ** (config.model.depth - 1)
     if cache.patch_size % depth_factor:
-        raise RunError(f"{run.path}: a depth-{config.model.depth} U-Net needs patches whose side is a multiple of "
-                       f"{depth_factor}, but the patches are {cache.patch_size} px; compare runs of the same "
-                       "patch size")
+        raise RunError(
+            f"{run.path}: a depth-{config.model.depth} U-Net needs patches whose side is a multiple of "
+            f"{depth_factor}, but the patches are {cache.patch_size} px; compare runs of the same "
+            "patch size"
+        )
     dev = select_device(device)
     model = model.to(dev)
     stats = ckpt.get("norm_stats")
@@ -114,11 +127,21 @@ def evaluate_model(run: TrainingRun, cache, val_indices: list[int], train_indice
 
     with torch.no_grad():
         x, _ = val_ds.batch(shown) if shown else (None, None)
-        preds = (model(x.to(dev)).argmax(dim=1).to(torch.uint8).cpu().numpy() if shown
-                 else np.zeros((0, cache.patch_size, cache.patch_size), np.uint8))
+        preds = (
+            model(x.to(dev)).argmax(dim=1).to(torch.uint8).cpu().numpy()
+            if shown
+            else np.zeros((0, cache.patch_size, cache.patch_size), np.uint8)
+        )
     return ModelEval(
-        val=val_metrics.compute(), train=train_values, confusion=val_metrics.confusion_matrix(),
-        thresholds=curve.thresholds.tolist(), pr_class=pr_class, pr_pooled=pooled, ap_class=ap_class,
-        ap_pooled=ap_pooled, predictions=preds, train_patches=len(train_indices),
-        val_patches=len(val_indices))
-
+        val=val_metrics.compute(),
+        train=train_values,
+        confusion=val_metrics.confusion_matrix(),
+        thresholds=curve.thresholds.tolist(),
+        pr_class=pr_class,
+        pr_pooled=pooled,
+        ap_class=ap_class,
+        ap_pooled=ap_pooled,
+        predictions=preds,
+        train_patches=len(train_indices),
+        val_patches=len(val_indices),
+    )

@@ -92,23 +92,44 @@ def _outline() -> list:
     return [patheffects.Stroke(linewidth=2.8, foreground="#3A3F44"), patheffects.Normal()]
 
 
-
-
 def mask_legend(fig, palette, *, ignored: bool, ncol: int | None = None) -> None:
     """A legend of class colours (and the ignored colour) along the bottom of ``fig``."""
     from matplotlib.patches import Patch
 
-    handles = [Patch(facecolor=_hex(c), edgecolor="#6B7075", linewidth=0.5, label=n)
-               for n, c in zip(palette.names, palette.colors)]
+    handles = [
+        Patch(facecolor=_hex(c), edgecolor="#6B7075", linewidth=0.5, label=n)
+        for n, c in zip(palette.names, palette.colors)
+    ]
     if ignored:
-        handles.append(Patch(facecolor=_hex(ignored_color(palette)), edgecolor="#6B7075", linewidth=0.5,
-                             label="ignored (unknown colour)"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=ncol or len(handles), fontsize=9,
-               handlelength=1.4, columnspacing=1.4)
+        handles.append(
+            Patch(
+                facecolor=_hex(ignored_color(palette)),
+                edgecolor="#6B7075",
+                linewidth=0.5,
+                label="ignored (unknown colour)",
+            )
+        )
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncol=ncol or len(handles),
+        fontsize=9,
+        handlelength=1.4,
+        columnspacing=1.4,
+    )
 
 
-def patches_figure(images: np.ndarray, truths: np.ndarray, tuned: np.ndarray, baseline: np.ndarray | None,
-                   palette, *, labels: Sequence[str] = (), groups: int = 2, tuned_label: str = "tuned"):
+def patches_figure(
+    images: np.ndarray,
+    truths: np.ndarray,
+    tuned: np.ndarray,
+    baseline: np.ndarray | None,
+    palette,
+    *,
+    labels: Sequence[str] = (),
+    groups: int = 2,
+    tuned_label: str = "tuned",
+):
     """Validation patches as image | ground truth | tuned prediction | baseline prediction.
 
     ``images`` is ``(n, P, P, 3)`` uint8, the masks ``(n, P, P)`` class ids. Patches are laid out in
@@ -151,8 +172,14 @@ def patches_figure(images: np.ndarray, truths: np.ndarray, tuned: np.ndarray, ba
     return fig
 
 
-def loss_figure(tuned: list[dict], baseline: list[dict] | None, *, tuned_best: int | None = None,
-                baseline_best: int | None = None, tuned_label: str = "tuned"):
+def loss_figure(
+    tuned: list[dict],
+    baseline: list[dict] | None,
+    *,
+    tuned_best: int | None = None,
+    baseline_best: int | None = None,
+    tuned_label: str = "tuned",
+):
     """Training and validation loss against epochs, the baseline's curves laid over the tuned model's."""
     fig = new_figure(WIDE, 3.6)
     ax = fig.add_subplot()
@@ -161,10 +188,17 @@ def loss_figure(tuned: list[dict], baseline: list[dict] | None, *, tuned_best: i
         series.append(("baseline", baseline, BASELINE, baseline_best))
     for name, hist, color, best in series:
         ep = [h["epoch"] for h in hist]
-        ax.plot(ep, [h["val_loss"] for h in hist], color=color, label=f"{name} — validation",
-                marker="o" if len(ep) < 25 else None, markersize=3)
-        ax.plot(ep, [h["train_loss"] for h in hist], color=color, linestyle="--", linewidth=1.3,
-                label=f"{name} — training")
+        ax.plot(
+            ep,
+            [h["val_loss"] for h in hist],
+            color=color,
+            label=f"{name} — validation",
+            marker="o" if len(ep) < 25 else None,
+            markersize=3,
+        )
+        ax.plot(
+            ep, [h["train_loss"] for h in hist], color=color, linestyle="--", linewidth=1.3, label=f"{name} — training"
+        )
         if best is not None:
             val = next((h["val_loss"] for h in hist if h["epoch"] == best), None)
             if val is not None:
@@ -184,8 +218,15 @@ def integer_x(ax) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def pr_figure(tuned, baseline, palette, *, tuned_point: tuple[float, float] | None = None,
-              baseline_point: tuple[float, float] | None = None, tuned_label: str = "tuned"):
+def pr_figure(
+    tuned,
+    baseline,
+    palette,
+    *,
+    tuned_point: tuple[float, float] | None = None,
+    baseline_point: tuple[float, float] | None = None,
+    tuned_label: str = "tuned",
+):
     """The pooled precision-recall curve (every one-hot pixel against its softmax score) and one curve per class.
 
     ``tuned`` and ``baseline`` are :class:`~aerotune.report.collect.ModelEval` (baseline may be None);
@@ -195,8 +236,10 @@ def pr_figure(tuned, baseline, palette, *, tuned_point: tuple[float, float] | No
     fig = new_figure(3.5 * panels + 0.4, 3.9)
     axes = [fig.add_subplot(1, panels, i + 1) for i in range(panels)]
     ax = axes[0]
-    for name, ev, color, point in ((tuned_label, tuned, TUNED, tuned_point),
-                                   ("baseline", baseline, BASELINE, baseline_point)):
+    for name, ev, color, point in (
+        (tuned_label, tuned, TUNED, tuned_point),
+        ("baseline", baseline, BASELINE, baseline_point),
+    ):
         if ev is None:
             continue
         r, p = _curve(ev.pr_pooled)
@@ -212,8 +255,14 @@ def pr_figure(tuned, baseline, palette, *, tuned_point: tuple[float, float] | No
             if not math.isfinite(ev.ap_class[k]):
                 continue
             r, p = _curve(ev.pr_class[k])
-            ax.plot(r, p, color=_hex(palette.colors[k]), linewidth=1.6, label=f"{cname} ({ev.ap_class[k]:.2f})",
-                    path_effects=_outline())
+            ax.plot(
+                r,
+                p,
+                color=_hex(palette.colors[k]),
+                linewidth=1.6,
+                label=f"{cname} ({ev.ap_class[k]:.2f})",
+                path_effects=_outline(),
+            )
         ax.set_title(f"Per class, {name} model", color=BASELINE if name == "baseline" else TUNED)
         ax.legend(loc="lower left", title="class (AP)", title_fontsize=7.5, alignment="left")
     for ax in axes:
@@ -247,8 +296,7 @@ def confusion_figure(matrices: Sequence[tuple[str, list[list[int]]]], names: Seq
             for j in range(len(names)):
                 v = norm[i, j]
                 if math.isfinite(v):
-                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7.5,
-                            color="white" if v > 0.6 else INK)
+                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7.5, color="white" if v > 0.6 else INK)
         ax.set_xticks(range(len(names)), names, rotation=35, ha="right")
         ax.set_yticks(range(len(names)), names)
         ax.set_xlabel("predicted")
@@ -261,8 +309,9 @@ def confusion_figure(matrices: Sequence[tuple[str, list[list[int]]]], names: Seq
     return fig
 
 
-def class_iou_figure(names: Sequence[str], tuned: Sequence[float], baseline: Sequence[float] | None, *,
-                     tuned_label: str = "tuned"):
+def class_iou_figure(
+    names: Sequence[str], tuned: Sequence[float], baseline: Sequence[float] | None, *, tuned_label: str = "tuned"
+):
     """Per-class IoU, tuned and baseline bars side by side."""
     fig = new_figure(WIDE, 3.0)
     ax = fig.add_subplot()
@@ -275,8 +324,7 @@ def class_iou_figure(names: Sequence[str], tuned: Sequence[float], baseline: Seq
         vals = np.nan_to_num(np.asarray(values, dtype=float), nan=0.0)
         ax.bar(x + off, vals, w, color=color, label=label)
         for xi, v, raw in zip(x + off, vals, values):
-            ax.text(xi, v + 0.01, "n/a" if not math.isfinite(raw) else f"{v:.2f}", ha="center", va="bottom",
-                    fontsize=7)
+            ax.text(xi, v + 0.01, "n/a" if not math.isfinite(raw) else f"{v:.2f}", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(x, names)
     ax.set_ylim(0, 1.08)
     ax.set_ylabel("IoU")

@@ -20,7 +20,8 @@ def load_importances(run: TuneRun) -> tuple[dict[str, float] | None, str]:
         try:
             # PED-ANOVA (Optuna 5's default): deterministic, fast, and meaningful for a few dozen trials.
             values = optuna.importance.get_param_importances(
-                opened.study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+                opened.study, evaluator=optuna.importance.PedAnovaImportanceEvaluator()
+            )
         finally:
             opened.close()
     except Exception as exc:  # noqa: BLE001 - importances are optional; the report says why they are missing
@@ -28,4 +29,3 @@ def load_importances(run: TuneRun) -> tuple[dict[str, float] | None, str]:
     if not values:
         return None, "Parameter importances are not shown: the study has no varying parameter."
     return {k: float(v) for k, v in values.items()}, ""
-

@@ -46,9 +46,17 @@ class ReportResult:
     data: dict[str, Any]
 
 
-def make_report(run: str | Path, *, baseline: str | Path | None = None, out: str | Path, seed: int = 0,
-                max_train_patches: int = 512, thresholds: int = 101, device: str = "auto",
-                progress: Callable[[str], None] | None = None) -> ReportResult:
+def make_report(
+    run: str | Path,
+    *,
+    baseline: str | Path | None = None,
+    out: str | Path,
+    seed: int = 0,
+    max_train_patches: int = 512,
+    thresholds: int = 101,
+    device: str = "auto",
+    progress: Callable[[str], None] | None = None,
+) -> ReportResult:
     """Write the report of a tuning run or a training run into the folder ``out``.
 
     Args:
@@ -73,8 +81,9 @@ def make_report(run: str | Path, *, baseline: str | Path | None = None, out: str
     say = progress or (lambda _msg: None)
     t0 = time.perf_counter()
     src = collect.gather(run, baseline)
-    data, figs = _assemble(src, seed=seed, max_train_patches=max_train_patches, thresholds=thresholds,
-                           device=device, say=say)
+    data, figs = _assemble(
+        src, seed=seed, max_train_patches=max_train_patches, thresholds=thresholds, device=device, say=say
+    )
     with os_errors(out, "create the report folder"):
         tmp = temp_dir_beside(out)
     try:
@@ -98,15 +107,17 @@ def make_report(run: str | Path, *, baseline: str | Path | None = None, out: str
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     log.info("report written to %s in %.0f s", out, time.perf_counter() - t0)
-    return ReportResult(out, out / "report.html", out / "report.md", out / "report.json",
-                        {k: out / v for k, v in paths.items()}, data)
+    return ReportResult(
+        out, out / "report.html", out / "report.md", out / "report.json", {k: out / v for k, v in paths.items()}, data
+    )
 
 
 # ------------------------------------------------------------------ assembling the numbers
 
 
-def _assemble(src: Sources, *, seed: int, max_train_patches: int, thresholds: int, device: str,
-              say: Callable[[str], None]) -> tuple[dict[str, Any], dict[str, Callable]]:
+def _assemble(
+    src: Sources, *, seed: int, max_train_patches: int, thresholds: int, device: str, say: Callable[[str], None]
+) -> tuple[dict[str, Any], dict[str, Callable]]:
     tuned, base = src.tuned, src.baseline
     cache = open_run_cache(tuned)
     palette = cache.palette
@@ -116,8 +127,11 @@ def _assemble(src: Sources, *, seed: int, max_train_patches: int, thresholds: in
     shown_pos = pick_patches(len(val_idx), SHOWN_PATCHES, seed)
     shown_idx = [val_idx[i] for i in shown_pos]
     train_all = list(tuned.split.train)
-    train_idx = (sorted(np.random.default_rng([seed, 1]).choice(train_all, max_train_patches, replace=False).tolist())
-                 if len(train_all) > max_train_patches else train_all)
+    train_idx = (
+        sorted(np.random.default_rng([seed, 1]).choice(train_all, max_train_patches, replace=False).tolist())
+        if len(train_all) > max_train_patches
+        else train_all
+    )
 
     evals: dict[str, ModelEval] = {}
     runs: dict[str, TrainingRun] = {"tuned": tuned}
@@ -126,8 +140,15 @@ def _assemble(src: Sources, *, seed: int, max_train_patches: int, thresholds: in
     for name, r in runs.items():
         say(f"evaluating the {name} model")
         evals[name] = evaluate_model(
-            r, cache, val_idx, train_idx, shown_pos, thresholds=thresholds, device=device,
-            progress=lambda what, name=name: say(f"evaluating the {name} model on {what}"))
+            r,
+            cache,
+            val_idx,
+            train_idx,
+            shown_pos,
+            thresholds=thresholds,
+            device=device,
+            progress=lambda what, name=name: say(f"evaluating the {name} model on {what}"),
+        )
 
     te, be = evals["tuned"], evals.get("baseline")
     label = "tuned" if base is not None else "model"  # one run alone is not "tuned"
@@ -149,8 +170,9 @@ def _assemble(src: Sources, *, seed: int, max_train_patches: int, thresholds: in
         "val_patches_evaluated": len(val_idx),
         "thresholds": thresholds,
         "notes": list(src.notes),
-        "protocol": numbers.protocol(tuned, cache, seed=seed, train_eval=len(train_idx), thresholds=thresholds,
-                              compared=base is not None),
+        "protocol": numbers.protocol(
+            tuned, cache, seed=seed, train_eval=len(train_idx), thresholds=thresholds, compared=base is not None
+        ),
         "parameters": numbers.parameters(src),
         "models": {k: numbers.model_numbers(runs[k], e, names) for k, e in evals.items()},
     }
@@ -163,27 +185,43 @@ def _assemble(src: Sources, *, seed: int, max_train_patches: int, thresholds: in
     truths = np.asarray(cache.masks[np.asarray(shown_idx)])
     labels = [f"patch {i}" for i in shown_idx]
     figs: dict[str, Callable] = {
-        "patches": lambda: figures.patches_figure(images, truths, te.predictions,
-                                                  be.predictions if be else None, palette, labels=labels,
-                                                  tuned_label=label),
-        "loss": lambda: figures.loss_figure(tuned.history, base.history if base else None, tuned_best=tuned.best_epoch,
-                                            baseline_best=base.best_epoch if base else None, tuned_label=label),
+        "patches": lambda: figures.patches_figure(
+            images, truths, te.predictions, be.predictions if be else None, palette, labels=labels, tuned_label=label
+        ),
+        "loss": lambda: figures.loss_figure(
+            tuned.history,
+            base.history if base else None,
+            tuned_best=tuned.best_epoch,
+            baseline_best=base.best_epoch if base else None,
+            tuned_label=label,
+        ),
         "precision_recall": lambda: figures.pr_figure(
-            te, be, palette, tuned_point=(te.val["precision_ref"], te.val["recall_ref"]),
-            baseline_point=(be.val["precision_ref"], be.val["recall_ref"]) if be else None, tuned_label=label),
-        "class_iou": lambda: figures.class_iou_figure(names, [te.val[f"iou_{n}"] for n in names],
-                                                      [be.val[f"iou_{n}"] for n in names] if be else None,
-                                                      tuned_label=label),
+            te,
+            be,
+            palette,
+            tuned_point=(te.val["precision_ref"], te.val["recall_ref"]),
+            baseline_point=(be.val["precision_ref"], be.val["recall_ref"]) if be else None,
+            tuned_label=label,
+        ),
+        "class_iou": lambda: figures.class_iou_figure(
+            names,
+            [te.val[f"iou_{n}"] for n in names],
+            [be.val[f"iou_{n}"] for n in names] if be else None,
+            tuned_label=label,
+        ),
         "confusion": lambda: figures.confusion_figure(
-            [(f"{label} model", te.confusion)] + ([("baseline model", be.confusion)] if be else []), names),
+            [(f"{label} model", te.confusion)] + ([("baseline model", be.confusion)] if be else []), names
+        ),
     }
     if src.study is not None:
         st = data["study"]
         figs["budget"] = lambda: study_figures.budget_figure(st["epochs_spent"], st["reference_epochs"])
         figs["best_so_far"] = lambda: study_figures.best_so_far_figure(
-            st["trials"], direction=st["direction"], metric=st["metric"])
+            st["trials"], direction=st["direction"], metric=st["metric"]
+        )
         figs["trial_curves"] = lambda: study_figures.trial_curves_figure(
-            st["trials"], best=st["best_trial"], baseline=st["baseline_trial"], metric=st["metric"])
+            st["trials"], best=st["best_trial"], baseline=st["baseline_trial"], metric=st["metric"]
+        )
         if st["importances"]:
             figs["importances"] = lambda: study_figures.importance_figure(st["importances"])
     return data, figs

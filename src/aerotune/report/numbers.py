@@ -11,6 +11,7 @@ from aerotune.report.evaluate import ModelEval
 from aerotune.report.importances import load_importances
 from aerotune.report.records import Verdict
 from aerotune.train.records import TrainingRun
+from aerotune.tune.settings import METRIC_NAMES
 
 #: Settings that describe the machine or the console, not the experiment.
 IGNORED_SETTINGS = keys_with_role("runtime")
@@ -32,8 +33,11 @@ def protocol(run: TrainingRun, cache, *, seed: int, train_eval: int, thresholds:
     d, t = run.config.data, run.config.train
     m = cache.manifest
     split = run.split
-    split_text = {"random": f"random {1 - d.val_fraction:.0%}/{d.val_fraction:.0%}", "image": "whole images held out",
-                  "tile": "whole tile folders held out"}.get(split.method, split.method)
+    split_text = {
+        "random": f"random {1 - d.val_fraction:.0%}/{d.val_fraction:.0%}",
+        "image": "whole images held out",
+        "tile": "whole tile folders held out",
+    }.get(split.method, split.method)
     return {
         "data": m.get("root", str(cache.root)),
         "images": len(cache.sources),
@@ -46,16 +50,18 @@ def protocol(run: TrainingRun, cache, *, seed: int, train_eval: int, thresholds:
         "patches": f"{len(split.train)} training, {len(split.val)} validation",
         "normalization": d.normalization,
         "augment": d.augment,
-        "loss": t.loss if t.loss != "dice_focal" else
-        f"dice (×{t.dice_weight:g}) + focal (×{t.focal_weight:g}, γ {t.focal_gamma:g}, α {t.focal_alpha:g})",
+        "loss": t.loss
+        if t.loss != "dice_focal"
+        else f"dice (×{t.dice_weight:g}) + focal (×{t.focal_weight:g}, γ {t.focal_gamma:g}, α {t.focal_alpha:g})",
         "training_seed": t.seed,
         "evaluated": f"{'each' if compared else 'the'} model's checkpoint with the lowest validation loss, on "
-                     f"{'the tuned' if compared else 'its'} run's {len(split.val)} validation patches and "
-                     f"{train_eval} training patches",
+        f"{'the tuned' if compared else 'its'} run's {len(split.val)} validation patches and "
+        f"{train_eval} training patches",
         "patch_seed": seed,
         "pr_thresholds": thresholds,
-        "ignored_pixels": "skipped in every metric" if d.unknown_colors == "ignore" else "none (unknown colours "
-                                                                                      "are errors)",
+        "ignored_pixels": "skipped in every metric"
+        if d.unknown_colors == "ignore"
+        else "none (unknown colours are errors)",
     }
 
 
@@ -100,9 +106,17 @@ def model_numbers(run: TrainingRun, ev: ModelEval, names: list[str]) -> dict[str
     per_class = []
     total = sum(sum(r) for r in ev.confusion) or 1
     for k, n in enumerate(names):
-        per_class.append({"class": n, "iou": v[f"iou_{n}"], "f1": v[f"f1_{n}"], "precision": v[f"precision_{n}"],
-                          "recall": v[f"recall_{n}"], "ap": ev.ap_class[k],
-                          "share": sum(ev.confusion[k]) / total})
+        per_class.append(
+            {
+                "class": n,
+                "iou": v[f"iou_{n}"],
+                "f1": v[f"f1_{n}"],
+                "precision": v[f"precision_{n}"],
+                "recall": v[f"recall_{n}"],
+                "ap": ev.ap_class[k],
+                "share": sum(ev.confusion[k]) / total,
+            }
+        )
     return {
         "run": str(run.path.resolve()),
         "val_patches": ev.val_patches,
@@ -112,15 +126,16 @@ def model_numbers(run: TrainingRun, ev: ModelEval, names: list[str]) -> dict[str
         "final_val_loss": run.final_val_loss,
         "final_train_loss": float(run.history[-1]["train_loss"]),
         "history_best_val_loss": run.metrics.best_val_loss,
-        "val": {k: v[k] for k in ("loss", "pixel_accuracy", "majority_rate", "mean_iou", "mean_iou_labelled",
-                                  "mean_f1", "precision_ref", "recall_ref") if k in v},
-        "train": {k: ev.train[k] for k in ("loss", "pixel_accuracy", "mean_iou", "precision_ref", "recall_ref")
-                  if k in ev.train},
+        "val": {k: v[k] for k in METRIC_NAMES if k in v},
+        "train": {
+            k: ev.train[k]
+            for k in ("loss", "pixel_accuracy", "mean_iou", "precision_ref", "recall_ref")
+            if k in ev.train
+        },
         "ap_pooled": ev.ap_pooled,
         "per_class": per_class,
         "confusion": ev.confusion,
-        "curves": {"thresholds": ev.thresholds, "pooled": ev.pr_pooled,
-                   "per_class": dict(zip(names, ev.pr_class))},
+        "curves": {"thresholds": ev.thresholds, "pooled": ev.pr_pooled, "per_class": dict(zip(names, ev.pr_class))},
         "history": [{k: h.get(k) for k in ("epoch", "train_loss", "val_loss", "val_mean_iou")} for h in run.history],
     }
 
@@ -128,8 +143,11 @@ def model_numbers(run: TrainingRun, ev: ModelEval, names: list[str]) -> dict[str
 def verdict(models: dict[str, Any], src: Sources) -> dict[str, Any]:
     t = models["tuned"]["val"]
     if "baseline" not in models:
-        return Verdict("single", f"One model, no baseline: validation loss {t['loss']:.4f}, mean IoU "
-                                 f"{t['mean_iou']:.3f}. Pass --baseline RUN to compare.").to_json()
+        return Verdict(
+            "single",
+            f"One model, no baseline: validation loss {t['loss']:.4f}, mean IoU "
+            f"{t['mean_iou']:.3f}. Pass --baseline RUN to compare.",
+        ).to_json()
     b = models["baseline"]["val"]
     comparable_loss = src.comparable_loss
     d_loss = t["loss"] - b["loss"]
@@ -149,9 +167,14 @@ def verdict(models: dict[str, Any], src: Sources) -> dict[str, Any]:
         status, head = "mixed", "Mixed result"
     n = models["tuned"]["val_patches"]
     detail = "; ".join(parts) + f", on the same {n} validation patches."
-    return Verdict(status, f"{head}: {detail}", head, detail,
-                   val_loss={"baseline": b["loss"], "tuned": t["loss"], "change": d_loss},
-                   mean_iou={"baseline": b["mean_iou"], "tuned": t["mean_iou"], "change": d_iou}).to_json()
+    return Verdict(
+        status,
+        f"{head}: {detail}",
+        head,
+        detail,
+        val_loss={"baseline": b["loss"], "tuned": t["loss"], "change": d_loss},
+        mean_iou={"baseline": b["mean_iou"], "tuned": t["mean_iou"], "change": d_iou},
+    ).to_json()
 
 
 def _pct(delta: float, base: float) -> str:
@@ -169,14 +192,17 @@ def headline(models: dict[str, Any]) -> list[dict[str, Any]]:
         ("mean IoU without Unlabeled", lambda m: m["val"]["mean_iou_labelled"], ".3f", False),
         ("mean F1", lambda m: m["val"]["mean_f1"], ".3f", False),
         ("pixel accuracy", lambda m: m["val"]["pixel_accuracy"], ".3f", False),
-        ("majority-class rate (predict the commonest class everywhere)", lambda m: m["val"]["majority_rate"], ".3f",
-         None),
+        (
+            "majority-class rate (predict the commonest class everywhere)",
+            lambda m: m["val"]["majority_rate"],
+            ".3f",
+            None,
+        ),
         ("average precision, pooled one-hot pixels", lambda m: m["ap_pooled"], ".3f", False),
     ]
     out = []
     for label, get, fmt, lower in rows:
-        out.append({"label": label, "format": fmt, "lower_is_better": lower,
-                    **{k: get(m) for k, m in models.items()}})
+        out.append({"label": label, "format": fmt, "lower_is_better": lower, **{k: get(m) for k, m in models.items()}})
     return out
 
 
@@ -186,19 +212,43 @@ def study_numbers(src: Sources, say: Callable[[str], None]) -> dict[str, Any]:
     assert run is not None and run.summary is not None  # gather() refuses a study without a complete trial
     say("analysing the study")
     importances, note = load_importances(run)
-    trials = [{"number": t.number, "state": t.state, "status": t.status, "params": t.params, "epochs": t.epochs,
-               "value": t.value, "duration": t.duration_s, "reason": t.reason or t.status, "curve": t.values}
-              for t in sorted(run.trials, key=lambda t: t.number)]
+    trials = [
+        {
+            "number": t.number,
+            "state": t.state,
+            "status": t.status,
+            "params": t.params,
+            "epochs": t.epochs,
+            "value": t.value,
+            "duration": t.duration_s,
+            "reason": t.reason or t.status,
+            "curve": t.values,
+        }
+        for t in sorted(run.trials, key=lambda t: t.number)
+    ]
     counts: dict[str, int] = {}
     for t in trials:
         counts[t["state"]] = counts.get(t["state"], 0) + 1
     s, summary = run.study, run.summary
     return {
-        "study_name": s.study_name, "storage": s.storage, "direction": s.direction, "metric": s.metric,
-        "sampler": s.sampler, "seed": s.seed, "min_resource": s.min_resource, "max_resource": s.max_resource,
-        "reduction_factor": s.reduction_factor, "space": s.space,
-        "best_trial": run.best_trial, "baseline_trial": run.baseline_trial, "best_value": summary.best_value,
-        "epochs_spent": summary.epochs_spent, "reference_epochs": summary.reference_epochs,
+        "study_name": s.study_name,
+        "storage": s.storage,
+        "direction": s.direction,
+        "metric": s.metric,
+        "sampler": s.sampler,
+        "seed": s.seed,
+        "min_resource": s.min_resource,
+        "max_resource": s.max_resource,
+        "reduction_factor": s.reduction_factor,
+        "space": s.space,
+        "best_trial": run.best_trial,
+        "baseline_trial": run.baseline_trial,
+        "best_value": summary.best_value,
+        "epochs_spent": summary.epochs_spent,
+        "reference_epochs": summary.reference_epochs,
         "wall_time": summary.wall_seconds,
-        "counts": counts, "trials": trials, "importances": importances, "importance_note": note,
+        "counts": counts,
+        "trials": trials,
+        "importances": importances,
+        "importance_note": note,
     }

@@ -17,26 +17,35 @@ from aerotune.report.figures import BASELINE, FIGURE_DPI, TUNED
 from aerotune.report.tables import Table, fmt
 
 FIGURE_TEXT = {
-    "patches": ("Validation patches",
-                "Ten validation patches drawn with the saved seed (the same for both models), in the dataset's own "
-                "colours."),
+    "patches": (
+        "Validation patches",
+        "Ten validation patches drawn with the saved seed (the same for both models), in the dataset's own colours.",
+    ),
     "loss": ("Loss curves", "Training (dashed) and validation (solid) loss of each run, as logged while training."),
-    "precision_recall": ("Precision and recall",
-                         "Left: every (pixel, class) pair of the one-hot truth against its softmax score, pooled over "
-                         "classes (the reference's curve). Middle/right: one curve per class, average precision in "
-                         "brackets. Binned thresholds; ignored pixels skipped."),
+    "precision_recall": (
+        "Precision and recall",
+        "Left: every (pixel, class) pair of the one-hot truth against its softmax score, pooled over "
+        "classes (the reference's curve). Middle/right: one curve per class, average precision in "
+        "brackets. Binned thresholds; ignored pixels skipped.",
+    ),
     "class_iou": ("IoU per class", ""),
     "confusion": ("Confusion matrices", "Rows are true classes, normalised to 1: where each class's pixels went."),
     "budget": ("Budget", ""),
-    "best_so_far": ("Best value so far", "Trials in order of their number; the cumulative epochs of all trials, "
-                                         "pruned ones included."),
+    "best_so_far": (
+        "Best value so far",
+        "Trials in order of their number; the cumulative epochs of all trials, pruned ones included.",
+    ),
     "trial_curves": ("Learning curves", "The metric each trial reported after every epoch."),
-    "importances": ("Parameter importances",
-                    "Optuna's PED-ANOVA importances over the complete trials: how much each parameter's distribution "
-                    "differs between the best trials and all of them."),
+    "importances": (
+        "Parameter importances",
+        "Optuna's PED-ANOVA importances over the complete trials: how much each parameter's distribution "
+        "differs between the best trials and all of them.",
+    ),
 }
 
-CSS = f":root {{ --tuned: {TUNED}; --baseline: {BASELINE}; }}" + """
+CSS = (
+    f":root {{ --tuned: {TUNED}; --baseline: {BASELINE}; }}"
+    + """
 :root { --ink: #1f2328; --muted: #59636e; --line: #d8dee4; --bg: #f6f8fa; }
 * { box-sizing: border-box; }
 body { margin: 0; background: var(--bg); color: var(--ink);
@@ -80,6 +89,7 @@ th[colspan] { text-align: center; }
 ul.notes { margin: 0; padding-left: 20px; }
 footer { color: var(--muted); font-size: 12px; text-align: center; margin-top: 24px; }
 """
+)
 
 
 # ------------------------------------------------------------------ HTML
@@ -89,31 +99,42 @@ def render_html(data: dict[str, Any], folder: Path) -> str:
     """The report as one self-contained HTML page; figures are read from ``folder`` and embedded."""
     e = html.escape
     has_base = "baseline" in data["models"]
-    parts = [f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-             f"<title>{e(data['title'])}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n"]
-    parts.append(f"<header><h1>{e(data['title'])}</h1><div class=\"sub\">{e(data['kind'])} run "
-                 f"<code>{e(data['run'])}</code> · {e(data['created'])} · aerotune {e(data['aerotune_version'])}"
-                 "</div></header>\n")
+    parts = [
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{e(data['title'])}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n"
+    ]
+    parts.append(
+        f'<header><h1>{e(data["title"])}</h1><div class="sub">{e(data["kind"])} run '
+        f"<code>{e(data['run'])}</code> · {e(data['created'])} · aerotune {e(data['aerotune_version'])}"
+        "</div></header>\n"
+    )
     parts.append(_html_verdict(data))
     if data["notes"]:
-        parts.append("<section><h2>Notes</h2><ul class=\"notes\">"
-                     + "".join(f"<li>{e(n)}</li>" for n in data["notes"]) + "</ul></section>\n")
-    parts.append(f"<div class=\"grid2\">{_html_section(tables.protocol(data))}"
-                 f"{_html_section(tables.parameters(data))}</div>\n")
+        parts.append(
+            '<section><h2>Notes</h2><ul class="notes">'
+            + "".join(f"<li>{e(n)}</li>" for n in data["notes"])
+            + "</ul></section>\n"
+        )
+    parts.append(
+        f'<div class="grid2">{_html_section(tables.protocol(data))}{_html_section(tables.parameters(data))}</div>\n'
+    )
     parts.append(_html_section(tables.results(data)))
     parts.append(_html_figure(data, folder, "patches"))
     parts.append(_html_figure(data, folder, "loss"))
     ref = tables.reference(data)
     parts.append(_html_figure(data, folder, "precision_recall", extra=f"<h3>{e(ref.title)}</h3>{html_table(ref)}"))
-    parts.append(_html_figure(data, folder, "class_iou", extra=html_table(tables.per_class(data)),
-                              title="Per-class metrics"))
+    parts.append(
+        _html_figure(data, folder, "class_iou", extra=html_table(tables.per_class(data)), title="Per-class metrics")
+    )
     parts.append(_html_figure(data, folder, "confusion"))
     if "study" in data:
         parts.append(_html_study(data, folder))
-    parts.append(f"<footer>Every number on this page is in report.json. Models evaluated on "
-                 f"{data['val_patches_evaluated']} validation patches{' each' if has_base else ''}; "
-                 f"made in {data.get('seconds', 0):.0f} s.</footer>\n")
+    parts.append(
+        f"<footer>Every number on this page is in report.json. Models evaluated on "
+        f"{data['val_patches_evaluated']} validation patches{' each' if has_base else ''}; "
+        f"made in {data.get('seconds', 0):.0f} s.</footer>\n"
+    )
     parts.append("</main>\n</body>\n</html>\n")
     return "".join(parts)
 
@@ -121,41 +142,49 @@ def render_html(data: dict[str, Any], folder: Path) -> str:
 def html_table(t: Table) -> str:
     """A table (or, for facts, a definition list) and its caption."""
     e = html.escape
-    cap = f"<p class=\"caption\">{e(t.caption)}</p>" if t.caption else ""
+    cap = f'<p class="caption">{e(t.caption)}</p>' if t.caption else ""
     if t.facts:
-        return "<dl class=\"protocol\">" + "".join(
-            f"<dt>{e(k.text)}</dt><dd>{e(v.text)}</dd>" for k, v in t.rows) + f"</dl>{cap}"
+        return (
+            '<dl class="protocol">'
+            + "".join(f"<dt>{e(k.text)}</dt><dd>{e(v.text)}</dd>" for k, v in t.rows)
+            + f"</dl>{cap}"
+        )
 
     def th(c, attrs: str = "") -> str:
         return f"<th{attrs}{_css(c.css)}>{e(c.label)}</th>"
 
     if t.groups:
         ungrouped = len(t.columns) - sum(span for _, span in t.groups)
-        head = ("<tr>" + "".join(th(c, " rowspan=\"2\"") for c in t.columns[:ungrouped])
-                + "".join(f"<th colspan=\"{span}\">{e(label)}</th>" for label, span in t.groups) + "</tr><tr>"
-                + "".join(f"<th{_css(c.css)}>{e(c.short or c.label)}</th>" for c in t.columns[ungrouped:]) + "</tr>")
+        head = (
+            "<tr>"
+            + "".join(th(c, ' rowspan="2"') for c in t.columns[:ungrouped])
+            + "".join(f'<th colspan="{span}">{e(label)}</th>' for label, span in t.groups)
+            + "</tr><tr>"
+            + "".join(f"<th{_css(c.css)}>{e(c.short or c.label)}</th>" for c in t.columns[ungrouped:])
+            + "</tr>"
+        )
     else:
         head = "<tr>" + "".join(th(c) for c in t.columns) + "</tr>"
     rows = []
     for i, row in enumerate(t.rows):
-        changed = " class=\"changed\"" if i < len(t.emphasis) and t.emphasis[i] else ""
+        changed = ' class="changed"' if i < len(t.emphasis) and t.emphasis[i] else ""
         rows.append(f"<tr{changed}>" + "".join(_html_cell(c) for c in row) + "</tr>")
     table = f"<table>{head}{''.join(rows)}</table>"
-    return (f"<div class=\"scroll\">{table}</div>" if t.scroll else table) + cap
+    return (f'<div class="scroll">{table}</div>' if t.scroll else table) + cap
 
 
 def _css(css: str) -> str:
-    return f" class=\"{html.escape(css)}\"" if css else ""
+    return f' class="{html.escape(css)}"' if css else ""
 
 
 def _html_cell(c: tables.Cell) -> str:
     e = html.escape
     text = e(c.text)
     if c.pill:
-        text = f"<span class=\"{e(c.pill)}\" title=\"{e(c.title)}\">{text}</span>"
+        text = f'<span class="{e(c.pill)}" title="{e(c.title)}">{text}</span>'
     if c.swatch:
-        text = f"<span class=\"swatch\" style=\"background:{e(c.swatch)}\"></span>{text}"
-    text += "".join(f" <span class=\"{e(css)}\">{e(tag)}</span>" for tag, css in c.tags)
+        text = f'<span class="swatch" style="background:{e(c.swatch)}"></span>{text}'
+    text += "".join(f' <span class="{e(css)}">{e(tag)}</span>' for tag, css in c.tags)
     return f"<td{_css(c.css)}>{text}</td>"
 
 
@@ -166,20 +195,24 @@ def _html_section(t: Table) -> str:
 def _html_verdict(data: dict[str, Any]) -> str:
     v = data["verdict"]
     e = html.escape
-    out = [f"<section class=\"verdict {e(v['status'])}\">"]
+    out = [f'<section class="verdict {e(v["status"])}">']
     if v["status"] == "single":
-        out.append(f"<div class=\"head\">{e(v['text'])}</div>")
+        out.append(f'<div class="head">{e(v["text"])}</div>')
     else:
-        out.append(f"<div class=\"head\">{e(v['headline'])}</div><div>{e(v['detail'])}</div>")
-        out.append("<div class=\"kpis\">")
-        for key, label, spec, lower in (("val_loss", "validation loss", ".4f", True),
-                                        ("mean_iou", "mean IoU", ".3f", False)):
+        out.append(f'<div class="head">{e(v["headline"])}</div><div>{e(v["detail"])}</div>')
+        out.append('<div class="kpis">')
+        for key, label, spec, lower in (
+            ("val_loss", "validation loss", ".4f", True),
+            ("mean_iou", "mean IoU", ".3f", False),
+        ):
             k = v[key]
             d = tables.delta(k["baseline"], k["tuned"], spec, lower)
-            out.append(f"<div class=\"kpi\"><div class=\"label\">{label}</div><div class=\"value\">"
-                       f"<span class=\"baseline\">{fmt(k['baseline'], spec)}</span> → "
-                       f"<span class=\"tuned\">{fmt(k['tuned'], spec)}</span></div>"
-                       f"<div class=\"delta {d.css}\">{d.text} (tuned − baseline)</div></div>")
+            out.append(
+                f'<div class="kpi"><div class="label">{label}</div><div class="value">'
+                f'<span class="baseline">{fmt(k["baseline"], spec)}</span> → '
+                f'<span class="tuned">{fmt(k["tuned"], spec)}</span></div>'
+                f'<div class="delta {d.css}">{d.text} (tuned − baseline)</div></div>'
+            )
         out.append("</div>")
     out.append("</section>\n")
     return "".join(out)
@@ -190,8 +223,10 @@ def _img(folder: Path, rel: str, alt: str) -> str:
     raw = (folder / rel).read_bytes()
     width = int.from_bytes(raw[16:20], "big")  # the PNG header's IHDR width
     b64 = base64.b64encode(raw).decode("ascii")
-    return (f"<img alt=\"{html.escape(alt)}\" style=\"max-width:{round(width * 96 / FIGURE_DPI)}px\" "
-            f"src=\"data:image/png;base64,{b64}\">")
+    return (
+        f'<img alt="{html.escape(alt)}" style="max-width:{round(width * 96 / FIGURE_DPI)}px" '
+        f'src="data:image/png;base64,{b64}">'
+    )
 
 
 def _html_figure(data: dict[str, Any], folder: Path, name: str, *, extra: str = "", title: str | None = None) -> str:
@@ -199,24 +234,26 @@ def _html_figure(data: dict[str, Any], folder: Path, name: str, *, extra: str = 
     if rel is None:
         return ""
     t, caption = FIGURE_TEXT.get(name, (name, ""))
-    cap = f"<p class=\"caption\">{html.escape(caption)}</p>" if caption else ""
-    return (f"<section id=\"{name}\"><h2>{html.escape(title or t)}</h2><figure>{_img(folder, rel, t)}</figure>{cap}"
-            f"{extra}</section>\n")
+    cap = f'<p class="caption">{html.escape(caption)}</p>' if caption else ""
+    return (
+        f'<section id="{name}"><h2>{html.escape(title or t)}</h2><figure>{_img(folder, rel, t)}</figure>{cap}'
+        f"{extra}</section>\n"
+    )
 
 
 def _html_study(data: dict[str, Any], folder: Path) -> str:
     st = data["study"]
     e = html.escape
-    out = [f"<section id=\"study\"><h2>The study</h2>{html_table(tables.study_facts(data))}"]
+    out = [f'<section id="study"><h2>The study</h2>{html_table(tables.study_facts(data))}']
     for name in ("budget", "best_so_far", "trial_curves", "importances"):
         rel = data["figures"].get(name)
         if rel:
             t, caption = FIGURE_TEXT[name]
-            out.append(f"<figure style=\"margin-top:18px\">{_img(folder, rel, t)}</figure>")  # titled in the PNG
+            out.append(f'<figure style="margin-top:18px">{_img(folder, rel, t)}</figure>')  # titled in the PNG
             if caption:
-                out.append(f"<p class=\"caption\">{e(caption)}</p>")
+                out.append(f'<p class="caption">{e(caption)}</p>')
     if st["importance_note"]:
-        out.append(f"<p class=\"note\">{e(st['importance_note'])}</p>")
+        out.append(f'<p class="note">{e(st["importance_note"])}</p>')
     out.append("<h3>Trials</h3>" + html_table(tables.trials(data)) + "</section>\n")
     return "".join(out)
 
@@ -226,8 +263,12 @@ def _html_study(data: dict[str, Any], folder: Path) -> str:
 
 def render_markdown(data: dict[str, Any]) -> str:
     """The report as Markdown, with the figures as PNG files in ``figures/``."""
-    md = [f"# {data['title']}", "", f"{data['kind'].capitalize()} run `{data['run']}` · {data['created']} · "
-          f"aerotune {data['aerotune_version']}", ""]
+    md = [
+        f"# {data['title']}",
+        "",
+        f"{data['kind'].capitalize()} run `{data['run']}` · {data['created']} · aerotune {data['aerotune_version']}",
+        "",
+    ]
     v = data["verdict"]
     md += [f"> **{v['text']}**" if v["status"] == "single" else f"> **{v['headline']}**: {v['detail']}", ""]
     md += md_table(tables.protocol(data), level="##")
@@ -260,8 +301,9 @@ def md_table(t: Table, *, level: str = "") -> list[str]:
         out += ["| | |", "|---|---|"] + [f"| {_md(k.text)} | {_md(v.text)} |" for k, v in t.rows]
     else:
         out.append("| " + " | ".join(_md(c.label) for c in t.columns) + " |")
-        out.append("|" + "|".join("---" if c.css == "text" or i == 0 else "---:" for i, c in enumerate(t.columns))
-                   + "|")
+        out.append(
+            "|" + "|".join("---" if c.css == "text" or i == 0 else "---:" for i, c in enumerate(t.columns)) + "|"
+        )
         for i, row in enumerate(t.rows):
             cells = [_md(c.text + "".join(f" {tag}" for tag, _ in c.tags)) for c in row]
             if i < len(t.emphasis) and t.emphasis[i]:

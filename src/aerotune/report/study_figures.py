@@ -61,8 +61,9 @@ def budget_figure(spent: int, reference: int):
     return fig
 
 
-def trial_curves_figure(trials: list[dict[str, Any]], *, best: int | None, baseline: int | None,
-                        metric: str = "val_loss"):
+def trial_curves_figure(
+    trials: list[dict[str, Any]], *, best: int | None, baseline: int | None, metric: str = "val_loss"
+):
     """Every trial's per-epoch metric; pruned trials in grey with a cross where HyperBand stopped them."""
     fig = new_figure(WIDE, 3.8)
     ax = fig.add_subplot()
@@ -86,14 +87,30 @@ def trial_curves_figure(trials: list[dict[str, Any]], *, best: int | None, basel
             continue  # drawn last, on top
         kind = "budget" if t.get("status") == "budget" else t["state"]
         color, style, marker, label = kinds.get(kind, (MUTED, "-", ".", str(kind).lower()))
-        ax.plot(ep, curve, color=color, linestyle=style, linewidth=0.9, alpha=0.7, marker=marker, markevery=[-1],
-                markersize=5, label=None if kind in seen else label)
+        ax.plot(
+            ep,
+            curve,
+            color=color,
+            linestyle=style,
+            linewidth=0.9,
+            alpha=0.7,
+            marker=marker,
+            markevery=[-1],
+            markersize=5,
+            label=None if kind in seen else label,
+        )
         seen.add(kind)
     for number, color, label in ((baseline, BASELINE, "baseline trial"), (best, TUNED, "best trial")):
         t = next((t for t in trials if t["number"] == number), None)
         if t and t.get("curve"):
-            ax.plot(np.arange(1, len(t["curve"]) + 1), t["curve"], color=color, linewidth=2.2,
-                    label=f"{label} (#{number})", zorder=4)
+            ax.plot(
+                np.arange(1, len(t["curve"]) + 1),
+                t["curve"],
+                color=color,
+                linewidth=2.2,
+                label=f"{label} (#{number})",
+                zorder=4,
+            )
     if finite:  # a diverging trial would flatten every other curve: then clip the axis to the bulk of values
         lo, q, hi = np.percentile(finite, [0, 90, 100])
         if hi - lo > 3 * (q - lo) > 0:

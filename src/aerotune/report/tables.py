@@ -89,11 +89,23 @@ def _model_columns(data: dict[str, Any]) -> list[Column]:
 
 
 PROTOCOL_LABELS = [
-    ("data", "data"), ("images", "source images"), ("classes", "classes"), ("patch_size", "patch size (px)"),
-    ("scale", "scale"), ("mode", "cropping"), ("unknown_colors", "unknown mask colours"), ("split", "split"),
-    ("patches", "patches"), ("normalization", "normalisation"), ("augment", "augmentation"), ("loss", "loss"),
-    ("training_seed", "training seed"), ("evaluated", "evaluated"), ("patch_seed", "seed of the shown patches"),
-    ("pr_thresholds", "PR-curve thresholds"), ("ignored_pixels", "ignored pixels"),
+    ("data", "data"),
+    ("images", "source images"),
+    ("classes", "classes"),
+    ("patch_size", "patch size (px)"),
+    ("scale", "scale"),
+    ("mode", "cropping"),
+    ("unknown_colors", "unknown mask colours"),
+    ("split", "split"),
+    ("patches", "patches"),
+    ("normalization", "normalisation"),
+    ("augment", "augmentation"),
+    ("loss", "loss"),
+    ("training_seed", "training seed"),
+    ("evaluated", "evaluated"),
+    ("patch_seed", "seed of the shown patches"),
+    ("pr_thresholds", "PR-curve thresholds"),
+    ("ignored_pixels", "ignored pixels"),
 ]
 
 
@@ -108,10 +120,17 @@ def parameters(data: dict[str, Any]) -> Table:
     title = "Best parameters against the initial ones" if "study" in data else "Settings"
     cols = [Column("parameter")] + ([Column("baseline", "baseline")] if has_base else [])
     cols.append(Column(data["labels"]["tuned"], "tuned"))
-    rows = [[Cell(r["name"])] + ([Cell(fmt_param(r["baseline"]))] if has_base else []) + [Cell(fmt_param(r["tuned"]))]
-            for r in data["parameters"]]
-    return Table(title, cols, rows, caption="Highlighted: settings that differ." if has_base else "",
-                 emphasis=[bool(r["changed"]) for r in data["parameters"]])
+    rows = [
+        [Cell(r["name"])] + ([Cell(fmt_param(r["baseline"]))] if has_base else []) + [Cell(fmt_param(r["tuned"]))]
+        for r in data["parameters"]
+    ]
+    return Table(
+        title,
+        cols,
+        rows,
+        caption="Highlighted: settings that differ." if has_base else "",
+        emphasis=[bool(r["changed"]) for r in data["parameters"]],
+    )
 
 
 def results(data: dict[str, Any]) -> Table:
@@ -132,13 +151,18 @@ def reference(data: dict[str, Any]) -> Table:
     rows = []
     for split, label in (("train", "training"), ("val", "validation")):
         for key in ("precision_ref", "recall_ref"):
-            rows.append([Cell(f"{label} {key.split('_')[0]}")]
-                        + [Cell(fmt(models[k][split].get(key), ".4f")) for k in _models(data)])
-    return Table("Precision and recall at 0.5 (the reference's metric)",
-                 [Column("at threshold 0.5"), *_model_columns(data)], rows,
-                 caption="Every one-hot (pixel, class) pair against its softmax score above 0.5, pooled. Training "
-                         f"values from {data['train_patches_evaluated']} training patches, without augmentation or "
-                         "dropout.")
+            rows.append(
+                [Cell(f"{label} {key.split('_')[0]}")]
+                + [Cell(fmt(models[k][split].get(key), ".4f")) for k in _models(data)]
+            )
+    return Table(
+        "Precision and recall at 0.5 (the reference's metric)",
+        [Column("at threshold 0.5"), *_model_columns(data)],
+        rows,
+        caption="Every one-hot (pixel, class) pair against its softmax score above 0.5, pooled. Training "
+        f"values from {data['train_patches_evaluated']} training patches, without augmentation or "
+        "dropout.",
+    )
 
 
 def per_class(data: dict[str, Any]) -> Table:
@@ -150,15 +174,23 @@ def per_class(data: dict[str, Any]) -> Table:
         groups: list[tuple[str, int]] = []
     else:
         cols = [Column("class"), Column("share of pixels")] + [
-            Column(f"{label} ({initial[k]})", k, short=initial[k]) for _, label in metrics for k in names]
+            Column(f"{label} ({initial[k]})", k, short=initial[k]) for _, label in metrics for k in names
+        ]
         groups = [(label, len(names)) for _, label in metrics]
     rows = []
     for i, cname in enumerate(data["classes"]):
-        rows.append([Cell(cname, swatch=data["colors"][i]), Cell(fmt(models["tuned"]["per_class"][i]["share"], ".1%"))]
-                    + [Cell(fmt(models[k]["per_class"][i][key])) for key, _ in metrics for k in names])
+        rows.append(
+            [Cell(cname, swatch=data["colors"][i]), Cell(fmt(models["tuned"]["per_class"][i]["share"], ".1%"))]
+            + [Cell(fmt(models[k]["per_class"][i][key])) for key, _ in metrics for k in names]
+        )
     legend = "".join(f"; {initial[k]} = {data['labels'][k]}" for k in names if len(names) > 1)
-    return Table("", cols, rows, caption=f"Validation pixels{legend}. A dash: the class does not occur (or is never "
-                                         "predicted).", groups=groups)
+    return Table(
+        "",
+        cols,
+        rows,
+        caption=f"Validation pixels{legend}. A dash: the class does not occur (or is never predicted).",
+        groups=groups,
+    )
 
 
 def study_facts(data: dict[str, Any]) -> Table:
@@ -167,13 +199,19 @@ def study_facts(data: dict[str, Any]) -> Table:
     spent, ref = st["epochs_spent"], st["reference_epochs"]
     facts = [
         ("study", st["study_name"]),
-        ("sampler / pruner", f"{st['sampler']} / HyperBand (resources {st['min_resource']}–{st['max_resource']} "
-                             f"epochs, reduction factor {st['reduction_factor']})"),
-        ("objective", f"{st['direction']} {st['metric']}"), ("seed", st["seed"]), ("trials", counts),
+        (
+            "sampler / pruner",
+            f"{st['sampler']} / HyperBand (resources {st['min_resource']}–{st['max_resource']} "
+            f"epochs, reduction factor {st['reduction_factor']})",
+        ),
+        ("objective", f"{st['direction']} {st['metric']}"),
+        ("seed", st["seed"]),
+        ("trials", counts),
         ("best trial", f"#{st['best_trial']} ({fmt(st['best_value'], '.4f')})"),
         ("baseline trial", f"#{st['baseline_trial']}" if st["baseline_trial"] is not None else "none"),
         ("epochs spent", f"{spent:,} = {spent / ref:.1%} of the reference's {ref:,}"),
-        ("wall time", duration(st["wall_time"])), ("storage", st["storage"]),
+        ("wall time", duration(st["wall_time"])),
+        ("storage", st["storage"]),
     ]
     return Table("The study", [Column(""), Column("")], [[Cell(k), Cell(str(v))] for k, v in facts], facts=True)
 
@@ -183,15 +221,28 @@ def trials(data: dict[str, Any]) -> Table:
     keys: list[str] = []
     for t in st["trials"]:
         keys += [k for k in t["params"] if k not in keys]
-    cols = [Column("#"), Column("state", "text"), *[Column(k) for k in keys], Column("epochs"), Column("value"),
-            Column("duration")]
+    cols = [
+        Column("#"),
+        Column("state", "text"),
+        *[Column(k) for k in keys],
+        Column("epochs"),
+        Column("value"),
+        Column("duration"),
+    ]
     rows = []
     for t in st["trials"]:
         tags = ((("best", "tuned"),) if t["number"] == st["best_trial"] else ()) + (
-            (("baseline", "baseline"),) if t["number"] == st["baseline_trial"] else ())
+            (("baseline", "baseline"),) if t["number"] == st["baseline_trial"] else ()
+        )
         state = str(t["state"])
-        rows.append([Cell(str(t["number"]), tags=tags),
-                     Cell(state.lower(), "text", pill=f"state {state}", title=str(t["reason"])),
-                     *[Cell(fmt_param(t["params"].get(k))) for k in keys],
-                     Cell(str(t["epochs"])), Cell(fmt(t["value"], ".4f")), Cell(duration(t["duration"]))])
+        rows.append(
+            [
+                Cell(str(t["number"]), tags=tags),
+                Cell(state.lower(), "text", pill=f"state {state}", title=str(t["reason"])),
+                *[Cell(fmt_param(t["params"].get(k))) for k in keys],
+                Cell(str(t["epochs"])),
+                Cell(fmt(t["value"], ".4f")),
+                Cell(duration(t["duration"])),
+            ]
+        )
     return Table("Trials", cols, rows, scroll=True)

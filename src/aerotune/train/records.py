@@ -80,12 +80,18 @@ def read_training_run(path: str | Path) -> TrainingRun:
     if not history:
         raise RunError(f"{path}: the run has no finished epoch; train it for at least one epoch")
     if (path / RunMetrics.FILE).is_file():
-        metrics = RunMetrics.read(path / RunMetrics.FILE,
-                                  fix="let the run finish, or resume it with the same aerotune train command")
+        metrics = RunMetrics.read(
+            path / RunMetrics.FILE, fix="let the run finish, or resume it with the same aerotune train command"
+        )
     else:  # a run still going (or killed): take what its history says
         best = min(history, key=lambda h: h["val_loss"])
-        metrics = RunMetrics(status="incomplete", epochs=len(history), best_epoch=best["epoch"],
-                             best_val_loss=best["val_loss"], final=history[-1])
+        metrics = RunMetrics(
+            status="incomplete",
+            epochs=len(history),
+            best_epoch=best["epoch"],
+            best_val_loss=best["val_loss"],
+            final=history[-1],
+        )
     data = DataRecord.read(path / DataRecord.FILE, fix=_FIX)
     checkpoint = path / "checkpoints" / "best.pt"
     if not checkpoint.is_file():

@@ -15,8 +15,7 @@ from aerotune.tune.storage import redact
 def describe(settings: TuneSettings, cache_root: Path) -> StudyRecord:
     """The description of the study ``settings`` ask for (the cache folder may still change)."""
     space = settings.resolved_space
-    baseline = (resolve_baseline(settings.baseline, space, settings.config)
-                if settings.baseline is not None else None)
+    baseline = resolve_baseline(settings.baseline, space, settings.config) if settings.baseline is not None else None
     return StudyRecord(
         study_name=settings.name,
         storage=redact(settings.storage) if settings.storage else str(Path(settings.out).resolve() / "journal.log"),

@@ -32,8 +32,10 @@ def load_run_study(out: str | Path, storage: str | None = None) -> tuple[OpenStu
     elif url is None:  # the journal: trust the run folder over a path recorded before it was moved
         url = str(out / JOURNAL_FILE)
         if not (out / JOURNAL_FILE).is_file():
-            raise RunError(f"{out / JOURNAL_FILE}: journal file not found; restore it from a copy of the run folder "
-                           "(it holds the trials of the study)")
+            raise RunError(
+                f"{out / JOURNAL_FILE}: journal file not found; restore it from a copy of the run folder "
+                "(it holds the trials of the study)"
+            )
     return open_study(desc, out, url, heartbeat=int(desc.heartbeat)), desc
 
 
@@ -46,8 +48,9 @@ def trial_records(study, desc: StudyRecord) -> list[TrialRecord]:
     for t in trials:
         for n in t.system_attrs.get("retry_history", []) or []:
             retried[n] = t.number
-    shares = bracket_shares(n_brackets(desc.min_resource, desc.max_resource, desc.reduction_factor),
-                            desc.reduction_factor)
+    shares = bracket_shares(
+        n_brackets(desc.min_resource, desc.max_resource, desc.reduction_factor), desc.reduction_factor
+    )
     rows = []
     for t in trials:
         ua = t.user_attrs
@@ -65,26 +68,30 @@ def trial_records(study, desc: StudyRecord) -> list[TrialRecord]:
         duration = None
         if t.datetime_start is not None and t.datetime_complete is not None:
             duration = (t.datetime_complete - t.datetime_start).total_seconds()
-        rows.append(TrialRecord(**{
-            "number": t.number,
-            "state": state,
-            "status": status,
-            "params": ua.get("params", {}),
-            "epochs": max(t.intermediate_values) if t.intermediate_values else 0,
-            "values": values,
-            "value": t.value if state == "COMPLETE" else None,
-            "duration_s": duration,
-            "reason": reason,
-            "baseline": bool(ua.get("baseline")),
-            "bracket": bracket_of(desc.study_name, t.number, shares),
-            "retry_of": t.system_attrs.get("failed_trial"),
-            "resumed_from": ua.get("resumed_from"),
-            "epoch_ticks": ua.get("epoch_ticks", []),
-            "run_dir": ua.get("run_dir"),
-            "worker": ua.get("worker"),
-            "datetime_start": t.datetime_start.isoformat() if t.datetime_start else None,
-            "datetime_complete": t.datetime_complete.isoformat() if t.datetime_complete else None,
-        }))
+        rows.append(
+            TrialRecord(
+                **{
+                    "number": t.number,
+                    "state": state,
+                    "status": status,
+                    "params": ua.get("params", {}),
+                    "epochs": max(t.intermediate_values) if t.intermediate_values else 0,
+                    "values": values,
+                    "value": t.value if state == "COMPLETE" else None,
+                    "duration_s": duration,
+                    "reason": reason,
+                    "baseline": bool(ua.get("baseline")),
+                    "bracket": bracket_of(desc.study_name, t.number, shares),
+                    "retry_of": t.system_attrs.get("failed_trial"),
+                    "resumed_from": ua.get("resumed_from"),
+                    "epoch_ticks": ua.get("epoch_ticks", []),
+                    "run_dir": ua.get("run_dir"),
+                    "worker": ua.get("worker"),
+                    "datetime_start": t.datetime_start.isoformat() if t.datetime_start else None,
+                    "datetime_complete": t.datetime_complete.isoformat() if t.datetime_complete else None,
+                }
+            )
+        )
     return rows
 
 
@@ -161,8 +168,21 @@ def _counts(rows: list[TrialRecord]) -> dict[str, int]:
 
 def _trials_csv(rows: list[TrialRecord]) -> str:
     keys = sorted({k for r in rows for k in r.params})
-    fields = ["number", "state", "status", "epochs", "value", "duration_s", "baseline", "bracket", "retry_of",
-              *[f"param:{k}" for k in keys], "values", "reason", "run_dir"]
+    fields = [
+        "number",
+        "state",
+        "status",
+        "epochs",
+        "value",
+        "duration_s",
+        "baseline",
+        "bracket",
+        "retry_of",
+        *[f"param:{k}" for k in keys],
+        "values",
+        "reason",
+        "run_dir",
+    ]
     text = io.StringIO(newline="")
     w = csv.DictWriter(text, fieldnames=fields)
     w.writeheader()

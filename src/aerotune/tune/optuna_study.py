@@ -62,17 +62,24 @@ def open_study(desc: StudyRecord, out: Path, storage_url: str | None, *, heartbe
 
     from aerotune.tune.storage import open_storage
 
-    storage, lock = open_storage(storage_url, out, heartbeat=heartbeat, stale_callback=retry_callback(),
-                                 name=desc.study_name)
-    pruner = optuna.pruners.HyperbandPruner(min_resource=desc.min_resource, max_resource=desc.max_resource,
-                                            reduction_factor=desc.reduction_factor)
+    storage, lock = open_storage(
+        storage_url, out, heartbeat=heartbeat, stale_callback=retry_callback(), name=desc.study_name
+    )
+    pruner = optuna.pruners.HyperbandPruner(
+        min_resource=desc.min_resource, max_resource=desc.max_resource, reduction_factor=desc.reduction_factor
+    )
     if desc.sampler_scope == "study":
         pruner = StudyWideHyperband(pruner)
     try:
         with lock.hold():
-            study = optuna.create_study(study_name=desc.study_name, storage=storage,
-                                        direction=desc.direction, pruner=pruner, sampler=make_sampler(desc, 0),
-                                        load_if_exists=True)
+            study = optuna.create_study(
+                study_name=desc.study_name,
+                storage=storage,
+                direction=desc.direction,
+                pruner=pruner,
+                sampler=make_sampler(desc, 0),
+                load_if_exists=True,
+            )
     except Exception as exc:  # noqa: BLE001 - e.g. an existing study with another direction
         if isinstance(exc, AerotuneError):
             raise
@@ -90,8 +97,7 @@ def make_sampler(desc: StudyRecord, number: int):
     seed = None if seed is None else (int(seed) * 1_000_003 + number * 7919) % (2**32)
     if desc.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, constant_liar=True,
-                                      n_startup_trials=int(desc.startup_trials))
+    return optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=int(desc.startup_trials))
 
 
 def setup_study(study, lock, desc: StudyRecord) -> int | None:
@@ -106,16 +112,18 @@ def setup_study(study, lock, desc: StudyRecord) -> int | None:
             study.set_user_attr(SETTINGS_KEY, mine)
         elif json.loads(json.dumps(have)) != json.loads(json.dumps(mine)):
             key = first_difference(have, mine)
-            raise RunError(f"study {desc.study_name!r} in {desc.storage} was made with a different {key}; "
-                           "repeat its settings to join it, or choose another --study-name")
+            raise RunError(
+                f"study {desc.study_name!r} in {desc.storage} was made with a different {key}; "
+                "repeat its settings to join it, or choose another --study-name"
+            )
         if BASELINE_KEY in attrs:
             return attrs[BASELINE_KEY]
         number = None
         if desc.baseline_values is not None:
             space = parse_space(desc.space, where="study.json")
             number = len(study.get_trials(deepcopy=False))
-            study.enqueue_trial(space.fixed_params(desc.baseline_values), user_attrs={"baseline": True},
-                                skip_if_exists=False)
+            study.enqueue_trial(
+                space.fixed_params(desc.baseline_values), user_attrs={"baseline": True}, skip_if_exists=False
+            )
         study.set_user_attr(BASELINE_KEY, number)
         return number
-

@@ -58,8 +58,18 @@ class StudyRecord(Record):
         base = json.loads(json.dumps(self.base_config))
         for k in RUNTIME_KEYS:
             base["train"].pop(k, None)
-        keys = ("space", "metric", "direction", "sampler", "seed", "min_resource", "max_resource",
-                "reduction_factor", "startup_trials", "baseline_values")
+        keys = (
+            "space",
+            "metric",
+            "direction",
+            "sampler",
+            "seed",
+            "min_resource",
+            "max_resource",
+            "reduction_factor",
+            "startup_trials",
+            "baseline_values",
+        )
         found = {**{k: data[k] for k in keys}, "base_config": base}
         if self.sampler_scope != "bracket":  # studies made before the option keep their fingerprint
             found["sampler_scope"] = self.sampler_scope
@@ -153,6 +163,5 @@ def read_tune_run(path: str | Path) -> TuneRun:
     path = Path(path)
     study = read_study(path)
     trials = read_records(TrialRecord, path / "trials.json", fix=_FIX)
-    summary = (StudySummary.read(path / StudySummary.FILE, fix=_FIX)
-               if (path / StudySummary.FILE).is_file() else None)
+    summary = StudySummary.read(path / StudySummary.FILE, fix=_FIX) if (path / StudySummary.FILE).is_file() else None
     return TuneRun(path, study, trials, summary)

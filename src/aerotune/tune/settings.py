@@ -18,8 +18,16 @@ from aerotune.tune.space_parse import default_space
 SAMPLERS = ("tpe", "random")
 SAMPLER_SCOPES = ("bracket", "study")
 DIRECTIONS = ("minimize", "maximize")
-METRIC_NAMES = ("loss", "pixel_accuracy", "majority_rate", "mean_iou", "mean_iou_labelled", "mean_f1",
-                "precision_ref", "recall_ref")
+METRIC_NAMES = (
+    "loss",
+    "pixel_accuracy",
+    "majority_rate",
+    "mean_iou",
+    "mean_iou_labelled",
+    "mean_f1",
+    "precision_ref",
+    "recall_ref",
+)
 
 
 @dataclass(frozen=True)
@@ -88,8 +96,10 @@ class TuneSettings:
     def validate(self) -> TuneSettings:
         """Check everything that can be checked before a folder is made; raise ``AerotuneError``."""
         self.config.validate()
+
         def bad(what: str, value: Any, expected: str) -> ConfigError:
             return ConfigError(f"{what} = {value!r} is invalid; use {expected}")
+
         if self.direction is not None and self.direction not in DIRECTIONS:
             raise bad("--direction", self.direction, "minimize or maximize")
         if self.sampler not in SAMPLERS:
@@ -108,8 +118,11 @@ class TuneSettings:
         if self.reduction_factor < 2:
             raise bad("--reduction-factor", self.reduction_factor, "a whole number of at least 2")
         if not 1 <= self.min_resource <= self.config.train.epochs:
-            raise bad("--min-resource", self.min_resource,
-                      f"a whole number between 1 and the training epochs ({self.config.train.epochs})")
+            raise bad(
+                "--min-resource",
+                self.min_resource,
+                f"a whole number between 1 and the training epochs ({self.config.train.epochs})",
+            )
         if self.heartbeat < 1:
             raise bad("--heartbeat", self.heartbeat, "a positive whole number of seconds")
         if self.startup_trials < 0:
@@ -124,12 +137,14 @@ class TuneSettings:
 
 def check_metric(metric: str) -> None:
     prefix, _, name = metric.partition("_")
-    ok = prefix in ("val", "train") and (name in METRIC_NAMES or
-                                          name.split("_", 1)[0] in ("iou", "precision", "recall", "f1"))
+    ok = prefix in ("val", "train") and (
+        name in METRIC_NAMES or name.split("_", 1)[0] in ("iou", "precision", "recall", "f1")
+    )
     if not ok:
-        raise ConfigError(f"--metric = {metric!r} is invalid; use val_ or train_ followed by one of "
-                          f"{', '.join(METRIC_NAMES)} or iou_/precision_/recall_/f1_<class>, e.g. val_mean_iou")
-
+        raise ConfigError(
+            f"--metric = {metric!r} is invalid; use val_ or train_ followed by one of "
+            f"{', '.join(METRIC_NAMES)} or iou_/precision_/recall_/f1_<class>, e.g. val_mean_iou"
+        )
 
 
 @dataclass(frozen=True)
@@ -154,12 +169,15 @@ class WorkerBudget:
     workers: int = 1
 
 
-
 def plan_tune(settings: TuneSettings) -> Plan:
     """The HyperBand plan of a study (``--dry-run``), checked but without touching the disk."""
     settings.validate()
-    return make_plan(study_name=settings.name, min_resource=settings.min_resource,
-                     max_resource=settings.config.train.epochs, reduction_factor=settings.reduction_factor,
-                     trials=settings.trials, baseline=settings.baseline is not None,
-                     max_epochs_total=settings.max_epochs_total)
-
+    return make_plan(
+        study_name=settings.name,
+        min_resource=settings.min_resource,
+        max_resource=settings.config.train.epochs,
+        reduction_factor=settings.reduction_factor,
+        trials=settings.trials,
+        baseline=settings.baseline is not None,
+        max_epochs_total=settings.max_epochs_total,
+    )

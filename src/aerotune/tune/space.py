@@ -32,8 +32,18 @@ from typing import Any
 
 from aerotune.config import ROLES, RunConfig, coerce, field_type, keys_with_role, role_of
 
-NNI_TYPES = ("choice", "randint", "uniform", "quniform", "loguniform", "qloguniform", "normal", "qnormal",
-             "lognormal", "qlognormal")
+NNI_TYPES = (
+    "choice",
+    "randint",
+    "uniform",
+    "quniform",
+    "loguniform",
+    "qloguniform",
+    "normal",
+    "qnormal",
+    "lognormal",
+    "qlognormal",
+)
 NATIVE_TYPES = ("float", "int", "categorical", "normal", "lognormal")
 
 #: Settings a study cannot search, and why: the patch cache and the split are shared by all trials, the epoch
@@ -172,7 +182,6 @@ def _native(v: Any) -> Any:
     return v
 
 
-
 def to_config(value: Any, kind: Any) -> Any:
     if kind is int and isinstance(value, float) and value.is_integer():
         return int(value)
@@ -187,5 +196,3 @@ def config_values(space: SearchSpace, values: dict[str, Any]) -> dict[str, Any]:
         kind = field_type(section, name)
         out[key] = coerce(to_config(v, kind), kind, key=key) if v is not None or kind is str else v
     return out
-
-

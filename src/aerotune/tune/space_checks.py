@@ -25,8 +25,10 @@ def check_space(space: SearchSpace, base: RunConfig) -> None:
             ends = p.low is None or (float(p.low).is_integer() and float(p.high).is_integer())
             whole = p.kind == "int" or (p.q is not None and float(p.q).is_integer() and ends)
             if not whole:
-                raise SearchSpaceError(f"search space: {key} is a whole number; use randint, an int range or a "
-                                       f"q-type with a whole-number q (found {p.nni or p.kind})")
+                raise SearchSpaceError(
+                    f"search space: {key} is a whole number; use randint, an int range or a "
+                    f"q-type with a whole-number q (found {p.nni or p.kind})"
+                )
         if kind is str and p.kind != "categorical":
             raise SearchSpaceError(f"search space: {key} is text; use a choice")
         if p.kind == "categorical":
@@ -46,7 +48,6 @@ def check_value(key: str, value: Any, base: RunConfig, *, what: str = "search sp
         base.with_overrides({key: to_config(value, field_type(section, name))}, where=what)
     except AerotuneError as exc:
         raise SearchSpaceError(f"{what}: {key} = {value!r} is not allowed ({exc})") from None
-
 
 
 def resolve_baseline(baseline: dict[str, Any], space: SearchSpace, base: RunConfig) -> dict[str, Any]:
@@ -70,14 +71,18 @@ def resolve_baseline(baseline: dict[str, Any], space: SearchSpace, base: RunConf
         p = space.params.get(key)
         if p is not None and p.kind == "categorical":
             canon = {json.dumps(c) for c in p.choices}
-            alt = {json.dumps(value)} | ({json.dumps(None)} if value == "none" else set()) \
+            alt = (
+                {json.dumps(value)}
+                | ({json.dumps(None)} if value == "none" else set())
                 | ({json.dumps("none")} if value is None else set())
+            )
             if not canon & alt:
-                raise SearchSpaceError(f"baseline: {key} = {value!r} is not among the space's choices "
-                                       f"{list(p.choices)}; change the baseline or the space")
+                raise SearchSpaceError(
+                    f"baseline: {key} = {value!r} is not among the space's choices "
+                    f"{list(p.choices)}; change the baseline or the space"
+                )
             if json.dumps(value) not in canon:
                 value = None if value == "none" else "none"
                 out[key] = value
         check_value(key, value, base, what="baseline")
     return config_values(space, out)
-

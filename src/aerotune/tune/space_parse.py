@@ -68,8 +68,10 @@ def _is_spec(spec: dict[str, Any]) -> bool:
 def _parse_param(key: str, name: str, spec: Any, *, where: str) -> Param:
     at = f"{where}: {name}"
     if not isinstance(spec, dict) or not _is_spec(spec):
-        raise SearchSpaceError(f"{at}: expected a distribution such as {{\"_type\": \"uniform\", \"_value\": [0, 1]}} "
-                               f"or {{type = \"float\", low = 0, high = 1}}, found {spec!r}")
+        raise SearchSpaceError(
+            f'{at}: expected a distribution such as {{"_type": "uniform", "_value": [0, 1]}} '
+            f'or {{type = "float", low = 0, high = 1}}, found {spec!r}'
+        )
     if "_type" in spec:
         return _parse_nni(key, spec, at)
     return _parse_native(key, spec, at)
@@ -132,8 +134,9 @@ def _choices(value: Any, at: str) -> tuple[Any, ...]:
         raise SearchSpaceError(f"{at}: choices must be a non-empty list, found {value!r}")
     for v in value:
         if v is not None and not isinstance(v, (bool, int, float, str)):
-            raise SearchSpaceError(f"{at}: choice {v!r} is not a number, text, true/false or null; "
-                                   "nested search spaces are not supported")
+            raise SearchSpaceError(
+                f"{at}: choice {v!r} is not a number, text, true/false or null; nested search spaces are not supported"
+            )
     if len({json.dumps(v) for v in value}) != len(value):
         raise SearchSpaceError(f"{at}: choices must be distinct, found {value!r}")
     return tuple(value)
@@ -155,8 +158,9 @@ def _parse_native(key: str, spec: dict[str, Any], at: str) -> Param:
     allowed = _NATIVE_FIELDS[kind] | {"type", "nni"}
     unknown = set(spec) - allowed
     if unknown:
-        raise SearchSpaceError(f"{at}: unknown field {sorted(unknown)[0]!r} for type {kind}; "
-                               f"use {', '.join(sorted(allowed - {'nni'}))}")
+        raise SearchSpaceError(
+            f"{at}: unknown field {sorted(unknown)[0]!r} for type {kind}; use {', '.join(sorted(allowed - {'nni'}))}"
+        )
 
     def num(name: str, required: bool = True) -> float | None:
         v = spec.get(name)
@@ -200,5 +204,3 @@ def _parse_native(key: str, spec: dict[str, Any], at: str) -> Param:
             raise SearchSpaceError(f"{at}: an int step must be a whole number, found {step}")
         return Param(key, kind, low=int(lo), high=int(hi), log=log, step=int(step) if step else None, nni=nni)
     return Param(key, kind, low=lo, high=hi, log=log, step=step, q=q, nni=nni)
-
-

@@ -22,8 +22,15 @@ from aerotune.tune.records import StudyRecord
 from aerotune.tune.settings import TuneResult, TuneSettings, WorkerBudget, plan_tune
 from aerotune.tune.worker import run_worker, run_worker_processes
 
-__all__ = ["StudyWideHyperband", "TuneResult", "TuneSettings", "export_study", "load_run_study", "plan_tune",
-           "run_tune"]
+__all__ = [
+    "StudyWideHyperband",
+    "TuneResult",
+    "TuneSettings",
+    "export_study",
+    "load_run_study",
+    "plan_tune",
+    "run_tune",
+]
 
 
 def run_tune(settings: TuneSettings) -> TuneResult:
@@ -46,8 +53,10 @@ def run_tune(settings: TuneSettings) -> TuneResult:
     if old is not None:
         if old.fingerprint() != desc.fingerprint():
             key = first_difference(old.fingerprint(), desc.fingerprint())
-            raise RunError(f"{out}: the run folder holds a study with a different {key}; repeat the same "
-                           "settings to resume it, or choose a new --out")
+            raise RunError(
+                f"{out}: the run folder holds a study with a different {key}; repeat the same "
+                "settings to resume it, or choose a new --out"
+            )
         desc = replace(desc, baseline_trial=old.baseline_trial)
     t0 = time.time()
     output.claim()
@@ -60,8 +69,12 @@ def run_tune(settings: TuneSettings) -> TuneResult:
         study = open_study(desc, out, settings.storage, heartbeat=settings.heartbeat)
         desc = replace(desc, baseline_trial=setup_study(study.study, study.lock, desc))
         desc.write(out / StudyRecord.FILE)
-    budget = WorkerBudget(trials=settings.trials, timeout=settings.timeout,
-                          max_epochs_total=settings.max_epochs_total, workers=settings.workers)
+    budget = WorkerBudget(
+        trials=settings.trials,
+        timeout=settings.timeout,
+        max_epochs_total=settings.max_epochs_total,
+        workers=settings.workers,
+    )
     try:
         if settings.workers == 1:
             run_worker(out, settings.storage, budget, index=0, opened=study)

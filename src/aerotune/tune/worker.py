@@ -38,8 +38,9 @@ def run_worker_processes(out: Path, storage_url: str | None, budget: WorkerBudge
     procs = []
     for i in range(budget.workers):
         env = {"CUDA_VISIBLE_DEVICES": str(i % gpus)} if gpus > 1 else {}
-        p = ctx.Process(target=_worker_process, args=(str(out), storage_url, budget, i, env, level),
-                        name=f"aerotune-worker-{i}")
+        p = ctx.Process(
+            target=_worker_process, args=(str(out), storage_url, budget, i, env, level), name=f"aerotune-worker-{i}"
+        )
         p.start()
         procs.append(p)
         log.info("started worker %d (pid %d)", i, p.pid)
@@ -63,8 +64,9 @@ def _gpu_count() -> int:
         return 0
 
 
-def _worker_process(out: str, storage_url: str | None, budget: WorkerBudget, index: int, env: dict[str, str],
-                    level: int) -> None:
+def _worker_process(
+    out: str, storage_url: str | None, budget: WorkerBudget, index: int, env: dict[str, str], level: int
+) -> None:
     os.environ.update(env)
     logging.basicConfig(level=logging.WARNING, format=f"%(levelname)s worker {index} %(name)s: %(message)s")
     logging.getLogger("aerotune").setLevel(level)
@@ -80,16 +82,24 @@ def _worker_process(out: str, storage_url: str | None, budget: WorkerBudget, ind
 # ---------------------------------------------------------------- one worker
 
 
-def run_worker(out: Path, storage_url: str | None, budget: WorkerBudget, *, index: int = 0,
-               opened: OpenStudy | None = None) -> int:
+def run_worker(
+    out: Path, storage_url: str | None, budget: WorkerBudget, *, index: int = 0, opened: OpenStudy | None = None
+) -> int:
     """Run trials of the study in ``out`` until the budget is used; return how many this worker ran."""
     from aerotune.data.dataset import Split
     from aerotune.data.patches import open_cache
 
     desc = read_study(out)
     study = opened or open_study(desc, out, storage_url, heartbeat=int(desc.heartbeat))
-    worker = _Worker(out, desc, study, budget, open_cache(desc.cache),
-                     Split.from_dict(json.loads((out / "split.json").read_text())), index)
+    worker = _Worker(
+        out,
+        desc,
+        study,
+        budget,
+        open_cache(desc.cache),
+        Split.from_dict(json.loads((out / "split.json").read_text())),
+        index,
+    )
     try:
         return worker.loop()
     finally:
@@ -98,8 +108,9 @@ def run_worker(out: Path, storage_url: str | None, budget: WorkerBudget, *, inde
 
 
 class _Worker:
-    def __init__(self, out: Path, desc: StudyRecord, opened: OpenStudy, budget: WorkerBudget, cache, split,
-                 index: int) -> None:
+    def __init__(
+        self, out: Path, desc: StudyRecord, opened: OpenStudy, budget: WorkerBudget, cache, split, index: int
+    ) -> None:
         from aerotune.tune.space_parse import parse_space
 
         self.out, self.desc, self.budget, self.cache, self.split = out, desc, budget, cache, split
@@ -191,14 +202,19 @@ class _Worker:
                 trial.set_user_attr("run_dir", str(run_dir.relative_to(self.out)))
                 trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
                 self._resume_from_previous(trial, run_dir)
-                log.info("trial %d%s: %s", number, " (baseline)" if baseline else "",
-                         ", ".join(f"{k}={v}" for k, v in values.items()))
+                log.info(
+                    "trial %d%s: %s",
+                    number,
+                    " (baseline)" if baseline else "",
+                    ", ".join(f"{k}={v}" for k, v in values.items()),
+                )
                 try:
                     config = self.base.with_overrides({**values, **self.runtime}, where=f"trial {number}")
                     result = fit(config, self.cache, run_dir, split=self.split, callback=cb)
                 except KeyboardInterrupt:
-                    self._tell(trial, TrialState.FAIL, "interrupted", "stopped by the user; retried on resume",
-                               None, cb, t0)
+                    self._tell(
+                        trial, TrialState.FAIL, "interrupted", "stopped by the user; retried on resume", None, cb, t0
+                    )
                     with contextlib.suppress(Exception):
                         retry_callback()(self.study, study_storage(self.study).get_trial(trial_id(trial)))
                     raise
@@ -221,8 +237,14 @@ class _Worker:
             log.warning("trial %d was failed by another worker (stale heartbeat); dropping it", number)
             return
         self._tell(trial, state, status, reason, value, cb, t0)
-        log.info("trial %d: %s after %d epoch(s)%s%s", number, status, cb.epochs_done,
-                 "" if value is None else f", {self.desc.metric} {value:.4f}", f" ({reason})" if reason else "")
+        log.info(
+            "trial %d: %s after %d epoch(s)%s%s",
+            number,
+            status,
+            cb.epochs_done,
+            "" if value is None else f", {self.desc.metric} {value:.4f}",
+            f" ({reason})" if reason else "",
+        )
 
     def _outcome(self, result, cb: TrialCallback):
         from optuna.trial import TrialState
@@ -243,8 +265,7 @@ class _Worker:
             return TrialState.FAIL, "error", f"no finite {metric} in the training history", None
         return TrialState.COMPLETE, "complete", "", (max(vals) if self.maximize else min(vals))
 
-    def _tell(self, trial, state, status: str, reason: str, value: float | None, cb: TrialCallback,
-              t0: float) -> None:
+    def _tell(self, trial, state, status: str, reason: str, value: float | None, cb: TrialCallback, t0: float) -> None:
         from optuna.exceptions import UpdateFinishedTrialError
 
         try:
