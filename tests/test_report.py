@@ -6,7 +6,6 @@ import json
 import math
 import re
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,82 +14,56 @@ import torch
 
 from aerotune.commands import main
 from aerotune.config import RunConfig
+from aerotune.curves import pr_summary
 from aerotune.errors import RunError
 from aerotune.report import ReportResult, make_report
-from aerotune.report.collect import gather, pick_patches, pr_summary
-from aerotune.train.fit import Callback, fit
+from aerotune.report.collect import gather
+from aerotune.report.evaluate import pick_patches
+from aerotune.train.fit import fit
 
-TINY = {"model.base_filters": 4, "model.depth": 3, "train.batch_size": 8, "train.progress": False,
-        "data.patch_size": 32, "train.epochs": 3, "train.learning_rate": 0.01}
+TINY = {
+    "model.base_filters": 4,
+    "model.depth": 3,
+    "train.batch_size": 8,
+    "train.progress": False,
+    "data.patch_size": 32,
+    "train.epochs": 3,
+    "train.learning_rate": 0.01,
+}
 
 
 def tiny_config(**extra) -> RunConfig:
     return RunConfig().with_overrides({**TINY, **extra})
 
 
-class _StopAfter(Callback):
-    """Stops a run before epoch ``last + 1``, as a HyperBand pruner would."""
-
-    def __init__(self, last: int, trial) -> None:
-        self.last, self.trial = last, trial
-
-    def on_epoch_start(self, epoch: int) -> bool:
-        return epoch <= self.last
-
-    def on_epoch_end(self, epoch: int, record: dict) -> None:
-        self.trial.report(record["val_loss"], epoch)
-
-
 def make_tuning_run(cache, root: Path) -> Path:
-    """A small tuning run folder per the tuning contract, with a real Optuna journal study.
+    """A small real tuning run, written by ``aerotune.tune`` on the tiny cache.
 
-    Trial 0 is the baseline (the initial parameters, never pruned); trial 3 is stopped after one epoch.
+    Six trials of at most 3 epochs (HyperBand from 1 epoch); trial 0 is the baseline (learning rate 0.01, relu).
     """
-    import optuna
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
+    from aerotune.tune.space_parse import parse_space
+    from aerotune.tune.study import TuneSettings, run_tune
 
-    root.mkdir(parents=True)
-    storage = JournalStorage(JournalFileBackend(str(root / "study.journal")))
-    study = optuna.create_study(study_name="report-test", storage=storage, direction="minimize",
-                                sampler=optuna.samplers.RandomSampler(seed=0),
-                                pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=3,
-                                                                      reduction_factor=3))
-    base = tiny_config()
-    study.enqueue_trial({"train.learning_rate": 0.01, "model.activation": "relu"})
-    trials, started = [], time.time()
-    for number in range(5):
-        trial = study.ask()
-        params = {"train.learning_rate": trial.suggest_float("train.learning_rate", 1e-3, 5e-2, log=True),
-                  "model.activation": trial.suggest_categorical("model.activation", ["relu", "swish"])}
-        t0 = time.time()
-        last = 1 if number == 3 else 3
-        result = fit(base.with_overrides(params), cache, root / "trials" / f"{number:04d}",
-                     callback=_StopAfter(last, trial))
-        curve = [h["val_loss"] for h in result.history]
-        state = "PRUNED" if last < 3 else "COMPLETE"
-        if state == "PRUNED":
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        else:
-            study.tell(trial, curve[-1])
-        trials.append({"number": number, "state": state, "status": result.status, "params": params,
-                       "epochs": len(curve), "values": curve, "value": curve[-1],
-                       "duration": time.time() - t0, "reason": "pruned by HyperBand" if last < 3 else ""})
-    done = [t for t in trials if t["state"] == "COMPLETE"]
-    best = min(done, key=lambda t: t["value"])
-    (root / "study.json").write_text(json.dumps({
-        "study_name": "report-test", "storage": "study.journal", "direction": "minimize", "metric": "val_loss",
-        "sampler": "RandomSampler", "seed": 0, "min_resource": 1, "max_resource": 3, "reduction_factor": 3,
-        "space": {"train.learning_rate": {"_type": "loguniform", "_value": [1e-3, 5e-2]},
-                  "model.activation": {"_type": "choice", "_value": ["relu", "swish"]}},
-        "base_config": base.to_dict(), "cache": str(cache.root), "baseline_trial": 0, "reference_epochs": 3455}))
-    (root / "trials.json").write_text(json.dumps(trials))
-    (root / "best_params.json").write_text(json.dumps(best["params"]))
-    (root / "summary.json").write_text(json.dumps({
-        "epochs_spent": sum(t["epochs"] for t in trials), "counts": {"COMPLETE": len(done), "PRUNED": 1},
-        "best_value": best["value"], "best_params": best["params"], "best_trial": best["number"],
-        "baseline_trial": 0, "baseline_value": trials[0]["value"], "reference_epochs": 3455,
-        "wall_time": time.time() - started}))
+    space = parse_space(
+        {
+            "learning_rate": {"_type": "loguniform", "_value": [1e-3, 5e-2]},
+            "activation_type": {"_type": "choice", "_value": ["relu", "swish"]},
+        }
+    )
+    root.parent.mkdir(parents=True, exist_ok=True)
+    run_tune(
+        TuneSettings(
+            data=cache.root,
+            out=root,
+            config=tiny_config(**{"train.threads": 1}),
+            space=space,
+            trials=6,
+            sampler="random",
+            study_name="report-test",
+            heartbeat=2,
+            baseline={"learning_rate": 0.01, "activation_type": "relu"},
+        )
+    )
     return root
 
 
@@ -107,8 +80,14 @@ def shared_tuning_report(tiny_cache, tmp_path_factory) -> tuple[Path, ReportResu
         make_tuning_run(tiny_cache, run)
         make_report(run, out=out, seed=7)
     data = json.loads((out / "report.json").read_text())
-    return run, ReportResult(out, out / "report.html", out / "report.md", out / "report.json",
-                             {k: out / v for k, v in data["figures"].items()}, data)
+    return run, ReportResult(
+        out,
+        out / "report.html",
+        out / "report.md",
+        out / "report.json",
+        {k: out / v for k, v in data["figures"].items()},
+        data,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -125,8 +104,11 @@ def tuning_report(tiny_cache, tmp_path_factory) -> ReportResult:
 def two_runs(tiny_cache, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("runs")
     fit(tiny_config(**{"train.epochs": 2}), tiny_cache, tmp / "a")
-    fit(tiny_config(**{"train.epochs": 2, "train.learning_rate": 0.003, "model.activation": "swish"}),
-        tiny_cache, tmp / "b")
+    fit(
+        tiny_config(**{"train.epochs": 2, "train.learning_rate": 0.003, "model.activation": "swish"}),
+        tiny_cache,
+        tmp / "b",
+    )
     return tmp / "a", tmp / "b"
 
 
@@ -135,8 +117,17 @@ def test_tuning_report_writes_html_markdown_json_and_figures(tuning_report):
     assert tuning_report.html == out / "report.html" and tuning_report.html.is_file()
     assert tuning_report.markdown.is_file() and tuning_report.json.is_file()
     data = json.loads(tuning_report.json.read_text())
-    for name in ("patches", "loss", "precision_recall", "class_iou", "confusion", "budget", "best_so_far",
-                 "trial_curves", "importances"):
+    for name in (
+        "patches",
+        "loss",
+        "precision_recall",
+        "class_iou",
+        "confusion",
+        "budget",
+        "best_so_far",
+        "trial_curves",
+        "importances",
+    ):
         png = out / data["figures"][name]
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
         assert f"]({data['figures'][name]})" in tuning_report.markdown.read_text(), name
@@ -174,12 +165,20 @@ def test_report_has_every_section_the_reference_showed_and_more(tuning_report):
     labels = [r["label"] for r in data["headline"]]
     assert "mean IoU without Unlabeled" in labels and any("majority" in label for label in labels)
     study = data["study"]
-    assert [t["state"] for t in study["trials"]].count("PRUNED") == 1
-    assert study["epochs_spent"] == 13 and study["reference_epochs"] == 3455
+    summary = json.loads((Path(data["run"]) / "summary.json").read_text())
+    assert [t["state"] for t in study["trials"]].count("PRUNED") == summary["counts"]["pruned"]
+    assert study["epochs_spent"] == summary["epochs_spent"] and study["reference_epochs"] == 3455
     assert study["importances"] and set(study["importances"]) == {"train.learning_rate", "model.activation"}
     assert data["verdict"]["status"] in ("better", "worse", "mixed")
-    for text in ("Protocol", "Best parameters against the initial ones", "Precision and recall at 0.5", "Trials",
-                 "Per-class metrics", "Confusion matrices", "of the reference"):
+    for text in (
+        "Protocol",
+        "Best parameters against the initial ones",
+        "Precision and recall at 0.5",
+        "Trials",
+        "Per-class metrics",
+        "Confusion matrices",
+        "of the reference",
+    ):
         assert text in page and text in md, text
 
 
@@ -218,7 +217,7 @@ def test_binned_curves_match_torchmetrics_and_the_pooled_curve_is_the_one_hot_cu
     probs = (torch.randn(5000, 4, generator=gen) + 2 * torch.nn.functional.one_hot(target, 4)).softmax(1)
     curve = MulticlassPrecisionRecallCurve(num_classes=4, thresholds=101)
     for chunk in range(0, 5000, 1000):
-        curve.update(probs[chunk:chunk + 1000], target[chunk:chunk + 1000])
+        curve.update(probs[chunk : chunk + 1000], target[chunk : chunk + 1000])
         assert curve.confmat.shape == (101, 4, 2, 2)  # bounded: counts per threshold, never the scores
     pr_class, ap_class, pooled, ap_pooled = pr_summary(curve.confmat)
     expected = MulticlassAveragePrecision(num_classes=4, average=None, thresholds=101)(probs, target)
@@ -243,8 +242,23 @@ def test_training_run_alone_has_no_comparison(two_runs, tmp_path):
 
 def test_cli_report_with_baseline_prints_the_path(two_runs, tmp_path, capsys):
     out = tmp_path / "cli"
-    assert main(["report", str(two_runs[1]), "--baseline", str(two_runs[0]), "--out", str(out), "--seed", "3",
-                 "--max-patches", "20"]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(two_runs[1]),
+                "--baseline",
+                str(two_runs[0]),
+                "--out",
+                str(out),
+                "--seed",
+                "3",
+                "--max-patches",
+                "20",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert str(out / "report.html") in printed.splitlines()[0]
     data = json.loads((out / "report.json").read_text())
@@ -283,7 +297,7 @@ def test_failure_leaves_nothing_half_written(two_runs, tmp_path):
 def test_importances_skipped_with_a_note_when_the_study_cannot_be_loaded(tuning_run, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(tuning_run, copy)
-    (copy / "study.journal").unlink()
+    (copy / "journal.log").unlink()
     result = make_report(copy, out=tmp_path / "r", max_train_patches=8)
     study = result.data["study"]
     assert study["importances"] is None and "not shown" in study["importance_note"]
@@ -336,23 +350,15 @@ def test_patch_figure_uses_the_palette_and_names_ignored_pixels():
     assert tuple(shown[8, 8]) == palette.colors[0] and tuple(shown[0, 0]) == figures.ignored_color(palette)
 
 
-def test_report_of_a_real_tuning_run(tiny_cache, tmp_path):
-    """The same report from a study written by aerotune.tune (the tuning contract, not this file's fixture)."""
-    study_mod = pytest.importorskip("aerotune.tune.study", reason="the tuning stage is not installed")
-    from aerotune.tune.space import parse_space
+def test_report_reads_the_study_through_the_tuning_records(tuning_run, tuning_report):
+    """The study section is what aerotune.tune wrote: its trials, counts, budget and durations."""
+    from aerotune.tune.records import read_tune_run
 
-    space = parse_space({"learning_rate": {"_type": "loguniform", "_value": [0.001, 0.05]},
-                         "activation_type": {"_type": "choice", "_value": ["relu", "swish"]}})
-    config = tiny_config(**{"train.epochs": 3, "train.threads": 1})
-    study_mod.run_tune(study_mod.TuneSettings(data=tiny_cache.root, out=tmp_path / "run", config=config, space=space,
-                                              trials=5, study_name="report-real", heartbeat=2))
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    result = make_report(tmp_path / "run", out=tmp_path / "r", max_train_patches=16)
-    data = result.data
-    assert data["tuned_run"] == str((tmp_path / "run" / "trials" / f"{summary['best_trial']:04d}").resolve())
-    assert data["baseline_run"] == str((tmp_path / "run" / "trials" / f"{summary['baseline_trial']:04d}").resolve())
-    study = data["study"]
-    assert len(study["trials"]) == summary["counts"]["trials"] and study["epochs_spent"] == summary["epochs_spent"]
+    run = read_tune_run(tuning_run)
+    study = tuning_report.data["study"]
+    assert study["best_trial"] == run.summary.best_trial and study["baseline_trial"] == run.baseline_trial == 0
+    assert len(study["trials"]) == run.summary.counts["trials"] == 6
+    assert study["epochs_spent"] == run.summary.epochs_spent
     assert all(t["duration"] is not None for t in study["trials"] if t["state"] == "COMPLETE")
     complete = sum(t["state"] == "COMPLETE" for t in study["trials"])
     assert (study["importances"] is not None) == (complete >= 3), study["importance_note"]

@@ -46,9 +46,19 @@ window.addEventListener("load", function () {
 </script>
 """
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-         "--disable-extensions", "--mute-audio"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--disable-extensions",
+    "--mute-audio",
+]
 
 
 @pytest.fixture(scope="session")
@@ -65,8 +75,7 @@ def chromium() -> str:
     if os.geteuid() == 0 and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update"], check=False, capture_output=True, timeout=600, env=env)
-        subprocess.run(["apt-get", "install", "-y", "chromium"], check=False, capture_output=True, timeout=900,
-                       env=env)
+        subprocess.run(["apt-get", "install", "-y", "chromium"], check=False, capture_output=True, timeout=900, env=env)
         found = shutil.which("chromium")
         if found:
             return found
@@ -75,8 +84,9 @@ def chromium() -> str:
 
 
 def _run(chromium: str, args: list[str], profile: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([chromium, *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [chromium, *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def check_in_browser(chromium: str, html: Path, tmp: Path) -> dict:
@@ -85,19 +95,31 @@ def check_in_browser(chromium: str, html: Path, tmp: Path) -> dict:
     assert "<head>" in page
     probe = tmp / "probe.html"
     probe.write_text(page.replace("<head>", "<head>\n" + PROBE, 1), encoding="utf-8")
-    done = _run(chromium, ["--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", "--dump-dom",
-                           probe.as_uri()], tmp / "profile")
+    done = _run(
+        chromium,
+        ["--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
+        tmp / "profile",
+    )
     marker = '<pre id="aerotune-check">'
     assert marker in done.stdout, f"chromium did not load the page (exit {done.returncode}): {done.stderr[-2000:]}"
-    found = json.loads(done.stdout.split(marker, 1)[1].split("</pre>", 1)[0].replace("&quot;", '"')
-                       .replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
+    found = json.loads(
+        done.stdout.split(marker, 1)[1]
+        .split("</pre>", 1)[0]
+        .replace("&quot;", '"')
+        .replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+    )
     found["console"] = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
     return found
 
 
 def screenshot(chromium: str, html: Path, png: Path, *, height: int) -> Path:
-    done = _run(chromium, [f"--screenshot={png}", f"--window-size=1280,{height}", "--virtual-time-budget=10000",
-                           html.as_uri()], png.parent / "profile-shot")
+    done = _run(
+        chromium,
+        [f"--screenshot={png}", f"--window-size=1280,{height}", "--virtual-time-budget=10000", html.as_uri()],
+        png.parent / "profile-shot",
+    )
     assert png.is_file(), f"no screenshot (exit {done.returncode}): {done.stderr[-2000:]}"
     return png
 

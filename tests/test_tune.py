@@ -18,7 +18,7 @@ import pytest
 from aerotune.commands import main
 from aerotune.config import RunConfig
 from aerotune.tune.plan import bracket_of, bracket_shares, make_plan, n_brackets
-from aerotune.tune.space import parse_space
+from aerotune.tune.space_parse import parse_space
 from aerotune.tune.study import TuneSettings, run_tune
 
 SPACE = {
@@ -29,10 +29,16 @@ SPACE = {
 
 
 def tiny_config(epochs: int = 9) -> RunConfig:
-    return RunConfig().with_overrides({
-        "data.patch_size": 32, "model.base_filters": 4, "model.depth": 3, "train.epochs": epochs,
-        "train.threads": 1, "train.progress": False,
-    })
+    return RunConfig().with_overrides(
+        {
+            "data.patch_size": 32,
+            "model.base_filters": 4,
+            "model.depth": 3,
+            "train.epochs": epochs,
+            "train.threads": 1,
+            "train.progress": False,
+        }
+    )
 
 
 def settings(cache, out, **kw) -> TuneSettings:
@@ -49,8 +55,16 @@ def rows(out: Path) -> list[dict]:
 def test_hyperband_study_exports_everything(tiny_cache, tmp_path):
     out = tmp_path / "run"
     result = run_tune(settings(tiny_cache, out, trials=7, study_name="t"))
-    for name in ("study.json", "trials.csv", "trials.json", "best_params.json", "best_checkpoint.pt",
-                 "summary.json", "split.json", "journal.log"):
+    for name in (
+        "study.json",
+        "trials.csv",
+        "trials.json",
+        "best_params.json",
+        "best_checkpoint.pt",
+        "summary.json",
+        "split.json",
+        "journal.log",
+    ):
         assert (out / name).is_file(), name
     desc = json.loads((out / "study.json").read_text())
     assert desc["cache"] == str(tiny_cache.root.resolve()) and desc["reference_epochs"] == 3455
@@ -132,8 +146,9 @@ def test_failures_are_recorded_and_never_promoted(tiny_cache, tmp_path, monkeypa
         if config.model.activation == "none":
             cb = kw["callback"]
             cb.on_epoch_start(1)
-            return fit_module.RunResult(Path(out), "diverged", 0, None, float("inf"),
-                                        reason="training loss became non-finite in epoch 1")
+            return fit_module.RunResult(
+                Path(out), "diverged", 0, None, float("inf"), reason="training loss became non-finite in epoch 1"
+            )
         return real_fit(config, cache, out, **kw)
 
     monkeypatch.setattr(fit_module, "fit", flaky_fit)
@@ -166,8 +181,9 @@ def test_metric_and_direction(tiny_cache, tmp_path):
 @pytest.mark.parametrize("sampler", ["random", "tpe"])
 def test_same_seed_and_name_same_configurations(tiny_cache, tmp_path, sampler):
     def params(out):
-        run_tune(settings(tiny_cache, out, trials=5, epochs=2, sampler=sampler, seed=7, study_name="same",
-                          startup_trials=2))
+        run_tune(
+            settings(tiny_cache, out, trials=5, epochs=2, sampler=sampler, seed=7, study_name="same", startup_trials=2)
+        )
         return [t["params"] for t in rows(out)]
 
     first, second = params(tmp_path / "a"), params(tmp_path / "b")
@@ -177,8 +193,9 @@ def test_same_seed_and_name_same_configurations(tiny_cache, tmp_path, sampler):
 
 def test_plan_matches_optunas_hyperband():
     name, r, big_r, eta = "plan-check", 1, 27, 3
-    plan = make_plan(study_name=name, min_resource=r, max_resource=big_r, reduction_factor=eta, trials=60,
-                     baseline=True)
+    plan = make_plan(
+        study_name=name, min_resource=r, max_resource=big_r, reduction_factor=eta, trials=60, baseline=True
+    )
     assert len(plan.brackets) == 4
     assert [b.rungs for b in plan.brackets] == [[1, 3, 9], [3, 9], [9], []]
     pruner = optuna.pruners.HyperbandPruner(min_resource=r, max_resource=big_r, reduction_factor=eta)
@@ -191,8 +208,11 @@ def test_plan_matches_optunas_hyperband():
             if trial.should_prune():
                 first_check[number] = step
                 break
-        study.tell(trial, state=optuna.trial.TrialState.PRUNED if number in first_check else None,
-                   values=None if number in first_check else 1.0 + number)
+        study.tell(
+            trial,
+            state=optuna.trial.TrialState.PRUNED if number in first_check else None,
+            values=None if number in first_check else 1.0 + number,
+        )
     shares = bracket_shares(n_brackets(r, big_r, eta), eta)
     for number, t in enumerate(study.get_trials()):
         b = plan.trial_brackets[number]
@@ -235,16 +255,42 @@ def test_cli_tune_and_dashboard(tiny_cache, tmp_path, capsys):
     out = tmp_path / "run"
     space = tmp_path / "space.yaml"
     space.write_text("learning_rate: {type: float, low: 0.001, high: 0.05, log: true}\n")
-    assert cli("tune", "--data", str(tiny_cache.root), "--out", str(out), "--patch-size", "32", "--epochs", "3",
-               "--set", "model.base_filters=4", "--set", "model.depth=3", "--set", "train.threads=1",
-               "--space", str(space), "--trials", "3", "--baseline", "learning_rate=0.01") == 0
+    assert (
+        cli(
+            "tune",
+            "--data",
+            str(tiny_cache.root),
+            "--out",
+            str(out),
+            "--patch-size",
+            "32",
+            "--epochs",
+            "3",
+            "--set",
+            "model.base_filters=4",
+            "--set",
+            "model.depth=3",
+            "--set",
+            "train.threads=1",
+            "--space",
+            str(space),
+            "--trials",
+            "3",
+            "--baseline",
+            "learning_rate=0.01",
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "3 trial(s)" in text and "epochs spent" in text and "3,455" in text and "best val_loss" in text
     assert rows(out)[0]["params"]["train.learning_rate"] == 0.01
 
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "aerotune", "dashboard", str(out), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aerotune", "dashboard", str(out), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         body = None
         for _ in range(120):

@@ -15,10 +15,36 @@ from aerotune.tune.study import load_run_study
 
 
 def tune_command(cache: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "aerotune", "tune", "--data", str(cache), "--out", str(out),
-            "--patch-size", "32", "--epochs", "9", "--set", "model.base_filters=4", "--set", "model.depth=3",
-            "--set", "train.threads=1", "--set", "train.progress=false", "--trials", "4", "--heartbeat", "1",
-            "--sampler", "random", "--seed", "3"]
+    return [
+        sys.executable,
+        "-m",
+        "aerotune",
+        "tune",
+        "--data",
+        str(cache),
+        "--out",
+        str(out),
+        "--patch-size",
+        "32",
+        "--epochs",
+        "9",
+        "--set",
+        "model.base_filters=4",
+        "--set",
+        "model.depth=3",
+        "--set",
+        "train.threads=1",
+        "--set",
+        "train.progress=false",
+        "--trials",
+        "4",
+        "--heartbeat",
+        "1",
+        "--sampler",
+        "random",
+        "--seed",
+        "3",
+    ]
 
 
 def running_with_epochs(out: Path) -> tuple[int, int] | None:
@@ -74,7 +100,8 @@ def test_sigkilled_worker_is_detected_and_its_trial_retried(tiny_cache, tmp_path
     assert all(r["state"] in ("COMPLETE", "PRUNED", "FAIL") for r in rows)
     for n, t in before.items():
         assert by_number[n]["state"] == t.state.name and by_number[n]["values"] == [
-            t.intermediate_values[k] for k in sorted(t.intermediate_values)]
+            t.intermediate_values[k] for k in sorted(t.intermediate_values)
+        ]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["counts"]["stale"] == 1 and summary["counts"]["running"] == 0
 

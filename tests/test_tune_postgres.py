@@ -36,8 +36,9 @@ def _install() -> None:
         return
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update"], capture_output=True, env=env, timeout=600)
-    subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "postgresql"], capture_output=True,
-                   env=env, timeout=900)
+    subprocess.run(
+        ["apt-get", "install", "-y", "--no-install-recommends", "postgresql"], capture_output=True, env=env, timeout=900
+    )
 
 
 def _free_port() -> int:
@@ -54,8 +55,10 @@ def postgres_url():
         _install()
         bindir = _pg_bin()
     if bindir is None:
-        pytest.skip("PostgreSQL is not installed and cannot be installed here (needs root and apt-get); "
-                    "install Debian's postgresql package")
+        pytest.skip(
+            "PostgreSQL is not installed and cannot be installed here (needs root and apt-get); "
+            "install Debian's postgresql package"
+        )
     root = Path(tempfile.mkdtemp(prefix="aerotune-pg-"))
     data = root / "data"
     as_user: list[str] = []
@@ -66,11 +69,19 @@ def postgres_url():
         os.chmod(root, 0o777)
         shutil.chown(root, "postgres")
     port = _free_port()
-    subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-                    "--no-sync"], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [*as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w",
-                    "start"], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     try:
         import psycopg2
 
@@ -80,16 +91,44 @@ def postgres_url():
         conn.close()
         yield f"postgresql://postgres@127.0.0.1:{port}/aerotune"
     finally:
-        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+            capture_output=True,
+            timeout=120,
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 
 def _worker(cache: Path, out: Path, url: str, *extra: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "aerotune", "tune", "--data", str(cache), "--out", str(out), "--storage", url,
-           "--study-name", "shared", "--patch-size", "32", "--epochs", "6", "--set", "model.base_filters=4",
-           "--set", "model.depth=3", "--set", "train.threads=1", "--set", "train.progress=false",
-           "--heartbeat", "2", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "aerotune",
+        "tune",
+        "--data",
+        str(cache),
+        "--out",
+        str(out),
+        "--storage",
+        url,
+        "--study-name",
+        "shared",
+        "--patch-size",
+        "32",
+        "--epochs",
+        "6",
+        "--set",
+        "model.base_filters=4",
+        "--set",
+        "model.depth=3",
+        "--set",
+        "train.threads=1",
+        "--set",
+        "train.progress=false",
+        "--heartbeat",
+        "2",
+        *extra,
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

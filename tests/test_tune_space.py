@@ -10,13 +10,9 @@ import pytest
 
 from aerotune.config import RunConfig
 from aerotune.errors import SearchSpaceError
-from aerotune.tune.space import (
-    REFERENCE_SPACE,
-    default_space,
-    load_space,
-    parse_space,
-    resolve_baseline,
-)
+from aerotune.reference import REFERENCE_SPACE
+from aerotune.tune.space_checks import resolve_baseline
+from aerotune.tune.space_parse import default_space, load_space, parse_space
 
 
 def draw(space, n=200, seed=0):
@@ -66,8 +62,9 @@ def test_every_nni_type(tmp_path):
     for v in values:
         assert 0.0 <= v["model.dropout"] <= 0.5
         q = v["model.dropout_bottom"]  # clip(round(x / 0.1) * 0.1, 0.05, 0.45)
-        assert 0.05 <= q <= 0.45 and (math.isclose(q % 0.1, 0, abs_tol=1e-9) or q in (0.05, 0.45)
-                                      or math.isclose(q % 0.1, 0.1, abs_tol=1e-9))
+        assert 0.05 <= q <= 0.45 and (
+            math.isclose(q % 0.1, 0, abs_tol=1e-9) or q in (0.05, 0.45) or math.isclose(q % 0.1, 0.1, abs_tol=1e-9)
+        )
         assert 0.001 <= v["train.learning_rate"] <= 0.1
         assert math.isclose(round(v["train.learning_rate"] / 0.001), v["train.learning_rate"] / 0.001)
         assert math.isclose(round(v["train.focal_alpha"] / 0.05), v["train.focal_alpha"] / 0.05)
@@ -112,29 +109,32 @@ model.activation: {type: categorical, choices: [relu, tanh, swish, none]}
     assert parse_space(ref).to_dict() == ref
 
 
-@pytest.mark.parametrize("raw, words", [
-    ({"batch_sise": {"_type": "randint", "_value": [1, 32]}}, "unknown setting 'batch_sise'"),
-    ({"lr": {"_type": "logrithmic", "_value": [0.1, 1]}}, "unknown _type 'logrithmic'"),
-    ({"lr": {"_type": "uniform", "_value": [0.1, 0.01]}}, "low must be below high"),
-    ({"lr": {"_type": "loguniform", "_value": [0, 0.1]}}, "needs low > 0"),
-    ({"lr": {"_type": "uniform", "_value": [0.1]}}, "_value must be a list [low, high]"),
-    ({"lr": {"_type": "uniform", "_value": ["a", 1]}}, "finite numbers"),
-    ({"batch_size": {"_type": "randint", "_value": [4, 4]}}, "lower < upper"),
-    ({"batch_size": {"_type": "uniform", "_value": [4, 64]}}, "train.batch_size is a whole number"),
-    ({"dropout": {"_type": "uniform", "_value": [0.0, 1.5]}}, "model.dropout = 1.5 is not allowed"),
-    ({"activation_type": {"_type": "choice", "_value": ["relu", "gelu"]}}, "model.activation = 'gelu'"),
-    ({"activation_type": {"_type": "choice", "_value": [{"_name": "x"}]}}, "nested search spaces"),
-    ({"activation_type": {"_type": "choice", "_value": []}}, "non-empty list"),
-    ({"epochs": {"_type": "randint", "_value": [1, 5]}}, "HyperBand's resource"),
-    ({"patch_size": {"_type": "choice", "_value": [64, 128]}}, "changes the patch cache"),
-    ({"val_fraction": {"_type": "choice", "_value": [0.1, 0.2]}}, "same train/validation split"),
-    ({"lr": {"type": "float", "low": 0.1}}, "type float needs high"),
-    ({"lr": {"type": "float", "low": 0.01, "high": 0.1, "mean": 3}}, "unknown field 'mean'"),
-    ({"lr": {"type": "beta", "low": 0.01, "high": 0.1}}, "unknown type 'beta'"),
-    ({"lr": 0.01}, "expected a distribution"),
-    ({"augment": {"_type": "uniform", "_value": [0, 1]}}, "true/false"),
-    ({"lr": {"_type": "uniform", "_value": [0.01, 0.1], "x": 1}}, "unknown field 'x'"),
-])
+@pytest.mark.parametrize(
+    "raw, words",
+    [
+        ({"batch_sise": {"_type": "randint", "_value": [1, 32]}}, "unknown setting 'batch_sise'"),
+        ({"lr": {"_type": "logrithmic", "_value": [0.1, 1]}}, "unknown _type 'logrithmic'"),
+        ({"lr": {"_type": "uniform", "_value": [0.1, 0.01]}}, "low must be below high"),
+        ({"lr": {"_type": "loguniform", "_value": [0, 0.1]}}, "needs low > 0"),
+        ({"lr": {"_type": "uniform", "_value": [0.1]}}, "_value must be a list [low, high]"),
+        ({"lr": {"_type": "uniform", "_value": ["a", 1]}}, "finite numbers"),
+        ({"batch_size": {"_type": "randint", "_value": [4, 4]}}, "lower < upper"),
+        ({"batch_size": {"_type": "uniform", "_value": [4, 64]}}, "train.batch_size is a whole number"),
+        ({"dropout": {"_type": "uniform", "_value": [0.0, 1.5]}}, "model.dropout = 1.5 is not allowed"),
+        ({"activation_type": {"_type": "choice", "_value": ["relu", "gelu"]}}, "model.activation = 'gelu'"),
+        ({"activation_type": {"_type": "choice", "_value": [{"_name": "x"}]}}, "nested search spaces"),
+        ({"activation_type": {"_type": "choice", "_value": []}}, "non-empty list"),
+        ({"epochs": {"_type": "randint", "_value": [1, 5]}}, "HyperBand's resource"),
+        ({"patch_size": {"_type": "choice", "_value": [64, 128]}}, "changes the patch cache"),
+        ({"val_fraction": {"_type": "choice", "_value": [0.1, 0.2]}}, "same train/validation split"),
+        ({"lr": {"type": "float", "low": 0.1}}, "type float needs high"),
+        ({"lr": {"type": "float", "low": 0.01, "high": 0.1, "mean": 3}}, "unknown field 'mean'"),
+        ({"lr": {"type": "beta", "low": 0.01, "high": 0.1}}, "unknown type 'beta'"),
+        ({"lr": 0.01}, "expected a distribution"),
+        ({"augment": {"_type": "uniform", "_value": [0, 1]}}, "true/false"),
+        ({"lr": {"_type": "uniform", "_value": [0.01, 0.1], "x": 1}}, "unknown field 'x'"),
+    ],
+)
 def test_bad_spaces_are_clear_errors(tmp_path, raw, words):
     path = tmp_path / "space.json"
     path.write_text(json.dumps(raw))
@@ -161,8 +161,11 @@ def test_baseline_resolution():
     # NNI's null and the config's "none" are the same choice.
     assert resolve_baseline({"activation_type": None}, space, base)["model.activation"] == "none"
     with pytest.raises(SearchSpaceError, match="not among the space's choices"):
-        resolve_baseline({"activation_type": "relu"}, parse_space(
-            {"activation_type": {"_type": "choice", "_value": ["tanh", "swish"]}}), base)
+        resolve_baseline(
+            {"activation_type": "relu"},
+            parse_space({"activation_type": {"_type": "choice", "_value": ["tanh", "swish"]}}),
+            base,
+        )
     with pytest.raises(SearchSpaceError, match="unknown setting"):
         resolve_baseline({"nope": 1}, space, base)
     # Enqueued raw values map back to the same settings, also for quantile-sampled parameters.

@@ -13,29 +13,50 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from aerotune.errors import ConfigError
+from aerotune.errors import ConfigError, first_line
 
 ACTIVATIONS = ("relu", "tanh", "swish", "none")
+
+#: What a setting is for, declared once on its field (``field(metadata=role(...))``); settings without a role
+#: describe the experiment (the model and its training). The hand-kept lists of other modules derive from it.
+ROLES = {
+    "cache": "it changes the patch cache, which every trial shares",  # cut into the patch cache
+    "palette": "it changes the patch cache, which every trial shares",  # the classes (kept beside the cache)
+    "split": "every trial uses the same train/validation split",  # which patches train and validate
+    "resource": "it is HyperBand's resource (set it with --epochs)",  # how long: the budget, not the experiment
+    "runtime": "it says where and how to run, not what to train",  # the machine or the console
+}
+
+
+def role(name: str) -> dict[str, str]:
+    """Field metadata declaring a setting's role (one of ``ROLES``)."""
+    assert name in ROLES, name
+    return {"role": name}
 
 
 @dataclass(frozen=True)
 class DataConfig:
     """How images and masks become patches, and how patches are split and fed to the model."""
 
-    patch_size: int = 256
-    scale: float = 1.0
-    mode: str = "reference"  # reference: crop to a multiple of patch_size; full: keep every labelled pixel
-    unknown_colors: str = "error"  # error | ignore
-    classes_file: str | None = None  # None: the built-in Dubai palette
+    patch_size: int = field(default=256, metadata=role("cache"))
+    scale: float = field(default=1.0, metadata=role("cache"))
+    # reference: crop to a multiple of patch_size; full: keep every labelled pixel
+    mode: str = field(default="reference", metadata=role("cache"))
+    unknown_colors: str = field(default="error", metadata=role("cache"))  # error | ignore
+    classes_file: str | None = field(default=None, metadata=role("palette"))  # None: the built-in Dubai palette
     normalization: str = "minmax"  # minmax: per patch and channel (the reference); meanstd: dataset statistics
     augment: bool = False  # random flips and 90-degree rotations of training patches
-    split: str = "random"  # random (the reference: 80/20, seed 42) | image | tile
-    val_fraction: float = 0.2
-    split_seed: int = 42
-    images_dir: str | None = None  # None: images/, image/, img/, rgb/, imgs/ (any case); else this folder name
+    # random (the reference: 80/20, seed 42) | image | tile
+    split: str = field(default="random", metadata=role("split"))
+    val_fraction: float = field(default=0.2, metadata=role("split"))
+    split_seed: int = field(default=42, metadata=role("split"))
+    # None: images/, image/, img/, rgb/, imgs/ (any case); else this folder name
+    images_dir: str | None = None
     masks_dir: str | None = None  # None: masks/, mask/, gt/, labels/, label/, annotations/ (any case)
-    mask_size: str = "error"  # error | resize: masks of another size but the same aspect ratio, nearest neighbour
-    skip_bad_pairs: bool = False  # leave out unreadable or mismatched pairs (listed in the manifest) instead of failing
+    # error | resize: masks of another size but the same aspect ratio, nearest neighbour
+    mask_size: str = field(default="error", metadata=role("cache"))
+    # leave out unreadable or mismatched pairs (listed in the manifest) instead of failing
+    skip_bad_pairs: bool = field(default=False, metadata=role("cache"))
 
     def validate(self) -> None:
         _check(self.patch_size >= 16 and self.patch_size % 16 == 0, "data.patch_size", self.patch_size,
@@ -77,7 +98,7 @@ class ModelConfig:
 class TrainConfig:
     """Optimisation. Batch 16, learning rate 0.007 and 50 epochs are the reference's initial values."""
 
-    epochs: int = 50
+    epochs: int = field(default=50, metadata=role("resource"))
     batch_size: int = 16
     learning_rate: float = 0.007
     loss: str = "dice_focal"  # dice_focal (the reference) | cross_entropy
@@ -87,11 +108,11 @@ class TrainConfig:
     focal_alpha: float = 0.25
     shuffle: bool = True  # the reference did not shuffle; shuffling is the sound default
     seed: int = 42
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    device: str = field(default="auto", metadata=role("runtime"))  # auto | cpu | cuda | cuda:N
     # auto: on CUDA bf16 where supported, else fp16; on CPU bf16 where native, else fp32 | fp32 | bf16 | fp16
     precision: str = "auto"
-    threads: int = 0  # torch CPU threads; 0 leaves torch's default
-    progress: bool = True
+    threads: int = field(default=0, metadata=role("runtime"))  # torch CPU threads; 0 leaves torch's default
+    progress: bool = field(default=True, metadata=role("runtime"))
 
     def validate(self) -> None:
         _check(1 <= self.epochs <= 100_000, "train.epochs", self.epochs, "a positive whole number")
@@ -169,6 +190,18 @@ ALIASES = {
     "lr": "train.learning_rate",
     "batch": "train.batch_size",
 }
+
+
+def keys_with_role(*roles: str) -> tuple[str, ...]:
+    """``section.field`` of every setting with one of ``roles``, in declaration order."""
+    return tuple(f"{section}.{f.name}" for section, klass in SECTIONS.items() for f in dataclasses.fields(klass)
+                 if f.metadata.get("role") in roles)
+
+
+def role_of(key: str) -> str | None:
+    """The role of a ``section.field`` setting, or None for one that describes the experiment."""
+    section, name = key.split(".", 1)
+    return next((f.metadata.get("role") for f in dataclasses.fields(SECTIONS[section]) if f.name == name), None)
 
 
 def resolve_key(key: str, *, where: str = "config") -> tuple[str, str]:
@@ -293,8 +326,7 @@ def read_table(path: str | Path) -> dict[str, Any]:
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - every parser error is bad input
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise ConfigError(f"{where}: cannot parse ({first}); fix the syntax") from None
+        raise ConfigError(f"{where}: cannot parse ({first_line(exc)}); fix the syntax") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a table of settings at the top level, like [train] epochs = 5")
     return data

@@ -61,8 +61,9 @@ def run_demo(out: Path, *, quick: bool = False, echo=print) -> dict[str, Path]:
     from aerotune.data.patches import prepare_patches
     from aerotune.data.synthetic import write_synthetic_dataset
     from aerotune.predict.scene import Predictor, predict_files
+    from aerotune.reference import baseline_text
     from aerotune.report import make_report
-    from aerotune.tune.space import parse_space
+    from aerotune.tune.space_parse import parse_space
     from aerotune.tune.study import TuneSettings, run_tune
     from aerotune.tune.summary import summary_lines
 
@@ -85,7 +86,7 @@ def run_demo(out: Path, *, quick: bool = False, echo=print) -> dict[str, Path]:
 
     echo(f"[3/5] tuning with HyperBand + TPE: {plan.trials} trials, at most {plan.epochs} epochs each and "
          f"{plan.max_epochs_total} in all -> {out / 'tune'}")
-    echo(f"      trial 0 is the baseline (reference parameters: batch 16, lr 0.007, relu), trained all "
+    echo(f"      trial 0 is the baseline (reference parameters: {baseline_text()}), trained all "
          f"{plan.epochs} epochs")
     result = run_tune(TuneSettings(data=out / "cache", out=out / "tune", config=config,
                                    space=parse_space(DEMO_SPACE), trials=plan.trials,

@@ -37,14 +37,13 @@ class MissingExtraError(AerotuneError):
 
     def __init__(self, module: str, extra: str) -> None:
         super().__init__(
-            f"this command needs the optional package '{module}': "
-            f'install it with: pip install "aerotune[{extra}]"'
+            f"this command needs the optional package '{module}': install it with: pip install \"aerotune[{extra}]\""
         )
 
 
 def first_line(exc: BaseException, limit: int = 500) -> str:
     """The first line of an exception's message (its type name when empty), at most ``limit`` characters."""
-    return (str(exc).splitlines() or [type(exc).__name__])[0][:limit]
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:limit]
 
 
 class OutputError(DatasetError, RunError):

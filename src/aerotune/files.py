@@ -84,6 +84,18 @@ def write_json(path: Path, data: Any, *, default: Callable[[Any], Any] = _paths_
     write_text(path, json_text(data, default=default))
 
 
+def copy_file(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst`` atomically (through a temporary name beside ``dst``)."""
+    tmp = dst.with_name(f"{dst.name}.tmp{os.getpid()}")
+    try:
+        shutil.copy2(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
 def replace_dir(tmp: Path, out: Path) -> None:
     """Move the finished folder ``tmp`` to ``out``, replacing an old one there with as short a window as possible."""
     if out.exists():

@@ -14,7 +14,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from aerotune.commands.tune import quiet_optuna
     from aerotune.demo import run_demo
 
+    quiet_optuna()
     run_demo(Path(args.out), quick=args.quick)
     return 0

@@ -47,8 +47,10 @@ def add_parser(subparsers) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     import logging
 
+    from aerotune.commands.tune import quiet_optuna
     from aerotune.report.make import make_report
 
+    quiet_optuna()  # the study of a tuning run is opened for its parameter importances
     log = logging.getLogger("aerotune.report")
     result = make_report(
         args.run,

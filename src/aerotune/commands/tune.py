@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 from aerotune.commands.common import add_config_options, positive_number, resolve_config, whole_number
 from aerotune.errors import ConfigError, MissingExtraError, RunError
+from aerotune.reference import baseline_text
+from aerotune.tune.settings import DIRECTIONS, SAMPLER_SCOPES, SAMPLERS, TuneSettings
 from aerotune.tune.summary import summary_lines
+
+#: argparse defaults are TuneSettings' own, so each is written once.
+DEFAULTS = {f.name: f.default for f in dataclasses.fields(TuneSettings)}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,53 +34,44 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_config_options(p)
     g = p.add_argument_group("study")
-    g.add_argument("--metric", default="val_loss", help="history key to optimise (default val_loss; e.g. val_mean_iou)")
-    g.add_argument(
-        "--direction", choices=["minimize", "maximize"], help="default: minimize for a loss, maximize otherwise"
-    )
-    g.add_argument(
-        "--sampler", choices=["tpe", "random"], default="tpe", help="tpe (default) or random (classic HyperBand)"
-    )
-    g.add_argument("--seed", type=whole_number(0, 2**32 - 1), default=0, help="sampler seed (default 0)")
+    _setting(g, "--metric", "history key to optimise, e.g. val_mean_iou")
+    g.add_argument("--direction", choices=DIRECTIONS, help="default: minimize for a loss, maximize otherwise")
+    _setting(g, "--sampler", "tpe, or random (classic HyperBand)", choices=SAMPLERS)
+    _setting(g, "--seed", "sampler seed", type=whole_number(0, 2**32 - 1))
     g.add_argument("--study-name", help="default: the run folder's name; workers joining one storage use the same")
     g.add_argument(
         "--storage",
         metavar="URL",
         help="RDB URL, e.g. postgresql://user:pw@host/db (default: a journal file in the run folder)",
     )
-    g.add_argument("--min-resource", type=whole_number(1), default=1, help="HyperBand's minimum epochs r (default 1)")
-    g.add_argument("--reduction-factor", type=whole_number(2), default=3, help="HyperBand's eta (default 3)")
-    g.add_argument(
-        "--startup-trials", type=whole_number(0), default=10, help="TPE's random start-up trials (default 10)"
-    )
-    g.add_argument(
+    _setting(g, "--min-resource", "HyperBand's minimum epochs r", type=whole_number(1))
+    _setting(g, "--reduction-factor", "HyperBand's eta", type=whole_number(2))
+    _setting(g, "--startup-trials", "TPE's random start-up trials", type=whole_number(0))
+    _setting(
+        g,
         "--sampler-scope",
-        choices=["bracket", "study"],
-        default="bracket",
-        help="trials the sampler learns from: those of the trial's HyperBand bracket (Optuna's way, "
-        "default) or the whole study",
+        "trials the sampler learns from: those of the trial's HyperBand bracket (Optuna's way) or the whole study",
+        choices=SAMPLER_SCOPES,
     )
     g.add_argument(
         "--baseline",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="change one setting of the baseline trial 0 (default: batch 16, lr 0.007, relu)",
+        help=f"change one setting of the baseline trial 0 (default: {baseline_text()})",
     )
     g.add_argument("--no-baseline", action="store_true", help="no baseline trial")
     b = p.add_argument_group("budget and workers")
-    b.add_argument("--trials", type=whole_number(1), default=72, help="total trials in the study (default 72)")
+    _setting(b, "--trials", "total trials in the study", type=whole_number(1))
     b.add_argument("--timeout", type=positive_number, metavar="SECONDS", help="start no new trial after this long")
     b.add_argument("--max-epochs-total", type=whole_number(1), metavar="E", help="hard cap on epochs over all trials")
-    b.add_argument(
-        "--workers", type=whole_number(1, 256), default=1, help="trial processes on this machine (default 1)"
-    )
-    b.add_argument(
+    _setting(b, "--workers", "trial processes on this machine", type=whole_number(1, 256))
+    _setting(
+        b,
         "--heartbeat",
+        "heartbeat interval; a trial silent for 3 intervals is failed and retried",
         type=whole_number(1),
-        default=10,
         metavar="SECONDS",
-        help="heartbeat interval; a trial silent for 3 intervals is failed and retried (default 10)",
     )
     b.add_argument("--dry-run", action="store_true", help="print the plan (brackets, rungs, trials, epochs) and stop")
     p.set_defaults(func=cmd_tune)
@@ -86,9 +83,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_dashboard)
 
 
+def _setting(group: argparse._ArgumentGroup, flag: str, help_text: str, **kwargs: Any) -> None:
+    """An option whose default is the ``TuneSettings`` field of the same name, shown in its help."""
+    default = DEFAULTS[flag.removeprefix("--").replace("-", "_")]
+    group.add_argument(flag, default=default, help=f"{help_text} (default %(default)s)", **kwargs)
+
+
 def settings_from_args(args: argparse.Namespace):
-    from aerotune.tune.space import REFERENCE_BASELINE, load_space
-    from aerotune.tune.study import TuneSettings
+    from aerotune.reference import REFERENCE_BASELINE
+    from aerotune.tune.space_parse import load_space
 
     config = resolve_config(args)
     space = load_space(args.space, config)
@@ -133,9 +136,17 @@ def _parse_value(text: str) -> Any:
         return text.strip()
 
 
+def quiet_optuna() -> None:
+    """Optuna logs every trial at INFO; the commands keep its warnings only (process-wide, so not in the stages)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
 def cmd_tune(args: argparse.Namespace) -> int:
     from aerotune.tune.study import plan_tune, run_tune
 
+    quiet_optuna()
     settings = settings_from_args(args)
     if args.dry_run:
         print(plan_tune(settings))
@@ -154,10 +165,9 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         from optuna_dashboard import run_server
     except ModuleNotFoundError:
         raise MissingExtraError("optuna-dashboard", "dashboard") from None
+    quiet_optuna()
     opened, desc = load_run_study(run, args.storage)
-    print(
-        f"optuna-dashboard for study {desc['study_name']!r}: http://127.0.0.1:{args.port}/ (Ctrl-C to stop)", flush=True
-    )
+    print(f"optuna-dashboard for study {desc.study_name!r}: http://127.0.0.1:{args.port}/ (Ctrl-C to stop)", flush=True)
     try:
         run_server(opened.storage, host="127.0.0.1", port=args.port)
     except OSError as exc:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from aerotune.errors import PaletteError
+from aerotune.errors import PaletteError, first_line
 from aerotune.reading import load_json, read_text, show, toml_parser
 
 #: Label written for pixels whose colour is unknown when they are explicitly ignored.
@@ -248,8 +248,7 @@ def load_palette(path: str | Path | None) -> Palette:
     except PaletteError:
         raise
     except Exception as exc:  # noqa: BLE001 - any parser error is bad input
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise PaletteError(f"{where}: cannot parse classes file ({first}); {FORMAT_HINT}") from None
+        raise PaletteError(f"{where}: cannot parse classes file ({first_line(exc)}); {FORMAT_HINT}") from None
     if isinstance(data, dict) and isinstance(data.get("classes"), list):
         try:
             entries = [(str(c["title"]), c["id"] if "id" in c and "color" not in c else c["color"])

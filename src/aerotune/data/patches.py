@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from aerotune.config import DataConfig, RunConfig
+from aerotune.config import DataConfig, RunConfig, keys_with_role
 from aerotune.data.palette import Palette, key_text
 from aerotune.data.sources import (
     PAIR_HINT,
@@ -43,8 +43,8 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 CACHE_VERSION = 1
-#: The settings that change the cache's content; the others (split, normalisation...) do not.
-CACHE_KEYS = ("patch_size", "scale", "mode", "unknown_colors", "mask_size", "skip_bad_pairs")
+#: The settings that change the cache's content (role "cache" in config.py); the others (split...) do not.
+CACHE_KEYS = tuple(key.split(".", 1)[1] for key in keys_with_role("cache"))
 
 
 def patch_starts(length: int, patch: int, mode: str) -> list[int]:

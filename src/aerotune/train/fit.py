@@ -9,9 +9,9 @@ folder resumes from ``last.pt``; a larger ``train.epochs`` continues a finished 
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,17 +22,18 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from aerotune.config import RunConfig
+from aerotune.config import RunConfig, keys_with_role
 from aerotune.data.dataset import PatchDataset, Split, channel_stats, make_split
 from aerotune.data.palette import Palette
 from aerotune.data.patches import PatchCache
 from aerotune.errors import AerotuneError, RunError
-from aerotune.files import write_json
+from aerotune.files import write_json, write_text
 from aerotune.model.checkpoint import load_checkpoint, save_checkpoint
 from aerotune.model.losses import make_loss
 from aerotune.model.unet import build_model
-from aerotune.runtime import autocast, autocast_dtype, select_device
+from aerotune.runtime import autocast, autocast_dtype, select_device, torch_threads
 from aerotune.train.metrics import SegmentationMetrics
+from aerotune.train.records import DataRecord, RunMetrics
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,12 @@ def _to(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 def fit(config: RunConfig, cache: PatchCache, out: str | Path, *, split: Split | None = None,
         callback: Callback | None = None, resume: bool = True) -> RunResult:
     """Train the configured U-Net on a patch cache and write the run folder ``out``."""
+    with torch_threads(config.train.threads):  # scoped: the caller's thread count is restored afterwards
+        return _fit(config, cache, out, split=split, callback=callback, resume=resume)
+
+
+def _fit(config: RunConfig, cache: PatchCache, out: str | Path, *, split: Split | None,
+         callback: Callback | None, resume: bool) -> RunResult:
     config.validate()
     out = Path(out)
     tc = config.train
@@ -106,8 +113,6 @@ def fit(config: RunConfig, cache: PatchCache, out: str | Path, *, split: Split |
     callback = callback or Callback()
     device = select_device(tc.device)
     dtype = autocast_dtype(tc.precision, device)
-    if tc.threads:
-        torch.set_num_threads(tc.threads)
 
     ckpt_dir = out / "checkpoints"
     state = check_resume(out, config) if resume else None
@@ -116,7 +121,7 @@ def fit(config: RunConfig, cache: PatchCache, out: str | Path, *, split: Split |
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", config.to_dict())
     write_json(out / "split.json", split.to_dict())
-    write_json(out / "data.json", {"cache": str(cache.root.resolve())})
+    DataRecord(cache=str(cache.root.resolve())).write(out / DataRecord.FILE)
 
     torch.manual_seed(tc.seed)
     model = build_model(config.model, num_classes=palette.num_classes).to(device)
@@ -199,12 +204,13 @@ def fit(config: RunConfig, cache: PatchCache, out: str | Path, *, split: Split |
         callback.on_epoch_end(epoch, record)
 
     final = history[-1] if history else {}
-    metrics = {"status": status, "reason": reason, "epochs": len(history), "best_epoch": best_epoch,
-               "best_val_loss": best_val if best_epoch else None, "final": final,
-               "device": str(device), "precision": str(dtype).replace("torch.", "") if dtype else "fp32",
-               "patches": {"train": len(split.train), "val": len(split.val)}}
+    record = RunMetrics(status=status, reason=reason, epochs=len(history), best_epoch=best_epoch,
+                        best_val_loss=best_val if best_epoch else None, final=final, device=str(device),
+                        precision=str(dtype).replace("torch.", "") if dtype else "fp32",
+                        patches={"train": len(split.train), "val": len(split.val)})
     _write_history(out, history)
-    write_json(out / "metrics.json", metrics)
+    record.write(out / RunMetrics.FILE)
+    metrics = record.to_json()
     return RunResult(out, status, len(history), best_epoch, best_val, history, metrics, reason)
 
 
@@ -237,10 +243,12 @@ def _get(d: dict[str, Any], key: str) -> Any:
 
 
 def _without_epochs(config: RunConfig) -> dict[str, Any]:
+    """The settings a resumed run must repeat: all but its length and how it runs (progress bars, threads)."""
     d = config.to_dict()
-    d["train"].pop("epochs")
-    d["train"].pop("progress")
-    d["train"].pop("threads")
+    for key in keys_with_role("resource", "runtime"):
+        section, name = key.split(".", 1)
+        if key != "train.device":  # a run resumes on the device it started on
+            d[section].pop(name)
     return d
 
 
@@ -248,9 +256,8 @@ def _write_history(out: Path, history: list[dict[str, Any]]) -> None:
     write_json(out / "history.json", history)
     if not history:
         return
-    tmp = out / "history.csv.tmp"
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(history[0].keys()))
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(tmp, out / "history.csv")
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(history[0].keys()))
+    writer.writeheader()
+    writer.writerows(history)
+    write_text(out / "history.csv", text.getvalue())

@@ -15,6 +15,8 @@ import binascii
 import math
 from dataclasses import dataclass, field
 
+from aerotune.reference import REFERENCE_EPOCHS
+
 
 @dataclass(frozen=True)
 class Bracket:
@@ -61,27 +63,38 @@ class Plan:
             total += self.max_resource if full else self.brackets[b].min_epochs
         return total
 
-    def lines(self, reference_epochs: int = 3455) -> list[str]:
+    def lines(self, reference_epochs: int = REFERENCE_EPOCHS) -> list[str]:
         eta, r, big_r = self.reduction_factor, self.min_resource, self.max_resource
-        out = [f"HyperBand plan for study {self.study_name!r}: max resource R = {big_r} epochs, min resource "
-               f"r = {r}, reduction factor eta = {eta}: {len(self.brackets)} bracket(s)"]
+        out = [
+            f"HyperBand plan for study {self.study_name!r}: max resource R = {big_r} epochs, min resource "
+            f"r = {r}, reduction factor eta = {eta}: {len(self.brackets)} bracket(s)"
+        ]
         counts = [self.trial_brackets.count(b.index) for b in self.brackets]
         if self.baseline and self.trial_brackets:
             counts[self.trial_brackets[0]] -= 1
         for b, n in zip(self.brackets, counts):
-            rungs = ("judged after epoch(s) " + ", ".join(str(x) for x in b.rungs) if b.rungs
-                     else "no rung (every trial trains R epochs)")
+            rungs = (
+                "judged after epoch(s) " + ", ".join(str(x) for x in b.rungs)
+                if b.rungs
+                else "no rung (every trial trains R epochs)"
+            )
             out.append(f"  bracket {b.index}: {rungs}; {n} trial(s); about {b.expected_epochs:.1f} epochs per trial")
         if self.baseline:
             out.append(f"  trial 0 is the baseline (reference's initial parameters): never pruned, {big_r} epochs")
-        out.append(f"{self.trials} trial(s): expected {self.expected_epochs:.0f} epochs (at least "
-                   f"{self.min_epochs}, at most {self.max_epochs} if nothing is pruned)")
+        out.append(
+            f"{self.trials} trial(s): expected {self.expected_epochs:.0f} epochs (at least "
+            f"{self.min_epochs}, at most {self.max_epochs} if nothing is pruned)"
+        )
         if self.max_epochs_total is not None:
-            out.append(f"hard cap: {self.max_epochs_total} epochs over all trials (--max-epochs-total); the study "
-                       "stops when it is reached")
+            out.append(
+                f"hard cap: {self.max_epochs_total} epochs over all trials (--max-epochs-total); the study "
+                "stops when it is reached"
+            )
         out.append(f"the reference spent {reference_epochs:,} epochs on 72 trials")
-        out.append("(expected epochs assume 1/eta of the trials pass each rung; Optuna promotes asynchronously, "
-                   "so the first trials of a rung pass more often)")
+        out.append(
+            "(expected epochs assume 1/eta of the trials pass each rung; Optuna promotes asynchronously, "
+            "so the first trials of a rung pass more often)"
+        )
         return out
 
     def __str__(self) -> str:
@@ -125,8 +138,16 @@ def expected_epochs(rungs: list[int], max_resource: int, reduction_factor: int) 
     return total + alive * (max_resource - last)
 
 
-def make_plan(*, study_name: str, min_resource: int, max_resource: int, reduction_factor: int, trials: int,
-              baseline: bool, max_epochs_total: int | None = None) -> Plan:
+def make_plan(
+    *,
+    study_name: str,
+    min_resource: int,
+    max_resource: int,
+    reduction_factor: int,
+    trials: int,
+    baseline: bool,
+    max_epochs_total: int | None = None,
+) -> Plan:
     n = n_brackets(min_resource, max_resource, reduction_factor)
     shares = bracket_shares(n, reduction_factor)
     brackets = []
@@ -134,5 +155,6 @@ def make_plan(*, study_name: str, min_resource: int, max_resource: int, reductio
         rungs = rungs_of(b, min_resource, max_resource, reduction_factor)
         brackets.append(Bracket(b, rungs, shares[b], expected_epochs(rungs, max_resource, reduction_factor)))
     assigned = [bracket_of(study_name, i, shares) for i in range(trials)]
-    return Plan(study_name, min_resource, max_resource, reduction_factor, brackets, trials, baseline,
-                max_epochs_total, assigned)
+    return Plan(
+        study_name, min_resource, max_resource, reduction_factor, brackets, trials, baseline, max_epochs_total, assigned
+    )

@@ -34,11 +34,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import optuna
 from optuna.storages import JournalStorage, RDBStorage
-from optuna.storages._heartbeat import BaseHeartbeat  # the interface optuna.storages.fail_stale_trials uses
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from aerotune.errors import MissingExtraError, RunError
+from aerotune.errors import MissingExtraError, RunError, first_line
+from aerotune.tune.optuna_compat import BaseHeartbeat, trial_id
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +96,9 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
     last beat (or start) is older than ``grace_period`` seconds is stale.
     """
 
-    def __init__(self, path: str | Path, *, heartbeat_interval: int, grace_period: int,
-                 stale_callback: Callable | None) -> None:
+    def __init__(
+        self, path: str | Path, *, heartbeat_interval: int, grace_period: int, stale_callback: Callable | None
+    ) -> None:
         super().__init__(JournalFileBackend(str(path), lock_obj=_FcntlLock(str(path) + ".lock")))
         self._hb_interval = heartbeat_interval
         self._hb_grace = grace_period
@@ -114,7 +115,7 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
             if beat is None and t.datetime_start is not None:
                 beat = t.datetime_start.timestamp()
             if beat is not None and now - float(beat) > self._hb_grace:
-                stale.append(t._trial_id)
+                stale.append(trial_id(t))
         return stale
 
     def get_heartbeat_interval(self) -> int | None:
@@ -185,14 +186,16 @@ def sqlalchemy_url(url: str) -> str:
     raise MissingExtraError("psycopg2", "postgres")
 
 
-def open_storage(url: str | None, run_dir: Path, *, heartbeat: int, stale_callback: Callable | None,
-                 name: str) -> tuple[optuna.storages.BaseStorage, StudyLock]:
+def open_storage(
+    url: str | None, run_dir: Path, *, heartbeat: int, stale_callback: Callable | None, name: str
+) -> tuple[optuna.storages.BaseStorage, StudyLock]:
     """Open the study's storage (journal in ``run_dir`` when ``url`` is None) and its lock."""
     grace = max(3 * heartbeat, heartbeat + 2)
     if url is None or url.startswith("journal:") or "://" not in url:
         path = run_dir / JOURNAL_FILE if url is None else Path(url.removeprefix("journal:"))
-        storage = HeartbeatJournalStorage(path, heartbeat_interval=heartbeat, grace_period=grace,
-                                          stale_callback=stale_callback)
+        storage = HeartbeatJournalStorage(
+            path, heartbeat_interval=heartbeat, grace_period=grace, stale_callback=stale_callback
+        )
         return storage, StudyLock(path=path.with_name("study.lock"), name=name)
     rdb_url = sqlalchemy_url(url)
     # PostgreSQL: workers starting together must not race to create the schema; the advisory lock
@@ -201,15 +204,19 @@ def open_storage(url: str | None, run_dir: Path, *, heartbeat: int, stale_callba
     try:
         with lock.hold(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "heartbeat_interval is experimental"
-            storage = RDBStorage(rdb_url, heartbeat_interval=heartbeat, grace_period=grace,
-                                 heartbeat_stale_trial_callback=stale_callback,
-                                 engine_kwargs={"pool_pre_ping": True} if is_postgres(url) else None)
+            storage = RDBStorage(
+                rdb_url,
+                heartbeat_interval=heartbeat,
+                grace_period=grace,
+                heartbeat_stale_trial_callback=stale_callback,
+                engine_kwargs={"pool_pre_ping": True} if is_postgres(url) else None,
+            )
     except Exception as exc:  # noqa: BLE001 - a bad URL or an unreachable server is bad input
         if isinstance(exc, MissingExtraError):
             raise
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise RunError(f"--storage {redact(url)}: cannot open ({first}); check the URL and that the server "
-                       "is reachable") from None
+        raise RunError(
+            f"--storage {redact(url)}: cannot open ({first_line(exc)}); check the URL and that the server is reachable"
+        ) from None
     return storage, lock
 
 

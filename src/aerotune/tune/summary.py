@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from aerotune.reference import REFERENCE_EPOCHS
+
 
 def summary_lines(result) -> list[str]:
     """What a finished (or interrupted) study did, as printed by ``aerotune tune`` and ``aerotune demo``."""
-    from aerotune.tune.study import REFERENCE_EPOCHS
-
     s = result.summary
     c = result.counts
     extra = ""
@@ -26,14 +26,14 @@ def summary_lines(result) -> list[str]:
     ]
     if result.best_trial is not None:
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in result.best_params.items())
-        lines.append(f"  best {s['metric']}: {result.best_value:.4f} (trial {result.best_trial}: {params})")
+        lines.append(f"  best {s.metric}: {result.best_value:.4f} (trial {result.best_trial}: {params})")
     else:
         lines.append("  no trial completed yet")
     if result.baseline_value is not None:
-        lines.append(f"  baseline (trial {result.baseline_trial}) {s['metric']}: {result.baseline_value:.4f}")
+        lines.append(f"  baseline (trial {result.baseline_trial}) {s.metric}: {result.baseline_value:.4f}")
     lines.append(
         f"  results: {result.run_dir / 'summary.json'}, trials.csv, trials.json, best_params.json"
-        + (", best_checkpoint.pt" if s.get("best_checkpoint") else "")
+        + (", best_checkpoint.pt" if s.best_checkpoint else "")
     )
     return lines
 

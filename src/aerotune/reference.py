@@ -1,0 +1,27 @@
+"""The reference system this project reproduces and improves on: its search space, initial values and budget.
+
+Kept in one place so that the tuning stage, the report and the command line quote the same numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Epochs the reference's NNI study spent in total (its published run).
+REFERENCE_EPOCHS = 3455
+
+#: The reference system's NNI search space, verbatim.
+REFERENCE_SPACE: dict[str, Any] = {
+    "batch_size": {"_type": "randint", "_value": [1, 32]},
+    "learning_rate": {"_type": "loguniform", "_value": [0.0001, 0.1]},
+    "activation_type": {"_type": "choice", "_value": ["relu", "tanh", "swish", None]},
+}
+
+#: The reference's initial parameters: trial 0 of a study (the baseline).
+REFERENCE_BASELINE: dict[str, Any] = {"batch_size": 16, "learning_rate": 0.007, "activation_type": "relu"}
+
+
+def baseline_text() -> str:
+    """The baseline in words, for help texts: ``batch 16, lr 0.007, relu``."""
+    b = REFERENCE_BASELINE
+    return f"batch {b['batch_size']}, lr {b['learning_rate']:g}, {b['activation_type']}"

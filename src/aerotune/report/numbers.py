@@ -1,0 +1,254 @@
+"""The numbers of a report, built from the gathered runs and their evaluations (the sections of ``report.json``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aerotune.config import keys_with_role
+from aerotune.report.collect import Sources
+from aerotune.report.evaluate import ModelEval
+from aerotune.report.importances import load_importances
+from aerotune.report.records import Verdict
+from aerotune.train.records import TrainingRun
+from aerotune.tune.settings import METRIC_NAMES
+
+#: Settings that describe the machine or the console, not the experiment.
+IGNORED_SETTINGS = keys_with_role("runtime")
+
+
+def version() -> str:
+    from aerotune import __version__
+
+    return __version__
+
+
+def title(src: Sources) -> str:
+    if src.study is not None:
+        return f"Tuning report: {src.study.study.study_name}"
+    return f"Training report: {src.tuned.path.name}"
+
+
+def protocol(run: TrainingRun, cache, *, seed: int, train_eval: int, thresholds: int, compared: bool) -> dict[str, Any]:
+    d, t = run.config.data, run.config.train
+    m = cache.manifest
+    split = run.split
+    split_text = {
+        "random": f"random {1 - d.val_fraction:.0%}/{d.val_fraction:.0%}",
+        "image": "whole images held out",
+        "tile": "whole tile folders held out",
+    }.get(split.method, split.method)
+    return {
+        "data": m.get("root", str(cache.root)),
+        "images": len(cache.sources),
+        "classes": ", ".join(cache.palette.names),
+        "patch_size": cache.patch_size,
+        "scale": d.scale,
+        "mode": d.mode,
+        "unknown_colors": d.unknown_colors,
+        "split": f"{split_text}, seed {split.seed}",
+        "patches": f"{len(split.train)} training, {len(split.val)} validation",
+        "normalization": d.normalization,
+        "augment": d.augment,
+        "loss": t.loss
+        if t.loss != "dice_focal"
+        else f"dice (×{t.dice_weight:g}) + focal (×{t.focal_weight:g}, γ {t.focal_gamma:g}, α {t.focal_alpha:g})",
+        "training_seed": t.seed,
+        "evaluated": f"{'each' if compared else 'the'} model's checkpoint with the lowest validation loss, on "
+        f"{'the tuned' if compared else 'its'} run's {len(split.val)} validation patches and "
+        f"{train_eval} training patches",
+        "patch_seed": seed,
+        "pr_thresholds": thresholds,
+        "ignored_pixels": "skipped in every metric"
+        if d.unknown_colors == "ignore"
+        else "none (unknown colours are errors)",
+    }
+
+
+def parameters(src: Sources) -> list[dict[str, Any]]:
+    """Rows of parameter | baseline (initial) | tuned: the searched ones, or every setting that differs."""
+    from aerotune.config import resolve_key
+
+    tuned, base = src.tuned, src.baseline
+    keys: list[str] = []
+    if src.study is not None:
+        keys = list(src.study.study.space)
+        best = next((t for t in src.study.trials if t.number == src.study.best_trial), None)
+        keys += [k for k in (best.params if best else {}) if k not in keys]
+    always = ["train.learning_rate", "train.batch_size", "model.activation", "train.epochs"]
+    flat_t = _flat(tuned.config_dict)
+    flat_b = _flat(base.config_dict) if base else {}
+    if base is not None:
+        keys += [k for k in flat_t if flat_t.get(k) != flat_b.get(k) and k not in IGNORED_SETTINGS]
+    keys += always
+    rows, seen = [], set()
+    for key in keys:
+        try:
+            section, name = resolve_key(str(key))
+        except Exception:  # noqa: BLE001 - a study parameter that is not a config key: show it as given
+            section, name = None, str(key)
+        full = f"{section}.{name}" if section else name
+        if full in seen:
+            continue
+        seen.add(full)
+        tv = flat_t.get(full)
+        bv = flat_b.get(full) if base else None
+        rows.append({"name": full, "baseline": bv, "tuned": tv, "changed": base is not None and tv != bv})
+    return rows
+
+
+def _flat(d: dict[str, Any]) -> dict[str, Any]:
+    return {f"{s}.{k}": v for s, sec in d.items() if isinstance(sec, dict) for k, v in sec.items()}
+
+
+def model_numbers(run: TrainingRun, ev: ModelEval, names: list[str]) -> dict[str, Any]:
+    v = ev.val
+    per_class = []
+    total = sum(sum(r) for r in ev.confusion) or 1
+    for k, n in enumerate(names):
+        per_class.append(
+            {
+                "class": n,
+                "iou": v[f"iou_{n}"],
+                "f1": v[f"f1_{n}"],
+                "precision": v[f"precision_{n}"],
+                "recall": v[f"recall_{n}"],
+                "ap": ev.ap_class[k],
+                "share": sum(ev.confusion[k]) / total,
+            }
+        )
+    return {
+        "run": str(run.path.resolve()),
+        "val_patches": ev.val_patches,
+        "epochs": len(run.history),
+        "status": run.metrics.status,
+        "best_epoch": run.best_epoch,
+        "final_val_loss": run.final_val_loss,
+        "final_train_loss": float(run.history[-1]["train_loss"]),
+        "history_best_val_loss": run.metrics.best_val_loss,
+        "val": {k: v[k] for k in METRIC_NAMES if k in v},
+        "train": {
+            k: ev.train[k]
+            for k in ("loss", "pixel_accuracy", "mean_iou", "precision_ref", "recall_ref")
+            if k in ev.train
+        },
+        "ap_pooled": ev.ap_pooled,
+        "per_class": per_class,
+        "confusion": ev.confusion,
+        "curves": {"thresholds": ev.thresholds, "pooled": ev.pr_pooled, "per_class": dict(zip(names, ev.pr_class))},
+        "history": [{k: h.get(k) for k in ("epoch", "train_loss", "val_loss", "val_mean_iou")} for h in run.history],
+    }
+
+
+def verdict(models: dict[str, Any], src: Sources) -> dict[str, Any]:
+    t = models["tuned"]["val"]
+    if "baseline" not in models:
+        return Verdict(
+            "single",
+            f"One model, no baseline: validation loss {t['loss']:.4f}, mean IoU "
+            f"{t['mean_iou']:.3f}. Pass --baseline RUN to compare.",
+        ).to_json()
+    b = models["baseline"]["val"]
+    comparable_loss = src.comparable_loss
+    d_loss = t["loss"] - b["loss"]
+    d_iou = t["mean_iou"] - b["mean_iou"]
+    loss_better = d_loss < 0
+    iou_better = d_iou > 0
+    parts = []
+    if comparable_loss:
+        parts.append(f"validation loss {b['loss']:.4f} → {t['loss']:.4f} ({_pct(d_loss, b['loss'])})")
+    parts.append(f"mean IoU {b['mean_iou']:.3f} → {t['mean_iou']:.3f} ({d_iou * 100:+.1f} points)")
+    wins = [iou_better] + ([loss_better] if comparable_loss else [])
+    if all(wins):
+        status, head = "better", "Tuning paid off"
+    elif not any(wins):
+        status, head = "worse", "Tuning did not pay off"
+    else:
+        status, head = "mixed", "Mixed result"
+    n = models["tuned"]["val_patches"]
+    detail = "; ".join(parts) + f", on the same {n} validation patches."
+    return Verdict(
+        status,
+        f"{head}: {detail}",
+        head,
+        detail,
+        val_loss={"baseline": b["loss"], "tuned": t["loss"], "change": d_loss},
+        mean_iou={"baseline": b["mean_iou"], "tuned": t["mean_iou"], "change": d_iou},
+    ).to_json()
+
+
+def _pct(delta: float, base: float) -> str:
+    return f"{delta / base:+.1%}" if base else f"{delta:+.4f}"
+
+
+def headline(models: dict[str, Any]) -> list[dict[str, Any]]:
+    """The numbers table: label, format, lower-is-better, baseline and tuned values."""
+    rows = [
+        ("validation loss (evaluated checkpoint)", lambda m: m["val"]["loss"], ".4f", True),
+        ("validation loss, final epoch (as the reference reported)", lambda m: m["final_val_loss"], ".4f", True),
+        ("training loss, final epoch", lambda m: m["final_train_loss"], ".4f", True),
+        ("epochs trained (evaluated checkpoint's epoch)", lambda m: f"{m['epochs']} ({m['best_epoch']})", "", None),
+        ("mean IoU", lambda m: m["val"]["mean_iou"], ".3f", False),
+        ("mean IoU without Unlabeled", lambda m: m["val"]["mean_iou_labelled"], ".3f", False),
+        ("mean F1", lambda m: m["val"]["mean_f1"], ".3f", False),
+        ("pixel accuracy", lambda m: m["val"]["pixel_accuracy"], ".3f", False),
+        (
+            "majority-class rate (predict the commonest class everywhere)",
+            lambda m: m["val"]["majority_rate"],
+            ".3f",
+            None,
+        ),
+        ("average precision, pooled one-hot pixels", lambda m: m["ap_pooled"], ".3f", False),
+    ]
+    out = []
+    for label, get, fmt, lower in rows:
+        out.append({"label": label, "format": fmt, "lower_is_better": lower, **{k: get(m) for k, m in models.items()}})
+    return out
+
+
+def study_numbers(src: Sources, say: Callable[[str], None]) -> dict[str, Any]:
+    """The study section: its settings, every trial, the budget spent and the parameter importances."""
+    run = src.study
+    assert run is not None and run.summary is not None  # gather() refuses a study without a complete trial
+    say("analysing the study")
+    importances, note = load_importances(run)
+    trials = [
+        {
+            "number": t.number,
+            "state": t.state,
+            "status": t.status,
+            "params": t.params,
+            "epochs": t.epochs,
+            "value": t.value,
+            "duration": t.duration_s,
+            "reason": t.reason or t.status,
+            "curve": t.values,
+        }
+        for t in sorted(run.trials, key=lambda t: t.number)
+    ]
+    counts: dict[str, int] = {}
+    for t in trials:
+        counts[t["state"]] = counts.get(t["state"], 0) + 1
+    s, summary = run.study, run.summary
+    return {
+        "study_name": s.study_name,
+        "storage": s.storage,
+        "direction": s.direction,
+        "metric": s.metric,
+        "sampler": s.sampler,
+        "seed": s.seed,
+        "min_resource": s.min_resource,
+        "max_resource": s.max_resource,
+        "reduction_factor": s.reduction_factor,
+        "space": s.space,
+        "best_trial": run.best_trial,
+        "baseline_trial": run.baseline_trial,
+        "best_value": summary.best_value,
+        "epochs_spent": summary.epochs_spent,
+        "reference_epochs": summary.reference_epochs,
+        "wall_time": summary.wall_seconds,
+        "counts": counts,
+        "trials": trials,
+        "importances": importances,
+        "importance_note": note,
+    }

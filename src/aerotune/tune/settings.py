@@ -1,0 +1,183 @@
+"""``TuneSettings``: everything one tuning study needs, checked before anything touches the disk."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aerotune.config import RunConfig
+from aerotune.errors import ConfigError
+from aerotune.reference import REFERENCE_BASELINE
+from aerotune.tune.plan import Plan, make_plan
+from aerotune.tune.records import StudySummary
+from aerotune.tune.space import SearchSpace
+from aerotune.tune.space_checks import check_space, resolve_baseline
+from aerotune.tune.space_parse import default_space
+
+SAMPLERS = ("tpe", "random")
+SAMPLER_SCOPES = ("bracket", "study")
+DIRECTIONS = ("minimize", "maximize")
+METRIC_NAMES = (
+    "loss",
+    "pixel_accuracy",
+    "majority_rate",
+    "mean_iou",
+    "mean_iou_labelled",
+    "mean_f1",
+    "precision_ref",
+    "recall_ref",
+)
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    """Everything ``run_tune`` needs. Only ``data`` and ``out`` are required.
+
+    Attributes:
+        data: dataset folder or patch cache.
+        out: the run folder; an existing one is resumed.
+        config: the training config every trial starts from (``train.epochs`` is HyperBand's max resource).
+        space: the search space; None is the reference's.
+        metric: a key of the training history, e.g. ``val_loss`` or ``val_mean_iou``.
+        direction: minimize or maximize; None: minimize for losses, maximize otherwise.
+        sampler: tpe or random (classic HyperBand).
+        seed: seeds the sampler (per trial number, so a resumed study does not replay its draws).
+        study_name: None: the run folder's name (it also seeds Optuna's bracket assignment).
+        storage: None for the run folder's journal, or an RDB URL such as ``postgresql://...``.
+        min_resource, reduction_factor: HyperBand's r and eta.
+        trials: total trials in the study (the baseline included; retries of dead trials not counted).
+        timeout: seconds after which no new trial starts (per call).
+        max_epochs_total: hard cap on epochs over all trials and workers.
+        workers: trial processes on this machine.
+        baseline: settings of trial 0 (None: no baseline); by default the reference's initial parameters.
+        heartbeat: seconds between heartbeats; a trial silent for 3 beats is stale, failed and retried.
+        startup_trials: TPE's random start-up trials (counted per HyperBand bracket when
+            ``sampler_scope`` is ``bracket``, over the whole study when it is ``study``).
+        sampler_scope: ``bracket`` (Optuna's behaviour: the sampler learns only from the trials of the
+            bracket it samples for) or ``study`` (it learns from every trial; pruning is unchanged).
+    """
+
+    data: str | Path
+    out: str | Path
+    config: RunConfig = field(default_factory=RunConfig)
+    space: SearchSpace | None = None
+    metric: str = "val_loss"
+    direction: str | None = None
+    sampler: str = "tpe"
+    seed: int = 0
+    study_name: str | None = None
+    storage: str | None = None
+    min_resource: int = 1
+    reduction_factor: int = 3
+    trials: int = 72
+    timeout: float | None = None
+    max_epochs_total: int | None = None
+    workers: int = 1
+    baseline: dict[str, Any] | None = field(default_factory=lambda: dict(REFERENCE_BASELINE))
+    heartbeat: int = 10
+    startup_trials: int = 10
+    sampler_scope: str = "bracket"
+
+    @property
+    def name(self) -> str:
+        return self.study_name or Path(self.out).resolve().name
+
+    @property
+    def resolved_direction(self) -> str:
+        if self.direction:
+            return self.direction
+        return "minimize" if self.metric.endswith("loss") else "maximize"
+
+    @property
+    def resolved_space(self) -> SearchSpace:
+        return self.space or default_space()
+
+    def validate(self) -> TuneSettings:
+        """Check everything that can be checked before a folder is made; raise ``AerotuneError``."""
+        self.config.validate()
+
+        def bad(what: str, value: Any, expected: str) -> ConfigError:
+            return ConfigError(f"{what} = {value!r} is invalid; use {expected}")
+
+        if self.direction is not None and self.direction not in DIRECTIONS:
+            raise bad("--direction", self.direction, "minimize or maximize")
+        if self.sampler not in SAMPLERS:
+            raise bad("--sampler", self.sampler, " or ".join(SAMPLERS))
+        if self.sampler_scope not in SAMPLER_SCOPES:
+            raise bad("--sampler-scope", self.sampler_scope, "bracket or study")
+        check_metric(self.metric)
+        if self.trials < 1:
+            raise bad("--trials", self.trials, "a positive whole number")
+        if self.workers < 1:
+            raise bad("--workers", self.workers, "a positive whole number")
+        if self.timeout is not None and self.timeout <= 0:
+            raise bad("--timeout", self.timeout, "a positive number of seconds")
+        if self.max_epochs_total is not None and self.max_epochs_total < 1:
+            raise bad("--max-epochs-total", self.max_epochs_total, "a positive whole number")
+        if self.reduction_factor < 2:
+            raise bad("--reduction-factor", self.reduction_factor, "a whole number of at least 2")
+        if not 1 <= self.min_resource <= self.config.train.epochs:
+            raise bad(
+                "--min-resource",
+                self.min_resource,
+                f"a whole number between 1 and the training epochs ({self.config.train.epochs})",
+            )
+        if self.heartbeat < 1:
+            raise bad("--heartbeat", self.heartbeat, "a positive whole number of seconds")
+        if self.startup_trials < 0:
+            raise bad("--startup-trials", self.startup_trials, "a non-negative whole number")
+        if not self.name or any(c in self.name for c in "\n\r"):
+            raise bad("--study-name", self.name, "a one-line name")
+        check_space(self.resolved_space, self.config)
+        if self.baseline is not None:
+            resolve_baseline(self.baseline, self.resolved_space, self.config)
+        return self
+
+
+def check_metric(metric: str) -> None:
+    prefix, _, name = metric.partition("_")
+    ok = prefix in ("val", "train") and (
+        name in METRIC_NAMES or name.split("_", 1)[0] in ("iou", "precision", "recall", "f1")
+    )
+    if not ok:
+        raise ConfigError(
+            f"--metric = {metric!r} is invalid; use val_ or train_ followed by one of "
+            f"{', '.join(METRIC_NAMES)} or iou_/precision_/recall_/f1_<class>, e.g. val_mean_iou"
+        )
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """What a study produced: its run folder and its summary (also in ``RUN/summary.json``)."""
+
+    run_dir: Path
+    summary: StudySummary
+
+    def __getattr__(self, name: str) -> Any:
+        """The summary's fields (``best_trial``, ``epochs_spent``, ``counts``, ...) read through the result."""
+        if name in StudySummary.__dataclass_fields__:
+            return getattr(self.summary, name)
+        raise AttributeError(name)
+
+
+@dataclass(frozen=True)
+class WorkerBudget:
+    trials: int
+    timeout: float | None = None
+    max_epochs_total: int | None = None
+    workers: int = 1
+
+
+def plan_tune(settings: TuneSettings) -> Plan:
+    """The HyperBand plan of a study (``--dry-run``), checked but without touching the disk."""
+    settings.validate()
+    return make_plan(
+        study_name=settings.name,
+        min_resource=settings.min_resource,
+        max_resource=settings.config.train.epochs,
+        reduction_factor=settings.reduction_factor,
+        trials=settings.trials,
+        baseline=settings.baseline is not None,
+        max_epochs_total=settings.max_epochs_total,
+    )

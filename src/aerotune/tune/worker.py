@@ -1,0 +1,296 @@
+"""The worker loop: ask Optuna for trials until the budget is spent, train each, and report what happened.
+
+Several workers (processes here, or on other machines) share one study through its storage; the lock
+makes the trial count and the epoch cap exact across them. A failing trial never ends the study: an
+out-of-memory error, a divergence or any exception marks that trial failed and the loop goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import multiprocessing
+import os
+import shutil
+import socket
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from aerotune.config import RunConfig
+from aerotune.errors import AerotuneError, first_line
+from aerotune.tune.optuna_compat import study_storage, trial_id
+from aerotune.tune.optuna_study import EPOCHS_KEY, OpenStudy, make_sampler, open_study, retry_callback
+from aerotune.tune.records import StudyRecord, read_study
+from aerotune.tune.settings import WorkerBudget
+from aerotune.tune.trial import TrialCallback, free_memory, is_oom
+
+log = logging.getLogger(__name__)
+
+
+def run_worker_processes(out: Path, storage_url: str | None, budget: WorkerBudget) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    gpus = _gpu_count()
+    level = logging.getLogger("aerotune").getEffectiveLevel()
+    procs = []
+    for i in range(budget.workers):
+        env = {"CUDA_VISIBLE_DEVICES": str(i % gpus)} if gpus > 1 else {}
+        p = ctx.Process(
+            target=_worker_process, args=(str(out), storage_url, budget, i, env, level), name=f"aerotune-worker-{i}"
+        )
+        p.start()
+        procs.append(p)
+        log.info("started worker %d (pid %d)", i, p.pid)
+    try:
+        for p in procs:
+            p.join()
+            if p.exitcode:
+                log.warning("worker %s ended with exit code %s; its trial, if any, is retried", p.name, p.exitcode)
+    except KeyboardInterrupt:
+        for p in procs:
+            p.join(timeout=30)
+        raise
+
+
+def _gpu_count() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # noqa: BLE001
+        return 0
+
+
+def _worker_process(
+    out: str, storage_url: str | None, budget: WorkerBudget, index: int, env: dict[str, str], level: int
+) -> None:
+    os.environ.update(env)
+    logging.basicConfig(level=logging.WARNING, format=f"%(levelname)s worker {index} %(name)s: %(message)s")
+    logging.getLogger("aerotune").setLevel(level)
+    import optuna  # this process's entry point: it configures its own logging, as the CLI does
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        run_worker(Path(out), storage_url, budget, index=index)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+# ---------------------------------------------------------------- one worker
+
+
+def run_worker(
+    out: Path, storage_url: str | None, budget: WorkerBudget, *, index: int = 0, opened: OpenStudy | None = None
+) -> int:
+    """Run trials of the study in ``out`` until the budget is used; return how many this worker ran."""
+    from aerotune.data.dataset import Split
+    from aerotune.data.patches import open_cache
+
+    desc = read_study(out)
+    study = opened or open_study(desc, out, storage_url, heartbeat=int(desc.heartbeat))
+    worker = _Worker(
+        out,
+        desc,
+        study,
+        budget,
+        open_cache(desc.cache),
+        Split.from_dict(json.loads((out / "split.json").read_text())),
+        index,
+    )
+    try:
+        return worker.loop()
+    finally:
+        if opened is None:
+            study.close()
+
+
+class _Worker:
+    def __init__(
+        self, out: Path, desc: StudyRecord, opened: OpenStudy, budget: WorkerBudget, cache, split, index: int
+    ) -> None:
+        from aerotune.tune.space_parse import parse_space
+
+        self.out, self.desc, self.budget, self.cache, self.split = out, desc, budget, cache, split
+        self.study, self.lock, self.storage = opened.study, opened.lock, opened.storage
+        self.space = parse_space(desc.space, where="study.json")
+        self.base = RunConfig.from_dict(desc.base_config, where="study.json")
+        cores = os.cpu_count() or 1
+        runtime: dict[str, Any] = {}
+        if budget.workers > 1:
+            runtime["train.progress"] = False
+            if self.base.train.threads == 0:
+                runtime["train.threads"] = max(1, cores // budget.workers)
+        self.runtime = runtime
+        self.heartbeat = int(desc.heartbeat)
+        self.index = index
+        self.maximize = desc.maximize
+
+    # -- scheduling
+
+    def loop(self) -> int:
+        deadline = None if self.budget.timeout is None else time.monotonic() + self.budget.timeout
+        ran = 0
+        while True:
+            trial, why = self._next_trial(deadline)
+            if trial is None and why:
+                log.info("worker %d: no more trials (%s)", self.index, why)
+                return ran
+            if trial is None:  # others are still running; wait for them to finish or go stale
+                time.sleep(min(self.heartbeat, 2))
+                continue
+            self._run(trial)
+            ran += 1
+
+    def _next_trial(self, deadline: float | None):
+        import optuna
+        from optuna.trial import TrialState
+
+        with self.lock.hold(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Optuna's experimental-feature and heartbeat-with-ask notes
+            optuna.storages.fail_stale_trials(self.study)
+            if deadline is not None and time.monotonic() > deadline:
+                return None, "timeout"
+            cap = self.budget.max_epochs_total
+            if cap is not None and self.study.user_attrs.get(EPOCHS_KEY, 0) >= cap:
+                return None, f"epoch budget of {cap} spent"
+            trials = self.study.get_trials(deepcopy=False)
+            waiting = any(t.state == TrialState.WAITING for t in trials)
+            counted = sum(1 for t in trials if "failed_trial" not in t.system_attrs)
+            if waiting or counted < self.budget.trials:
+                self.study.sampler = make_sampler(self.desc, len(trials))
+                return self.study.ask(), ""
+            if any(t.state == TrialState.RUNNING for t in trials):
+                return None, ""
+            return None, f"{self.budget.trials} trials done"
+
+    def claim_epoch(self) -> int | None:
+        """Count one more epoch against the cap; None when the cap is reached."""
+        with self.lock.hold():
+            spent = int(self.study.user_attrs.get(EPOCHS_KEY, 0))
+            cap = self.budget.max_epochs_total
+            if cap is not None and spent >= cap:
+                return None
+            self.study.set_user_attr(EPOCHS_KEY, spent + 1)
+            return spent + 1
+
+    # -- one trial
+
+    def _run(self, trial) -> None:
+        from optuna.exceptions import UpdateFinishedTrialError
+        from optuna.trial import TrialState
+
+        from aerotune.train.fit import fit
+        from aerotune.tune.space import config_values
+        from aerotune.tune.storage import Heartbeat
+
+        number = trial.number
+        baseline = bool(trial.user_attrs.get("baseline"))
+        run_dir = self.out / "trials" / f"{number:04d}"
+        cb = TrialCallback(self, trial, exempt=baseline)
+        state, status, reason, value = TrialState.FAIL, "failed", "", None
+        t0 = time.time()
+        try:
+            with Heartbeat(self.storage, trial_id(trial), self.heartbeat):
+                values = self.space.suggest(trial)
+                if baseline:
+                    values = {**values, **(self.desc.baseline_values or {})}
+                values = config_values(self.space, values)
+                trial.set_user_attr("params", values)
+                trial.set_user_attr("run_dir", str(run_dir.relative_to(self.out)))
+                trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+                self._resume_from_previous(trial, run_dir)
+                log.info(
+                    "trial %d%s: %s",
+                    number,
+                    " (baseline)" if baseline else "",
+                    ", ".join(f"{k}={v}" for k, v in values.items()),
+                )
+                try:
+                    config = self.base.with_overrides({**values, **self.runtime}, where=f"trial {number}")
+                    result = fit(config, self.cache, run_dir, split=self.split, callback=cb)
+                except KeyboardInterrupt:
+                    self._tell(
+                        trial, TrialState.FAIL, "interrupted", "stopped by the user; retried on resume", None, cb, t0
+                    )
+                    with contextlib.suppress(Exception):
+                        retry_callback()(self.study, study_storage(self.study).get_trial(trial_id(trial)))
+                    raise
+                except UpdateFinishedTrialError:
+                    log.warning("trial %d was failed by another worker (stale heartbeat); dropping it", number)
+                    return
+                except Exception as exc:  # noqa: BLE001 - a failing trial never ends the study
+                    if is_oom(exc):
+                        status, reason = "out of memory", first_line(exc)
+                        free_memory()
+                    elif isinstance(exc, AerotuneError):
+                        status, reason = "error", first_line(exc)
+                    else:
+                        status, reason = "error", f"{type(exc).__name__}: {first_line(exc)}"
+                        log.exception("trial %d failed", number)
+                    result = None
+            if result is not None:
+                state, status, reason, value = self._outcome(result, cb)
+        except UpdateFinishedTrialError:
+            log.warning("trial %d was failed by another worker (stale heartbeat); dropping it", number)
+            return
+        self._tell(trial, state, status, reason, value, cb, t0)
+        log.info(
+            "trial %d: %s after %d epoch(s)%s%s",
+            number,
+            status,
+            cb.epochs_done,
+            "" if value is None else f", {self.desc.metric} {value:.4f}",
+            f" ({reason})" if reason else "",
+        )
+
+    def _outcome(self, result, cb: TrialCallback):
+        from optuna.trial import TrialState
+
+        if cb.failure:
+            return TrialState.FAIL, cb.failure[0], cb.failure[1], None
+        if result.status == "diverged":
+            return TrialState.FAIL, "diverged", result.reason, None
+        if cb.pruned:
+            return TrialState.PRUNED, "pruned", f"pruned after epoch {cb.epochs_done}", None
+        if cb.out_of_budget:
+            return TrialState.PRUNED, "budget", "the study's epoch budget (--max-epochs-total) was spent", None
+        if result.status != "completed":
+            return TrialState.FAIL, result.status, result.reason, None
+        metric = self.desc.metric
+        vals = [r[metric] for r in result.history if metric in r and math.isfinite(r[metric])]
+        if not vals:
+            return TrialState.FAIL, "error", f"no finite {metric} in the training history", None
+        return TrialState.COMPLETE, "complete", "", (max(vals) if self.maximize else min(vals))
+
+    def _tell(self, trial, state, status: str, reason: str, value: float | None, cb: TrialCallback, t0: float) -> None:
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        try:
+            trial.set_user_attr("status", status)
+            trial.set_user_attr("reason", reason)
+            trial.set_user_attr("epochs", cb.epochs_done)
+            trial.set_user_attr("epoch_ticks", cb.ticks)
+            trial.set_user_attr("seconds", round(time.time() - t0, 3))
+            self.study.tell(trial, value if state.name == "COMPLETE" else None, state=state)
+        except UpdateFinishedTrialError:
+            log.warning("trial %d was already finished by another worker", trial.number)
+
+    def _resume_from_previous(self, trial, run_dir: Path) -> None:
+        """A retried trial continues from its predecessor's last checkpoint when that is on this machine."""
+        frozen = next(t for t in self.study.get_trials(deepcopy=False) if t.number == trial.number)
+        history = frozen.system_attrs.get("retry_history") or []
+        if not history or (run_dir / "checkpoints" / "last.pt").is_file():
+            return
+        for prev in reversed(history):
+            src = self.out / "trials" / f"{prev:04d}" / "checkpoints"
+            if (src / "last.pt").is_file():
+                (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+                for name in ("last.pt", "best.pt"):
+                    if (src / name).is_file():
+                        shutil.copy2(src / name, run_dir / "checkpoints" / name)
+                trial.set_user_attr("resumed_from", prev)
+                log.info("trial %d continues trial %d from its last checkpoint", trial.number, prev)
+                return
