@@ -83,6 +83,10 @@ class TrainConfig:
     precision: str = "auto"
     threads: int = 0  # torch CPU threads; 0 leaves torch's default
     progress: bool = True
+    # Speed switches (docs/benchmarks.md measures each): auto picks what measured faster on that device.
+    channels_last: str = "auto"  # auto (CUDA only: no gain measured on CPU) | on | off
+    fused_adam: str = "auto"  # auto (fused kernels where available) | on | off (torch's per-tensor loop)
+    compile: str = "off"  # off (measured slower on CPU) | on: torch.compile the model once per process and shape
 
     def validate(self) -> None:
         _check(1 <= self.epochs <= 100_000, "train.epochs", self.epochs, "a positive whole number")
@@ -99,6 +103,9 @@ class TrainConfig:
         _check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
                "train.device", self.device, "auto, cpu, cuda or cuda:N")
         _check(self.threads >= 0, "train.threads", self.threads, "0 (default) or a positive number")
+        for key in ("channels_last", "fused_adam"):
+            _check(getattr(self, key) in ("auto", "on", "off"), f"train.{key}", getattr(self, key), "auto, on or off")
+        _check(self.compile in ("off", "on"), "train.compile", self.compile, "off or on")
 
 
 @dataclass(frozen=True)
