@@ -78,7 +78,7 @@ def config(**extra) -> RunConfig:
 
 def test_auto_switches_resolve_per_device():
     s = resolve_speed(config().train, torch.device("cpu"))
-    assert (s.channels_last, s.fused_adam, s.compile) == (False, True, False)
+    assert (s.channels_last, s.fused_adam, s.compile, s.fast_dropout) == (False, True, False, True)
     s = resolve_speed(config(**{"train.channels_last": "on", "train.fused_adam": "off"}).train, torch.device("cpu"))
     assert (s.channels_last, s.fused_adam) == (True, False)
     assert resolve_speed(config().train, torch.device("cuda")).channels_last
@@ -94,6 +94,14 @@ def test_each_switch_trains_to_the_same_result(cache, tmp_path, switch):
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-3)
         assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-3)
         assert b["val_pixel_accuracy"] == pytest.approx(a["val_pixel_accuracy"], abs=0.02)
+
+
+def test_torch_dropout_trains_to_a_similar_result(cache, tmp_path):
+    # other random masks, so only statistically the same: the losses agree loosely
+    base = fit(config(), cache, tmp_path / "base")
+    other = fit(config(**{"train.fast_dropout": "off"}), cache, tmp_path / "other")
+    assert other.history[-1]["val_loss"] == pytest.approx(base.history[-1]["val_loss"], rel=0.05)
+    assert other.history[-1]["train_loss"] != base.history[-1]["train_loss"]  # the switch did change the masks
 
 
 def test_resume_with_channels_last_matches_an_unbroken_run_and_switches_may_change(cache, tmp_path):

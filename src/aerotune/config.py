@@ -87,6 +87,7 @@ class TrainConfig:
     channels_last: str = "auto"  # auto (CUDA only: no gain measured on CPU) | on | off
     fused_adam: str = "auto"  # auto (fused kernels where available) | on | off (torch's per-tensor loop)
     compile: str = "off"  # off (measured slower on CPU) | on: torch.compile the model once per process and shape
+    fast_dropout: str = "auto"  # auto (on CPU: masks from 64-bit random words) | on | off (nn.Dropout's own)
 
     def validate(self) -> None:
         _check(1 <= self.epochs <= 100_000, "train.epochs", self.epochs, "a positive whole number")
@@ -103,7 +104,7 @@ class TrainConfig:
         _check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
                "train.device", self.device, "auto, cpu, cuda or cuda:N")
         _check(self.threads >= 0, "train.threads", self.threads, "0 (default) or a positive number")
-        for key in ("channels_last", "fused_adam"):
+        for key in ("channels_last", "fused_adam", "fast_dropout"):
             _check(getattr(self, key) in ("auto", "on", "off"), f"train.{key}", getattr(self, key), "auto, on or off")
         _check(self.compile in ("off", "on"), "train.compile", self.compile, "off or on")
 

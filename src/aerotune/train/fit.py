@@ -259,7 +259,7 @@ def _without_epochs(config: RunConfig) -> dict[str, Any]:
     d = config.to_dict()
     d["train"].pop("epochs")
     d["train"].pop("progress")
-    for key in ("threads", "channels_last", "fused_adam", "compile"):  # how to compute, not what
+    for key in ("threads", "channels_last", "fused_adam", "compile", "fast_dropout"):  # how to compute, not what
         d["train"].pop(key)
     return d
 

@@ -2,8 +2,8 @@
 
 ``train_epoch`` is what ``fit`` runs for every epoch and what ``benchmarks/train_throughput.py`` times, so
 the benchmark measures the real path. The switches (``train.channels_last``, ``train.fused_adam``,
-``train.compile``) are resolved once per run by :func:`resolve_speed`; docs/benchmarks.md has the
-measurements behind each default.
+``train.compile``, ``train.fast_dropout``) are resolved once per run by :func:`resolve_speed`;
+docs/benchmarks.md has the measurements behind each default.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from aerotune.config import TrainConfig
 from aerotune.data.dataset import PatchDataset
+from aerotune.model.unet import Dropout
 from aerotune.train.metrics import SegmentationMetrics
 
 log = logging.getLogger(__name__)
@@ -31,13 +32,15 @@ class Speed:
     channels_last: bool
     fused_adam: bool
     compile: bool
+    fast_dropout: bool
 
 
 def resolve_speed(tc: TrainConfig, device: torch.device) -> Speed:
     """Turn the ``auto``/``on``/``off`` switches into decisions for ``device``."""
     channels_last = tc.channels_last == "on" or (tc.channels_last == "auto" and device.type == "cuda")
     fused = tc.fused_adam == "on" or (tc.fused_adam == "auto" and device.type in ("cpu", "cuda"))
-    return Speed(channels_last=channels_last, fused_adam=fused, compile=tc.compile == "on")
+    fast_dropout = tc.fast_dropout == "on" or (tc.fast_dropout == "auto" and device.type == "cpu")
+    return Speed(channels_last=channels_last, fused_adam=fused, compile=tc.compile == "on", fast_dropout=fast_dropout)
 
 
 def make_optimizer(model: torch.nn.Module, learning_rate: float, speed: Speed) -> torch.optim.Optimizer:
@@ -52,6 +55,9 @@ def prepare_model(model: torch.nn.Module, speed: Speed) -> torch.nn.Module:
 
     The returned module shares its parameters with ``model``: save and load ``model``'s state dict.
     """
+    for m in model.modules():
+        if isinstance(m, Dropout):
+            m.fast = speed.fast_dropout
     if speed.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if speed.compile:
