@@ -32,30 +32,37 @@ from aerotune.train.step import make_optimizer, prepare_model, resolve_speed, tr
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "dubai-aerial"
 SCALE = {64: 0.25, 128: 0.5, 256: 1.0}
 
-# Scopes first (everything inside them counts there), then aten ops by name; first match wins.
-SCOPES = {"data loading": "aerotune.data", "loss": "aerotune.loss", "metrics": "aerotune.metrics",
-          "optimizer": "Optimizer.step", "zero_grad": "Optimizer.zero_grad"}
+# An op counts towards the first of these that names it or one of its callers (cpu_parent chain) ...
+SCOPES = [("data loading", "aerotune.data"), ("loss", "aerotune.loss"), ("metrics", "aerotune.metrics"),
+          ("optimizer", "Optimizer.step"), ("optimizer", "Optimizer.zero_grad"), ("dropout", "aerotune.dropout"),
+          ("dropout", "_MaskedScale"), ("dropout", "dropout"), ("dropout", "bernoulli")]
+# ... else towards the first category whose key occurs in its own name.
 OPS = [
-    ("transposed convolutions", ("convolution_transpose", "deconv", "slow_conv_transpose")),
-    ("convolutions", ("conv", "mkldnn_convolution", "_convolution")),
-    ("dropout", ("dropout", "bernoulli", "native_dropout")),
-    ("concatenation and layout changes", ("cat", "copy_", "contiguous", "clone", "to_dense", "reorder",
-                                          "permute", "empty_like", "to_mkldnn")),
+    ("convolutions", ("conv",)),
+    ("concatenation and layout changes", ("cat", "copy_", "contiguous", "clone", "reorder", "permute", "to_dense",
+                                          "to_mkldnn")),
     ("pooling", ("max_pool", "pool2d")),
-    ("activations", ("relu", "threshold", "silu", "tanh")),
-    ("autocast casts", ("_to_copy", "to")),
-    ("gradient accumulation", ("add_", "add", "sum", "fill_", "zero_")),
+    ("activations", ("relu", "threshold", "silu", "tanh", "clamp_min")),
+    ("autocast casts", ("_to_copy",)),
+    ("loss", ("softmax", "gather", "scatter", "where", "pow", "exp", "mul", "div", "neg")),  # its backward
+    ("gradient bookkeeping (fill, add, sum)", ("add", "sum", "fill_", "zero_")),
 ]
 
 
-def category(name: str, scope: str | None) -> str:
-    if scope:
-        return scope
-    low = name.lower()
+def category(e) -> str:
+    node = e
+    while node is not None:
+        for cat, key in SCOPES:
+            if key in node.name:
+                return cat
+        node = node.cpu_parent
+    low = e.name.lower()
     for cat, keys in OPS:
         if any(k in low for k in keys):
+            if cat == "convolutions" and any(len(s) == 4 and list(s[-2:]) == [2, 2] for s in e.input_shapes):
+                return "transposed convolutions"  # the U-Net's only 2x2 kernels are its up-convolutions
             return cat
-    return "other"
+    return "other (" + e.name + ")"
 
 
 def main() -> None:
@@ -108,23 +115,21 @@ def main() -> None:
                         device=device, dtype=dtype, channels_last=speed.channels_last, metrics=metrics, max_batches=n)
         return s.seconds
 
+    for m in model.modules():  # scope the dropout layers' forward passes (their backward is _MaskedScaleBackward)
+        if isinstance(m, torch.nn.Dropout):
+            scope = record_function("aerotune.dropout")
+            m.register_forward_pre_hook(lambda *_, scope=scope: [scope.__enter__(), None][1])
+            m.register_forward_hook(lambda *_, scope=scope: [scope.__exit__(None, None, None), None][1])
     run(1, 0)  # warm-up
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         seconds = run(args.batches, tc.batch_size)
     per_cat: dict[str, float] = defaultdict(float)
-    scope_of = {}
-    events = prof.events()
-    # map each event to the user scope that encloses it (by time interval on the same thread)
-    scopes = [(e.time_range.start, e.time_range.end, e.thread, cat) for e in events for cat, s in SCOPES.items()
-              if e.name == s]
-    for e in events:
-        if e.name in SCOPES.values() or e.name.startswith("ProfilerStep"):
-            continue
-        for start, end, thread, cat in scopes:
-            if thread == e.thread and start <= e.time_range.start and e.time_range.end <= end:
-                scope_of[e.id] = cat
-                break
-        per_cat[category(e.name, scope_of.get(e.id))] += e.self_cpu_time_total / 1e6
+    for e in prof.events():
+        per_cat[category(e)] += e.self_cpu_time_total / 1e6
+    other = sum(v for k, v in per_cat.items() if k.startswith("other"))
+    top_other = sorted(((v, k) for k, v in per_cat.items() if k.startswith("other")), reverse=True)[:4]
+    per_cat = {k: v for k, v in per_cat.items() if not k.startswith("other")}
+    per_cat["other: " + ", ".join(k[7:-1] for _, k in top_other)] = other
     total = sum(per_cat.values())
     precision = "bf16" if dtype == torch.bfloat16 else "fp32"
     print(f"{args.size}x{args.size}, batch {tc.batch_size}, {args.batches} batches, precision {precision}, "
