@@ -44,14 +44,21 @@ SCALE = {64: 0.25, 128: 0.5, 256: 1.0}
 BATCH = 16
 
 
-def matmul_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_gflops(dtype: torch.dtype, device: torch.device, n: int = 2048, repeats: int = 5) -> float:
     """Best GFLOP/s of an ``n x n`` matrix product in ``dtype`` (the machine's practical peak)."""
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    a, b = torch.randn(n, n, device=device).to(dtype), torch.randn(n, n, device=device).to(dtype)
     a @ b
     best = 0.0
     for _ in range(repeats):
+        sync(device)
         t = time.perf_counter()
         a @ b
+        sync(device)
         best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
     return best
 
@@ -73,10 +80,11 @@ class Plain:
 
     def __init__(self, config: RunConfig, batches: list[tuple[torch.Tensor, torch.Tensor]], ignore_index: int):
         torch.manual_seed(0)
-        self.model = build_model(config.model, num_classes=6)
+        self.device = select_device(config.train.device)
+        self.model = build_model(config.model, num_classes=6).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.learning_rate)
         self.loss_fn = make_loss(config.train, ignore_index=ignore_index)
-        self.batches = batches
+        self.batches = [(x.to(self.device), y.to(self.device)) for x, y in batches]
 
     def train(self, n: int) -> tuple[float, float]:
         self.model.train()
@@ -86,6 +94,7 @@ class Plain:
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()
+        sync(self.device)
         return n * BATCH / (time.perf_counter() - t), 0.0
 
     @torch.no_grad()
@@ -94,6 +103,7 @@ class Plain:
         t = time.perf_counter()
         for x, _ in self.batches[:n]:
             self.model(x)
+        sync(self.device)
         return n * BATCH / (time.perf_counter() - t)
 
 
@@ -106,7 +116,7 @@ class Aerotune:
         self.dtype = autocast_dtype(tc.precision, self.device)
         self.speed = resolve_speed(tc, self.device)
         torch.manual_seed(0)
-        self.model = build_model(config.model, num_classes=cache.palette.num_classes)
+        self.model = build_model(config.model, num_classes=cache.palette.num_classes).to(self.device)
         self.step_model = prepare_model(self.model, self.speed)
         self.optimizer = make_optimizer(self.model, tc.learning_rate, self.speed)
         self.loss_fn = make_loss(tc, ignore_index=cache.palette.ignore_index)
@@ -116,11 +126,14 @@ class Aerotune:
 
     def train(self, n: int) -> tuple[float, float]:
         metrics = SegmentationMetrics(self.palette.names, ignore_index=self.palette.ignore_index, device=self.device)
+        scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
+        t = time.perf_counter()
         s = train_epoch(self.step_model, self.optimizer, self.loss_fn, self.train_ds, self.order, batch_size=BATCH,
                         device=self.device, dtype=self.dtype, channels_last=self.speed.channels_last,
-                        metrics=metrics, max_batches=n)
+                        metrics=metrics, scaler=scaler, max_batches=n)
         metrics.compute()  # the epoch's one host sync belongs to the epoch
-        return s.patches / s.seconds, s.data_seconds / s.seconds
+        seconds = time.perf_counter() - t
+        return s.patches / seconds, s.data_seconds / seconds
 
     @torch.inference_mode()
     def infer(self, n: int) -> float:
@@ -130,6 +143,7 @@ class Aerotune:
             x, _ = self.train_ds.batch(self.order[start:start + BATCH])
             with autocast(self.device, self.dtype):
                 self.step_model(to_device(x, self.device, self.speed.channels_last))
+        sync(self.device)
         return n * BATCH / (time.perf_counter() - t)
 
 
@@ -144,6 +158,7 @@ def main() -> None:
                         help="extra aerotune variants, comma-separated train.* settings ('' for none)")
     parser.add_argument("--work", default="/tmp/aerotune-throughput")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -151,15 +166,19 @@ def main() -> None:
         args.sizes, args.repeats, args.batches = "64,128", 2, 2
     if not Path(args.data).is_dir():
         sys.exit(f"{args.data}: Dubai dataset not found; pass --data")
-    native = cpu_has_native_bf16()  # without it bf16 is emulated and a 2048 product would take minutes
-    peak = {"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16, 2048 if native else 256, 2)}
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
+    device = select_device(args.device)
+    native = device.type == "cuda" or cpu_has_native_bf16()  # else bf16 is emulated: a 2048 product takes minutes
+    n = 8192 if device.type == "cuda" else 2048
+    peak = {"fp32": matmul_gflops(torch.float32, device, n),
+            "bf16": matmul_gflops(torch.bfloat16, device, n if native else 256, 2)}
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}, {where}, CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}; matmul peak: fp32 {peak['fp32']:.0f} GFLOP/s, "
           f"bf16 {peak['bf16']:.1f} GFLOP/s ({'native' if native else 'emulated: no AVX512-BF16/AMX'})", flush=True)
     for size in [int(s) for s in args.sizes.split(",")]:
         base = RunConfig().with_overrides({"data.patch_size": size, "data.scale": SCALE.get(size, 1.0),
                                            "data.unknown_colors": "ignore", "train.batch_size": BATCH,
-                                           "train.progress": False})
+                                           "train.progress": False, "train.device": args.device})
         cache = cache_for(args.data, base.data, Path(args.work) / f"cache-{size}")
         split = make_split(cache, base.data)
         runs = {"aerotune": Aerotune(base, cache, split)}
@@ -173,7 +192,7 @@ def main() -> None:
         train_flops, infer_flops = step_flops(build_model(base.model, num_classes=6),
                                               make_loss(base.train, ignore_index=255), size)
         a = runs["aerotune"]
-        precision = "bf16" if a.dtype == torch.bfloat16 else "fp32"
+        precision = str(a.dtype).replace("torch.", "") if a.dtype else "fp32"
         print(f"\n{size}x{size}: {len(cache)} patches; {train_flops / 1e9:.2f} GFLOP per patch per training step, "
               f"{infer_flops / 1e9:.2f} forward; aerotune: precision {precision}, channels_last "
               f"{a.speed.channels_last}, fused Adam {a.speed.fused_adam}", flush=True)
@@ -193,7 +212,7 @@ def main() -> None:
         for name in runs:
             t, i = statistics.median(train[name]), statistics.median(infer[name])
             gf = t * train_flops / 1e9
-            p = peak["bf16" if name != "plain" and precision == "bf16" else "fp32"]
+            p = peak["bf16" if name != "plain" and precision != "fp32" else "fp32"]
             print(f"  {name:<32} {t:>9.1f} {gf:>8.1f} {gf / p:>8.0%} {statistics.median(wait[name]):>9.0%} "
                   f"{i:>9.1f}   (train runs: {', '.join(f'{v:.1f}' for v in train[name])})")
         for name in list(runs)[1:]:
