@@ -13,7 +13,9 @@ patches) it measures, alternating the variants within one run after a warm-up:
 It prints patches/s, achieved GFLOP/s (FLOPs counted with ``torch.utils.flop_counter.FlopCounterMode`` on
 one step, not hard-coded), the share of a large matrix product's GFLOP/s measured in the same run (fp32 and
 bf16), the share of each step spent waiting for data, and the same for inference (eval mode,
-``inference_mode``, the run's precision). Every figure is the median over ``--repeats``.
+``inference_mode``, the run's precision). Every figure is the median over ``--repeats``. On a shared machine
+the patches per CPU second of this process (``time.process_time``; with ``--threads 1`` the work itself,
+whatever else runs) compare the variants more steadily than wall time.
 
 Usage: python benchmarks/train_throughput.py [--data ../shared/datasets/dubai-aerial] [--sizes 64,128,256]
        [--quick] [--repeats 3] [--batches 3] [--variants channels_last=on,fused_adam=off] [--work DIR]
@@ -199,26 +201,33 @@ def main() -> None:
         for run in runs.values():  # warm-up: oneDNN primitives, allocator
             run.train(1)
             run.infer(1)
-        train = {k: [] for k in runs}
-        wait = {k: [] for k in runs}
-        infer = {k: [] for k in runs}
+        train, wait, infer, train_cpu, infer_cpu = ({k: [] for k in runs} for _ in range(5))
+        patches = args.batches * BATCH
         for _ in range(args.repeats):
             for name, run in runs.items():
+                c = time.process_time()
                 rate, waited = run.train(args.batches)
+                train_cpu[name].append(patches / (time.process_time() - c))
                 train[name].append(rate)
                 wait[name].append(waited)
+                c = time.process_time()
                 infer[name].append(run.infer(args.batches))
-        print(f"  {'variant':<32} {'train p/s':>9} {'GFLOP/s':>8} {'of peak':>8} {'data wait':>9} {'infer p/s':>9}")
+                infer_cpu[name].append(patches / (time.process_time() - c))
+        med = statistics.median
+        print(f"  {'variant':<32} {'train p/s':>9} {'GFLOP/s':>8} {'of peak':>8} {'data wait':>9} {'infer p/s':>9} "
+              f"{'train p/CPU-s':>13} {'infer p/CPU-s':>13}")
         for name in runs:
-            t, i = statistics.median(train[name]), statistics.median(infer[name])
+            t, i = med(train[name]), med(infer[name])
             gf = t * train_flops / 1e9
             p = peak["bf16" if name != "plain" and precision != "fp32" else "fp32"]
-            print(f"  {name:<32} {t:>9.1f} {gf:>8.1f} {gf / p:>8.0%} {statistics.median(wait[name]):>9.0%} "
-                  f"{i:>9.1f}   (train runs: {', '.join(f'{v:.1f}' for v in train[name])})")
+            print(f"  {name:<32} {t:>9.1f} {gf:>8.1f} {gf / p:>8.0%} {med(wait[name]):>9.0%} {i:>9.1f} "
+                  f"{med(train_cpu[name]):>13.1f} {med(infer_cpu[name]):>13.1f}   "
+                  f"(train runs: {', '.join(f'{v:.1f}' for v in train[name])})")
         for name in list(runs)[1:]:
-            ratio_train = statistics.median(train[name]) / statistics.median(train["plain"])
-            ratio_infer = statistics.median(infer[name]) / statistics.median(infer["plain"])
-            print(f"  {name} / plain: training {ratio_train:.2f}x, inference {ratio_infer:.2f}x")
+            print(f"  {name} / plain: training {med(train[name]) / med(train['plain']):.2f}x "
+                  f"(per CPU second {med(train_cpu[name]) / med(train_cpu['plain']):.2f}x), inference "
+                  f"{med(infer[name]) / med(infer['plain']):.2f}x (per CPU second "
+                  f"{med(infer_cpu[name]) / med(infer_cpu['plain']):.2f}x)")
         sys.stdout.flush()
 
 
