@@ -8,7 +8,6 @@ folder resumes from ``last.pt``; a larger ``train.epochs`` continues a finished 
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import logging
 import math
@@ -31,7 +30,7 @@ from aerotune.files import write_json
 from aerotune.model.losses import make_loss
 from aerotune.model.unet import UNet, build_model
 from aerotune.train.metrics import SegmentationMetrics
-from aerotune.train.step import make_optimizer, prepare_model, resolve_speed, to_device, train_epoch
+from aerotune.train.step import autocast, make_optimizer, prepare_model, resolve_speed, to_device, train_epoch
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +90,6 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if precision == "bf16" else torch.float16
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None):
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
 def _save(obj: dict[str, Any], path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
@@ -145,7 +138,7 @@ def evaluate(model: torch.nn.Module, dataset: PatchDataset, palette: Palette, *,
     for start in range(0, len(dataset), batch_size):
         x, y = dataset.batch(list(range(start, min(start + batch_size, len(dataset)))))
         x, y = to_device(x, device, channels_last), y.to(device, non_blocking=True)
-        with _autocast(device, dtype):
+        with autocast(device, dtype):
             logits = model(x)
         metrics.update(logits, y, loss_fn(logits, y) if loss_fn else None)
         if extra:
