@@ -47,3 +47,29 @@ def test_losses_skip_the_ignore_label_and_reward_the_truth():
     assert torch.allclose(cross_entropy_loss(perfect, ignored, ignore_index=255),
                           cross_entropy_loss(garbage, ignored, ignore_index=255))
     assert float(cross_entropy_loss(perfect, torch.full_like(target, 255), ignore_index=255)) == 0.0
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fast_dropout_keeps_the_rate_the_expectation_and_its_gradient(channels_last):
+    from aerotune.model.unet import Dropout
+
+    x = torch.rand(4, 8, 64, 64) + 0.5
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    drop = Dropout(0.2)
+    torch.manual_seed(0)
+    y = drop(x)
+    kept = y != 0
+    assert abs(float(kept.float().mean()) - 0.8) < 0.01  # 131,072 draws
+    assert torch.allclose(y[kept], x[kept] * 1.25)
+    assert abs(float(y.mean() / x.mean()) - 1.0) < 0.02
+    y.sum().backward()
+    assert torch.equal(x.grad, kept.float() * 1.25)
+    torch.manual_seed(0)
+    assert torch.equal(drop(x), y)  # reproducible from the seed
+    drop.eval()
+    assert torch.equal(drop(x), x)
+    drop.train()
+    drop.fast = False  # nn.Dropout's own path
+    assert abs(float((drop(x) != 0).float().mean()) - 0.8) < 0.01

@@ -113,6 +113,11 @@ class TrainConfig:
     precision: str = "auto"
     threads: int = field(default=0, metadata=role("runtime"))  # torch CPU threads; 0 leaves torch's default
     progress: bool = field(default=True, metadata=role("runtime"))
+    # Speed switches (docs/benchmarks.md measures each): auto picks what measured faster on that device.
+    channels_last: str = field(default="auto", metadata=role("runtime"))  # auto (CUDA only) | on | off
+    fused_adam: str = field(default="auto", metadata=role("runtime"))  # auto (where available) | on | off
+    compile: str = field(default="off", metadata=role("runtime"))  # off (slower on CPU) | on: torch.compile
+    fast_dropout: str = field(default="auto", metadata=role("runtime"))  # auto (on CPU) | on | off (nn.Dropout)
 
     def validate(self) -> None:
         _check(1 <= self.epochs <= 100_000, "train.epochs", self.epochs, "a positive whole number")
@@ -129,6 +134,9 @@ class TrainConfig:
         _check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
                "train.device", self.device, "auto, cpu, cuda or cuda:N")
         _check(self.threads >= 0, "train.threads", self.threads, "0 (default) or a positive number")
+        for key in ("channels_last", "fused_adam", "fast_dropout"):
+            _check(getattr(self, key) in ("auto", "on", "off"), f"train.{key}", getattr(self, key), "auto, on or off")
+        _check(self.compile in ("off", "on"), "train.compile", self.compile, "off or on")
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,9 @@ def dice_focal_loss(logits: torch.Tensor, target: torch.Tensor, *, ignore_index:
     safe = torch.where(valid, target, torch.zeros_like(target))
     log_p = F.log_softmax(logits, dim=1)
     p = log_p.exp()
-    onehot = F.one_hot(safe, c).permute(0, 3, 1, 2).to(p.dtype) * valid.unsqueeze(1)
+    # one-hot as a comparison (one byte per element, already in the logits' layout), not F.one_hot's int64
+    classes = torch.arange(c, device=target.device).view(1, c, 1, 1)
+    onehot = ((safe.unsqueeze(1) == classes) & valid.unsqueeze(1)).to(p.dtype)
     mask = valid.unsqueeze(1).to(p.dtype)
     pm = p * mask
     tp = (pm * onehot).sum(dim=(0, 2, 3))
@@ -37,7 +39,8 @@ def dice_focal_loss(logits: torch.Tensor, target: torch.Tensor, *, ignore_index:
     dice = (2 * tp + SMOOTH) / (2 * tp + fn + fp + SMOOTH)
     dice_loss = 1 - (dice / c).mean()
     n_valid = valid.sum().clamp_min(1)
-    log_pt = (log_p * onehot).sum(dim=1)  # log p of the true class (0 where ignored)
+    # log p of the true class (0 where ignored)
+    log_pt = torch.where(valid, log_p.gather(1, safe.unsqueeze(1)).squeeze(1), 0.0)
     pt = log_pt.exp()
     focal = -(alpha * (1 - pt) ** gamma * log_pt * valid).sum() / (n_valid * c)
     return dice_weight * dice_loss + focal_weight * focal

@@ -28,6 +28,52 @@ def make_activation(name: str) -> nn.Module:
     raise ValueError(f"unknown activation {name!r}")
 
 
+class _MaskedScale(torch.autograd.Function):
+    """``x * mask / (1 - p)`` with the bool mask saved for the backward pass (one byte per element)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, mask: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.save_for_backward(mask)
+        ctx.scale = scale
+        return torch.where(mask, x, 0).mul_(scale)  # one new tensor, scaled in place
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (mask,) = ctx.saved_tensors
+        return torch.where(mask, grad, 0).mul_(ctx.scale), None, None
+
+
+def keep_mask(x: torch.Tensor, p: float) -> torch.Tensor:
+    """A bool mask shaped (and strided) like ``x``, True with probability ``1 - p`` (to within 2**-16).
+
+    Each 64-bit random word gives four 16-bit draws, so it costs a quarter of the random numbers that
+    ``torch.bernoulli`` draws one by one; on CPU that RNG is what makes ``nn.Dropout`` slow (measured in
+    docs/benchmarks.md). Uses torch's default generator, so ``torch.manual_seed`` makes it reproducible.
+    """
+    n = x.numel()
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(2**63), None)
+    keep = words.view(torch.int16)[:n] >= -32768 + round(p * 65536)
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        b, c, h, w = x.shape
+        return keep.view(b, h, w, c).permute(0, 3, 1, 2)
+    return keep.view(x.shape)
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` whose CPU training path draws its mask with :func:`keep_mask` (``fast``, the default).
+
+    Same expectation and drop rate as ``nn.Dropout``; other random draws, so runs differ in their noise.
+    On other devices, or with ``fast = False`` (``train.dropout = torch``), it is ``nn.Dropout`` itself.
+    """
+
+    fast: bool = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and self.fast and x.device.type == "cpu" and self.p > 0):
+            return super().forward(x)
+        return _MaskedScale.apply(x, keep_mask(x, self.p), 1.0 / (1.0 - self.p))
+
+
 class ConvBlock(nn.Sequential):
     """conv 3x3 -> act -> dropout -> conv 3x3 -> act."""
 
@@ -35,7 +81,7 @@ class ConvBlock(nn.Sequential):
         super().__init__(
             nn.Conv2d(cin, cout, 3, padding=1),
             make_activation(activation),
-            nn.Dropout(dropout) if dropout > 0 else nn.Identity(),
+            Dropout(dropout) if dropout > 0 else nn.Identity(),
             nn.Conv2d(cout, cout, 3, padding=1),
             make_activation(activation),
         )

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from aerotune.config import RunConfig, keys_with_role
 from aerotune.data.dataset import PatchDataset, Split, channel_stats, make_split
@@ -34,6 +33,7 @@ from aerotune.model.unet import build_model
 from aerotune.runtime import autocast, autocast_dtype, select_device, torch_threads
 from aerotune.train.metrics import SegmentationMetrics
 from aerotune.train.records import DataRecord, RunMetrics
+from aerotune.train.step import make_optimizer, prepare_model, resolve_speed, to_device, train_epoch
 
 log = logging.getLogger(__name__)
 
@@ -72,28 +72,27 @@ def make_datasets(cache: PatchCache, config: RunConfig, split: Split) -> tuple[P
     return train, val, stats
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(model: torch.nn.Module, dataset: PatchDataset, palette: Palette, *, batch_size: int,
              device: torch.device, loss_fn: Callable | None = None, dtype: torch.dtype | None = None,
-             extra: Callable[[torch.Tensor, torch.Tensor], None] | None = None) -> SegmentationMetrics:
-    """Run the model over a dataset in eval mode and accumulate metrics (and ``extra(logits, y)``)."""
+             extra: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
+             channels_last: bool | None = None) -> SegmentationMetrics:
+    """Run the model over a dataset in eval mode and accumulate metrics (and ``extra(logits, y)``).
+
+    ``channels_last`` None: on CUDA only. Metrics and loss accumulate on the device.
+    """
     model.eval()
-    metrics = SegmentationMetrics(palette.names, ignore_index=palette.ignore_index)
+    channels_last = device.type == "cuda" if channels_last is None else channels_last
+    metrics = SegmentationMetrics(palette.names, ignore_index=palette.ignore_index, device=device)
     for start in range(0, len(dataset), batch_size):
         x, y = dataset.batch(list(range(start, min(start + batch_size, len(dataset)))))
-        x, y = _to(x, device), y.to(device)
+        x, y = to_device(x, device, channels_last), y.to(device, non_blocking=True)
         with autocast(device, dtype):
             logits = model(x)
-        loss = loss_fn(logits, y) if loss_fn else None
-        metrics.update(logits, y, None if loss is None else float(loss))
+        metrics.update(logits, y, loss_fn(logits, y) if loss_fn else None)
         if extra:
             extra(logits.float(), y)
     return metrics
-
-
-def _to(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    x = x.to(device, non_blocking=True)
-    return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
 
 
 def fit(config: RunConfig, cache: PatchCache, out: str | Path, *, split: Split | None = None,
@@ -124,10 +123,10 @@ def _fit(config: RunConfig, cache: PatchCache, out: str | Path, *, split: Split 
     DataRecord(cache=str(cache.root.resolve())).write(out / DataRecord.FILE)
 
     torch.manual_seed(tc.seed)
+    speed = resolve_speed(tc, device)
     model = build_model(config.model, num_classes=palette.num_classes).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=tc.learning_rate)
+    step_model = prepare_model(model, speed)  # model itself, or its compiled wrapper (same parameters)
+    optimizer = make_optimizer(model, tc.learning_rate, speed)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     loss_fn = make_loss(tc, ignore_index=palette.ignore_index)
     train_ds, val_ds, stats = make_datasets(cache, config, split)
@@ -154,36 +153,20 @@ def _fit(config: RunConfig, cache: PatchCache, out: str | Path, *, split: Split 
         train_ds.rng = np.random.default_rng([tc.seed, epoch])
         order = (torch.randperm(len(train_ds), generator=torch.Generator().manual_seed(tc.seed + epoch))
                  if tc.shuffle else torch.arange(len(train_ds)))
-        model.train()
-        train_metrics = SegmentationMetrics(palette.names, ignore_index=palette.ignore_index)
-        diverged = False
-        bar = tqdm(range(0, len(order), tc.batch_size), desc=f"epoch {epoch}/{tc.epochs}", unit="batch",
-                   disable=None if tc.progress else True, leave=False, dynamic_ncols=True)
-        for start in bar:
-            x, y = train_ds.batch(order[start:start + tc.batch_size].tolist())
-            x, y = _to(x, device), y.to(device)
-            with autocast(device, dtype):
-                logits = model(x)
-            loss = loss_fn(logits, y)
-            if not torch.isfinite(loss):
-                diverged = True
-                break
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            loss_value = loss.item()
-            train_metrics.update(logits, y, loss_value)
-            bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
-        bar.close()
-        if diverged:
+        train_metrics = SegmentationMetrics(palette.names, ignore_index=palette.ignore_index, device=device)
+        epoch_stats = train_epoch(step_model, optimizer, loss_fn, train_ds, order.tolist(), batch_size=tc.batch_size,
+                            device=device, dtype=dtype, channels_last=speed.channels_last, metrics=train_metrics,
+                            scaler=scaler, desc=f"epoch {epoch}/{tc.epochs}", progress=tc.progress)
+        if epoch_stats.diverged:
             status, reason = "diverged", f"training loss became non-finite in epoch {epoch}"
             log.warning("%s: %s", out, reason)
             break
-        val_metrics = evaluate(model, val_ds, palette, batch_size=max(tc.batch_size, 8), device=device,
-                               loss_fn=loss_fn, dtype=dtype)
+        val_metrics = evaluate(step_model, val_ds, palette, batch_size=max(tc.batch_size, 8), device=device,
+                               loss_fn=loss_fn, dtype=dtype, channels_last=speed.channels_last)
         record = {"epoch": epoch, **train_metrics.compute("train_"), **val_metrics.compute("val_"),
                   "seconds": time.perf_counter() - t0}
+        log.debug("epoch %d: %.1f s training, of which %.1f s waiting for data", epoch, epoch_stats.seconds,
+                  epoch_stats.data_seconds)
         if not math.isfinite(record["val_loss"]):
             status, reason = "diverged", f"validation loss became non-finite in epoch {epoch}"
             break

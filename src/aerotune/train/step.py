@@ -1,0 +1,127 @@
+"""The training step and epoch loop, and the speed switches they use.
+
+``train_epoch`` is what ``fit`` runs for every epoch and what ``benchmarks/train_throughput.py`` times, so
+the benchmark measures the real path. The switches (``train.channels_last``, ``train.fused_adam``,
+``train.compile``, ``train.fast_dropout``) are resolved once per run by :func:`resolve_speed`;
+docs/benchmarks.md has the measurements behind each default.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from aerotune.config import TrainConfig
+from aerotune.data.dataset import PatchDataset
+from aerotune.model.unet import Dropout
+from aerotune.runtime import autocast
+from aerotune.train.metrics import SegmentationMetrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Resolved speed settings for one run."""
+
+    channels_last: bool
+    fused_adam: bool
+    compile: bool
+    fast_dropout: bool
+
+
+def resolve_speed(tc: TrainConfig, device: torch.device) -> Speed:
+    """Turn the ``auto``/``on``/``off`` switches into decisions for ``device``."""
+    channels_last = tc.channels_last == "on" or (tc.channels_last == "auto" and device.type == "cuda")
+    fused = tc.fused_adam == "on" or (tc.fused_adam == "auto" and device.type in ("cpu", "cuda"))
+    fast_dropout = tc.fast_dropout == "on" or (tc.fast_dropout == "auto" and device.type == "cpu")
+    return Speed(channels_last=channels_last, fused_adam=fused, compile=tc.compile == "on", fast_dropout=fast_dropout)
+
+
+def make_optimizer(model: torch.nn.Module, learning_rate: float, speed: Speed) -> torch.optim.Optimizer:
+    """Adam, with fused kernels (one kernel for all parameters) when ``speed.fused_adam``."""
+    if speed.fused_adam:
+        return torch.optim.Adam(model.parameters(), lr=learning_rate, fused=True)
+    return torch.optim.Adam(model.parameters(), lr=learning_rate, foreach=False)
+
+
+def prepare_model(model: torch.nn.Module, speed: Speed) -> torch.nn.Module:
+    """Apply the memory format; return the module to call (compiled when ``speed.compile``).
+
+    The returned module shares its parameters with ``model``: save and load ``model``'s state dict.
+    """
+    for m in model.modules():
+        if isinstance(m, Dropout):
+            m.fast = speed.fast_dropout
+    if speed.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if speed.compile:
+        return torch.compile(model, dynamic=False)
+    return model
+
+
+def to_device(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+@dataclass
+class EpochStats:
+    """What one pass over the training set did; times in seconds."""
+
+    batches: int = 0
+    patches: int = 0
+    diverged: bool = False
+    data_seconds: float = 0.0  # reading, normalising and moving batches
+    seconds: float = 0.0
+
+
+def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable, dataset: PatchDataset,
+                order: list[int], *, batch_size: int, device: torch.device, dtype: torch.dtype | None,
+                channels_last: bool, metrics: SegmentationMetrics, scaler: torch.amp.GradScaler | None = None,
+                desc: str = "", progress: bool = False, max_batches: int | None = None) -> EpochStats:
+    """One epoch of training over ``dataset`` in ``order``; metrics and loss accumulate on the device.
+
+    Nothing waits for the device inside the loop except the divergence check on CPU (where it is free);
+    on CUDA a non-finite loss is caught from the epoch's accumulated loss instead.
+    """
+    stats = EpochStats()
+    model.train()
+    check_each = device.type != "cuda"
+    starts = list(range(0, len(order), batch_size))[:max_batches]
+    bar = tqdm(starts, desc=desc, unit="batch", disable=None if progress else True, leave=False, dynamic_ncols=True)
+    t_start = time.perf_counter()
+    for i, start in enumerate(bar):
+        t0 = time.perf_counter()
+        x, y = dataset.batch(order[start:start + batch_size])
+        x, y = to_device(x, device, channels_last), y.to(device, non_blocking=True)
+        stats.data_seconds += time.perf_counter() - t0
+        with autocast(device, dtype):
+            logits = model(x)
+        loss = loss_fn(logits, y)
+        if check_each and not torch.isfinite(loss):
+            stats.diverged = True
+            break
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None and scaler.is_enabled():
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        metrics.update(logits, y, loss)
+        stats.batches += 1
+        stats.patches += len(y)
+        if progress and i % 10 == 9:  # a host sync, but only every tenth batch and only with a progress bar
+            bar.set_postfix(loss=f"{metrics.mean_loss():.4f}", refresh=False)
+    bar.close()
+    stats.seconds = time.perf_counter() - t_start
+    if not check_each and stats.batches and not torch.isfinite(metrics.loss_sum):
+        stats.diverged = True
+    return stats
