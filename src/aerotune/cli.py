@@ -21,7 +21,7 @@ from aerotune.errors import AerotuneError
 log = logging.getLogger("aerotune")
 
 #: Sub-commands defined next to their stage: module path -> its ``add_parser`` adds them.
-STAGE_COMMANDS = ("aerotune.tune.command", "aerotune.report.command")
+STAGE_COMMANDS = ("aerotune.tune.command", "aerotune.report.command", "aerotune.predict.command")
 
 
 def add_data_options(p: argparse.ArgumentParser, *, patches: bool = True) -> None:
@@ -191,20 +191,6 @@ def print_run_summary(result) -> None:
               f"precision/recall {final['val_precision_ref']:.3f}/{final['val_recall_ref']:.3f}")
 
 
-# ---------------------------------------------------------------- predict
-
-
-def cmd_predict(args: argparse.Namespace) -> int:
-    from aerotune.predict.scene import Predictor, predict_files
-
-    predictor = Predictor.load(args.model, device=args.device, batch_size=args.batch_size)
-    with progress_bar("segmenting scenes") as progress:
-        written = predict_files(predictor, args.inputs, args.out, overlay=args.overlay, progress=progress)
-    masks = [p for p in written if p.suffix == ".png"]
-    print(f"{args.out}: {len(masks)} mask(s) in the classes' colours ({', '.join(predictor.palette.names)})")
-    return 0
-
-
 # ---------------------------------------------------------------- demo
 
 
@@ -252,15 +238,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_options(p)
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
     p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser("predict", help="segment whole scenes with a trained or tuned model")
-    p.add_argument("inputs", nargs="+", help="image files or folders of images")
-    p.add_argument("--model", required=True, help="tuning run, training run or checkpoint (.pt)")
-    p.add_argument("--out", required=True, help="folder for the masks")
-    p.add_argument("--overlay", action="store_true", help="also write each image blended with its mask")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("demo", help="the end-to-end demo on a synthetic dataset")
     p.add_argument("--out", default="demo-output", help="folder for everything the demo writes")

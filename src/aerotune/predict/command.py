@@ -1,0 +1,83 @@
+"""``aerotune predict``, ``aerotune evaluate`` and ``aerotune export``: parse, call the stage, print the outcome."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from aerotune.errors import ConfigError
+
+
+def load_model(path: str | Path, *, device: str = "auto", batch_size: int = 16):
+    """A scene model from a run folder or ``.pt`` checkpoint (PyTorch) or an ``.onnx`` file (onnxruntime)."""
+    if str(path).lower().endswith(".onnx"):
+        from aerotune.predict.onnx import OnnxPredictor
+
+        return OnnxPredictor.load(path, batch_size=batch_size)
+    from aerotune.predict.scene import Predictor
+
+    return Predictor.load(path, device=device, batch_size=batch_size)
+
+
+def parse_bands(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    try:
+        bands = tuple(int(b) for b in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--bands {text!r}: expected band numbers separated by commas, e.g. 1,2,3") from None
+    if any(b < 1 for b in bands):
+        raise ConfigError(f"--bands {text!r}: band numbers start at 1")
+    return bands
+
+
+def overlap_fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: the overlap is a fraction of the window, in [0, 1)")
+    return value
+
+
+def add_window_options(p: argparse.ArgumentParser) -> None:
+    from aerotune.predict.run import DEFAULT_OVERLAP
+
+    p.add_argument("--overlap", type=overlap_fraction, default=DEFAULT_OVERLAP,
+                   help=f"overlap of neighbouring windows as a fraction of the window (default {DEFAULT_OVERLAP}; "
+                        "0.5 costs about 2.3x the time of 0.25)")
+    p.add_argument("--blend", choices=["smooth", "uniform"], default="smooth",
+                   help="weights of overlapping windows: smooth cross-fade (default) or a uniform average")
+    p.add_argument("--tta", choices=["none", "flips", "d4"], default="none",
+                   help="test-time augmentation averaged in probability space: flips (4 views) or d4 (8 views)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu or cuda (PyTorch models)")
+    p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (default 16)")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="segment whole scenes with a trained, tuned or exported model",
+                       description="Segment whole scenes of any size in bounded memory (sliding windows with a "
+                                   "smooth blend). PNG/JPEG inputs give palette PNG masks; GeoTIFF inputs give "
+                                   "GeoTIFF class maps with the same CRS and transform (needs aerotune[geo]).")
+    p.add_argument("inputs", nargs="+", help="image files or folders of images (.png .jpg .tif)")
+    p.add_argument("--model", required=True, help="tuning run, training run, checkpoint (.pt) or exported .onnx")
+    p.add_argument("--out", required=True, help="folder for the masks (never an input folder)")
+    p.add_argument("--overlay", action="store_true", help="also write each PNG/JPEG image blended with its mask")
+    p.add_argument("--probabilities", action="store_true",
+                   help="GeoTIFF inputs: also write <stem>_probabilities.tif, one uint8 band per class")
+    p.add_argument("--bands", metavar="LIST", help="GeoTIFF bands to read, 1-based, e.g. 1,2,3 (default: all)")
+    add_window_options(p)
+    p.set_defaults(func=cmd_predict)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from aerotune.cli import progress_bar
+    from aerotune.predict.run import predict_files
+
+    bands = parse_bands(args.bands)
+    model = load_model(args.model, device=args.device, batch_size=args.batch_size)
+    with progress_bar("segmenting", unit="row") as progress:
+        written = predict_files(model, args.inputs, args.out, overlay=args.overlay, probabilities=args.probabilities,
+                                bands=bands, overlap=args.overlap, blend=args.blend, tta=args.tta,
+                                progress=progress)
+    masks = [p for p in written if p.suffix in (".png", ".tif") and not p.stem.endswith("_probabilities")]
+    print(f"{args.out}: {len(masks)} mask(s) in the classes' colours ({', '.join(model.palette.names)})")
+    return 0
