@@ -66,6 +66,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bands", metavar="LIST", help="GeoTIFF bands to read, 1-based, e.g. 1,2,3 (default: all)")
     add_window_options(p)
     p.set_defaults(func=cmd_predict)
+    add_export_parser(sub)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -80,4 +81,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
                                 progress=progress)
     masks = [p for p in written if p.suffix in (".png", ".tif") and not p.stem.endswith("_probabilities")]
     print(f"{args.out}: {len(masks)} mask(s) in the classes' colours ({', '.join(model.palette.names)})")
+    return 0
+
+
+def add_export_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a trained or tuned model to ONNX (needs aerotune[onnx])",
+                       description="Write an ONNX model (dynamic batch and size, softmax outputs) with the classes, "
+                                   "normalisation and window size in its metadata, for `aerotune predict --model "
+                                   "FILE.onnx` or any onnxruntime.")
+    p.add_argument("model", help="tuning run, training run or checkpoint (.pt)")
+    p.add_argument("--format", choices=["onnx"], default="onnx", help="export format (onnx)")
+    p.add_argument("--out", help="file to write (default: beside the checkpoint, or RUN/model.onnx)")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from aerotune.predict.onnx import export_onnx
+
+    out = export_onnx(args.model, args.out)
+    print(f"{out}: ONNX model ({out.stat().st_size / 1e6:.1f} MB); run it with aerotune predict --model {out}")
     return 0
