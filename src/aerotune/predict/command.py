@@ -67,6 +67,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_window_options(p)
     p.set_defaults(func=cmd_predict)
     add_export_parser(sub)
+    add_evaluate_parser(sub)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -100,4 +101,51 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     out = export_onnx(args.model, args.out)
     print(f"{out}: ONNX model ({out.stat().st_size / 1e6:.1f} MB); run it with aerotune predict --model {out}")
+    return 0
+
+
+def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="metrics on whole stitched images (IoU, accuracy, confusion)",
+                       description="Segment whole images of a dataset as predict does and compare them with their "
+                                   "masks: per-class IoU, mean IoU, pixel accuracy and the confusion matrix, per "
+                                   "image and pooled, without and (with --tta) with test-time augmentation.")
+    p.add_argument("model", help="tuning run, training run, checkpoint (.pt) or exported .onnx")
+    p.add_argument("--data", required=True, help="dataset folder (images/ + masks/, or tile folders)")
+    p.add_argument("--split", choices=["tile", "image", "all"],
+                   help="images to evaluate: those the run held out by tile or by image, or all (default: the "
+                        "run's own held-out tiles/images when it split by tile or image, else all)")
+    p.add_argument("--out", required=True, help="folder for metrics.json, evaluation.md and evaluation.html")
+    add_window_options(p)
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import logging
+
+    from aerotune.cli import progress_bar
+    from aerotune.predict.evaluate import evaluate_scenes
+
+    model = load_model(args.model, device=args.device, batch_size=args.batch_size)
+    run_split = None
+    if not str(args.model).lower().endswith(".onnx"):
+        from aerotune.predict.scene import find_checkpoint
+        from aerotune.train.fit import load_checkpoint
+
+        run_split = load_checkpoint(find_checkpoint(args.model)).get("split")
+    split = args.split
+    if split is None:
+        method = (run_split or {}).get("method")
+        split = method if method in ("tile", "image") else "all"
+        if split == "all":
+            logging.getLogger("aerotune").warning("evaluating on every image of %s, including any the model was "
+                                                  "trained on (its run did not hold out whole tiles or images)",
+                                                  args.data)
+    with progress_bar("evaluating") as progress:
+        result = evaluate_scenes(model, args.data, args.out, split=split, run_split=run_split, tta=args.tta,
+                                 overlap=args.overlap, model_name=str(args.model), progress=progress)
+    for mode, r in result.data["tta"].items():
+        p = r["pooled"]
+        print(f"TTA {mode}: pixel accuracy {p['pixel_accuracy']:.3f}, mean IoU {p['mean_iou']:.3f} on "
+              f"{len(result.data['images'])} whole image(s)")
+    print(f"{result.out}: metrics.json, evaluation.md, evaluation.html")
     return 0
