@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,14 @@ def _rasterio():
     except ImportError:
         raise MissingExtraError("rasterio", "geo") from None
     return rasterio
+
+
+def _open_raster(path: Path, mode: str = "r", **profile):
+    """``rasterio.open`` without its NotGeoreferencedWarning: a missing CRS is logged once, by ``open_scene``."""
+    rasterio = _rasterio()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        return rasterio.open(path, mode, **profile)
 
 
 @dataclass
@@ -80,7 +89,7 @@ def open_scene(path: Path, *, bands: tuple[int, ...] | None = None, num_bands: i
 def _open_geotiff(path: Path, bands: tuple[int, ...] | None, num_bands: int) -> Scene:
     rasterio = _rasterio()
     try:
-        with rasterio.open(path) as src:
+        with _open_raster(path) as src:
             count, profile = src.count, dict(src.profile)
             crs, width, height = src.crs, src.width, src.height
     except rasterio.errors.RasterioIOError as exc:
@@ -105,7 +114,7 @@ class SceneRows:
         self.width, self.height = scaled_size((scene.width, scene.height), scale)
         self._src = None
         if scene.geo:
-            self._src = _rasterio().open(scene.path)
+            self._src = _open_raster(scene.path)
             self._lo, self._hi = _band_ranges(self._src, scene.bands)
             self.image = None
         else:
@@ -203,7 +212,6 @@ class GeoTiffRowWriter:
 
     def __init__(self, path: Path, scene: Scene, *, bands: int = 1, palette: Palette | None = None,
                  nodata: int | None = None) -> None:
-        rasterio = _rasterio()
         self.path = path
         self.tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
         src = scene.profile
@@ -218,7 +226,7 @@ class GeoTiffRowWriter:
         if profile["crs"] is None:
             profile.pop("crs")
             profile.pop("transform")
-        self._dst = rasterio.open(self.tmp, "w", **profile)
+        self._dst = _open_raster(self.tmp, "w", **profile)
         if palette:
             self._dst.write_colormap(1, {i: (*c, 255) for i, c in enumerate(palette.colors)})
         self.rows = 0
