@@ -62,11 +62,12 @@ def write_geotiff(path: Path, height: int, width: int) -> Path:
     profile = {"driver": "GTiff", "width": width, "height": height, "count": 3, "dtype": "uint8",
                "crs": "EPSG:32640", "transform": from_origin(500000, 2800000, 0.5, 0.5), "tiled": True,
                "blockxsize": 256, "blockysize": 256, "compress": "deflate", "BIGTIFF": "YES"}
-    with rasterio.open(path, "w", **profile) as dst:
+    tmp = path.with_name(f".{path.name}.tmp")  # a file of the final name is always complete
+    with rasterio.open(tmp, "w", **profile) as dst:
         for r in range(0, height, 1024):
             rows = texture(min(1024, height - r), width, seed=1, y0=r)
             dst.write(rows.transpose(2, 0, 1), window=Window(0, r, width, rows.shape[0]))
-    return path
+    return tmp.replace(path)
 
 
 def run_case(case: dict) -> dict:
