@@ -33,6 +33,8 @@ Emit = Callable[[int, np.ndarray], None]
 BLENDS = ("smooth", "uniform")
 #: Weight at a window's very edge: small, but never zero (a scene border is seen by one window only).
 EDGE_WEIGHT = 1e-3
+#: Finished rows are normalised and handed on in blocks of this many rows.
+EMIT_ROWS = 32
 
 
 def window_starts(length: int, patch: int, stride: int) -> list[int]:
@@ -102,9 +104,10 @@ def stream_scene(read: RowReader, height: int, width: int, scorer: Scorer, *, pa
                 norm[:, q:q + patch] += weight
         done = (rows[i + 1] if i + 1 < len(rows) else hh) - r  # rows no later window reaches
         keep = min(done, max(0, height - r))
-        if keep:
-            emit(r, total[:, :keep, :width] / norm[:keep, :width])
-        total[:, :patch - done] = total[:, done:]
+        for c in range(0, keep, EMIT_ROWS):  # in small blocks: the normalised copy stays small too
+            emit(r + c, total[:, c:min(keep, c + EMIT_ROWS), :width] / norm[c:min(keep, c + EMIT_ROWS), :width])
+        for k in range(num_classes):  # class by class: each move is one contiguous block, no temporary copy
+            total[k, :patch - done] = total[k, done:]
         total[:, patch - done:] = 0
         norm[:patch - done] = norm[done:]
         norm[patch - done:] = 0
