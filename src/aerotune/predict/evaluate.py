@@ -21,7 +21,7 @@ import numpy as np
 from aerotune.data.sources import Sample, discover, read_mask_rgb
 from aerotune.errors import DatasetError, RunError
 from aerotune.files import replace_dir, write_json
-from aerotune.predict.io import open_scene
+from aerotune.predict.io import gdal_cache, open_scene
 from aerotune.predict.run import DEFAULT_OVERLAP, SceneModel, segment_scene
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,8 @@ def evaluate_scenes(model: SceneModel, root: str | Path, out: str | Path, *, spl
                 cm += confusion(truth[at[0]:at[0] + ids.shape[0]], ids, k)
                 at[0] += ids.shape[0]
 
-            segment_scene(model, scene, overlap=overlap, tta=mode, on_rows=count)
+            with gdal_cache(scene):
+                segment_scene(model, scene, overlap=overlap, tta=mode, on_rows=count)
             pooled += cm
             per_image.append({"image": s.name, **metrics(cm, names)})
             if progress:

@@ -8,6 +8,7 @@ input's CRS and transform. Every file is written under a temporary name and rena
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import struct
@@ -44,6 +45,15 @@ def _rasterio():
     except ImportError:
         raise MissingExtraError("rasterio", "geo") from None
     return rasterio
+
+
+def gdal_cache(scene: Scene, extra_bands: int = 0):
+    """A context that caps GDAL's block cache (by default 5 % of RAM, which a big scene fills) at what one strip
+    of tiles needs: two 256-row tile rows of the input's bands and of every band written. No-op for PNG/JPEG."""
+    if not scene.geo:
+        return contextlib.nullcontext()
+    need = 2 * 256 * scene.width * (len(scene.bands) + 1 + extra_bands)
+    return _rasterio().Env(GDAL_CACHEMAX=int(min(max(64 * 2**20, need), 2**30)))
 
 
 def _open_raster(path: Path, mode: str = "r", **profile):

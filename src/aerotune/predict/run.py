@@ -18,7 +18,7 @@ from PIL import Image
 from aerotune.data.palette import Palette
 from aerotune.data.sources import IMAGE_SUFFIXES, read_image
 from aerotune.errors import DatasetError
-from aerotune.predict.io import GeoTiffRowWriter, PngRowWriter, Scene, SceneRows, open_scene
+from aerotune.predict.io import GeoTiffRowWriter, PngRowWriter, Scene, SceneRows, gdal_cache, open_scene
 from aerotune.predict.tta import with_tta
 from aerotune.predict.window import Scorer, stream_scene
 
@@ -87,7 +87,8 @@ def segment_array(model: SceneModel, path: Path, **options) -> np.ndarray:
         out[at[0]:at[0] + ids.shape[0]] = ids
         at[0] += ids.shape[0]
 
-    segment_scene(model, scene, on_rows=keep, **options)
+    with gdal_cache(scene):
+        segment_scene(model, scene, on_rows=keep, **options)
     return out
 
 
@@ -179,9 +180,10 @@ def predict_files(model: SceneModel, inputs: list[str | Path], out: str | Path, 
                 if progress:
                     progress(base + done, total)
 
-            written += _predict_one(model, scene, plan, overlay=overlay and not scene.geo,
-                                    probabilities=probabilities, progress=step,
-                                    options={"overlap": overlap, "blend": blend, "tta": tta})
+            with gdal_cache(scene, model.palette.num_classes if probabilities else 0):
+                written += _predict_one(model, scene, plan, overlay=overlay and not scene.geo,
+                                        probabilities=probabilities, progress=step,
+                                        options={"overlap": overlap, "blend": blend, "tta": tta})
             base += max(1, round(scene.height * model.scale))
             log.info("%s -> %s", scene.path, plan[0])
     except BaseException:
