@@ -155,3 +155,11 @@ def test_cli_predict_with_options(run, tmp_path):
     assert proc.returncode == 0, proc.stderr
     with Image.open(tmp_path / "out" / "a.png") as im:
         assert im.size == (70, 50) and im.mode == "P"
+
+
+def test_a_scene_beyond_pillows_limit_points_to_geotiff(run, tmp_path, monkeypatch):
+    Image.fromarray(np.zeros((60, 60, 3), np.uint8)).save(tmp_path / "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # stands in for a 200-megapixel PNG
+    with pytest.raises(DatasetError, match="too large for Pillow.*tiled GeoTIFF.*aerotune\\[geo\\]"):
+        predict_files(Predictor.load(run), [tmp_path / "huge.png"], tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -91,7 +91,11 @@ def open_scene(path: Path, *, bands: tuple[int, ...] | None = None, num_bands: i
     try:
         with Image.open(path) as im:
             width, height = im.size
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError:
+        raise DatasetError(f"{path}: too large for Pillow's PNG/JPEG decoder (over {2 * Image.MAX_IMAGE_PIXELS:,} "
+                           "pixels); convert it to a tiled GeoTIFF (gdal_translate -co TILED=YES -co COMPRESS=DEFLATE "
+                           'IN OUT.tif) and pip install "aerotune[geo]"') from None
+    except (OSError, ValueError) as exc:
         raise DatasetError(f"{path}: cannot read image ({first_line(exc)}); replace or remove the file") from None
     return Scene(path, width, height, geo=False)
 
