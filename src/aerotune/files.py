@@ -32,7 +32,7 @@ KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "tune-run": ("tuning run", ("study.json",)),
     "report": ("report", ("report.json",)),
     "predictions": ("prediction folder", ()),
-    "evaluation": ("evaluation", ("evaluation.json",)),
+    "evaluation": ("evaluation", ()),
     "demo": ("demo folder", (".aerotune-demo",)),
     "synth": ("synthetic dataset", ()),  # written only into a new or empty folder, never marked
 }

@@ -1,0 +1,238 @@
+"""Segment whole scenes into files: check every input first, then stream each scene into its mask.
+
+Torch-free on purpose: a model is anything with ``palette``, ``patch_size``, ``scale``, ``num_bands``,
+``batch_size`` and ``scorer()``, so the ONNX runner segments scenes without PyTorch in the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from PIL import Image
+
+from aerotune.data.palette import Palette
+from aerotune.data.sources import IMAGE_SUFFIXES, read_image
+from aerotune.errors import DatasetError
+from aerotune.files import MARKER, check_output
+from aerotune.predict.io import GeoTiffRowWriter, PngRowWriter, Scene, SceneRows, gdal_cache, open_scene
+from aerotune.predict.tta import with_tta
+from aerotune.predict.window import Scorer, stream_scene
+
+log = logging.getLogger(__name__)
+
+#: The default overlap between neighbouring windows, as a fraction of the window (docs/whole-scenes.md).
+DEFAULT_OVERLAP = 0.25
+
+
+class SceneModel(Protocol):
+    palette: Palette
+    patch_size: int
+    scale: float
+    num_bands: int
+    batch_size: int
+
+    def scorer(self) -> Scorer: ...
+
+
+def _nearest_rows(work: tuple[int, int], size: tuple[int, int]):
+    """Map row blocks at the model's scale to the output size (nearest neighbour, as Pillow's NEAREST)."""
+    (w, h), (out_w, out_h) = work, size
+    ys = np.minimum(((np.arange(out_h) + 0.5) * h / out_h).astype(np.int64), h - 1)
+    xs = np.minimum(((np.arange(out_w) + 0.5) * w / out_w).astype(np.int64), w - 1)
+    state = {"next": 0}
+
+    def resample(r0: int, block: np.ndarray) -> np.ndarray:
+        end = int(np.searchsorted(ys, r0 + block.shape[-2]))
+        sel = ys[state["next"]:end] - r0
+        state["next"] = end
+        return np.take(np.take(block, sel, axis=-2), xs, axis=-1)
+
+    return resample
+
+
+def segment_scene(model: SceneModel, scene: Scene, *, overlap: float = DEFAULT_OVERLAP, blend: str = "smooth",
+                  tta: str = "none", on_rows: Callable[[np.ndarray, np.ndarray], None],
+                  progress: Callable[[int, int], None] | None = None) -> None:
+    """Stream ``scene`` through the model; ``on_rows(ids (h, W) uint8, probs (K, h, W) float32)`` gets the
+    output rows top to bottom at the scene's own size."""
+    rows = SceneRows(scene, model.scale)
+    try:
+        resample = None if (rows.width, rows.height) == (scene.width, scene.height) else \
+            _nearest_rows((rows.width, rows.height), (scene.width, scene.height))
+
+        def emit(r0: int, probs: np.ndarray) -> None:
+            if resample is not None:
+                probs = resample(r0, probs)
+            if probs.shape[1]:
+                on_rows(probs.argmax(axis=0).astype(np.uint8), probs)
+
+        stream_scene(rows.read, rows.height, rows.width, with_tta(model.scorer(), tta), patch=model.patch_size,
+                     num_classes=model.palette.num_classes, overlap=overlap, blend=blend,
+                     batch_size=model.batch_size, emit=emit, progress=progress)
+    finally:
+        rows.close()
+
+
+def segment_array(model: SceneModel, path: Path, **options) -> np.ndarray:
+    """Class ids ``(H, W)`` of one image file, held in memory (for scenes that fit; see ``predict_files``)."""
+    scene = open_scene(Path(path), num_bands=model.num_bands)
+    out = np.empty((scene.height, scene.width), dtype=np.uint8)
+    at = [0]
+
+    def keep(ids: np.ndarray, _probs: np.ndarray) -> None:
+        out[at[0]:at[0] + ids.shape[0]] = ids
+        at[0] += ids.shape[0]
+
+    with gdal_cache(scene):
+        segment_scene(model, scene, on_rows=keep, **options)
+    return out
+
+
+def scene_accuracy(model: SceneModel, image: Path, mask: Path, **options) -> float:
+    """Pixel accuracy of one whole-scene segmentation against its colour mask (labelled pixels only).
+
+    For the demo: ``scene_accuracy(Predictor.load(run), image_path, mask_path)``.
+    """
+    from aerotune.data.sources import read_mask_rgb
+
+    truth, _unknown = model.palette.encode(read_mask_rgb(Path(mask)))
+    pred = segment_array(model, Path(image), **options)
+    labelled = truth != model.palette.ignore_index
+    return float(np.count_nonzero((pred == truth) & labelled) / max(1, np.count_nonzero(labelled)))
+
+
+def load_model(path: str | Path, *, device: str = "auto", batch_size: int = 16):
+    """A scene model from a run folder or ``.pt`` checkpoint (PyTorch) or an ``.onnx`` file (onnxruntime)."""
+    if str(path).lower().endswith(".onnx"):
+        from aerotune.predict.onnx import OnnxPredictor
+
+        return OnnxPredictor.load(path, batch_size=batch_size)
+    from aerotune.predict.scene import Predictor
+
+    return Predictor.load(path, device=device, batch_size=batch_size)
+
+
+def list_images(inputs: list[str | Path]) -> list[Path]:
+    """Image files named directly or found in the given folders (not recursive)."""
+    files: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                            and not p.name.startswith("."))
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise DatasetError(f"{item}: no such image or folder; pass image files or folders of images")
+    if not files:
+        raise DatasetError(f"{', '.join(map(str, inputs))}: no images found (.jpg .jpeg .png .tif)")
+    return files
+
+
+def _outputs(scene: Scene, out: Path, *, overlay: bool, probabilities: bool) -> list[Path]:
+    stem = scene.path.stem
+    paths = [out / f"{stem}.tif" if scene.geo else out / f"{stem}.png"]
+    if probabilities:
+        paths.append(out / f"{stem}_probabilities.tif")
+    if overlay:
+        paths.append(out / f"{stem}_overlay.jpg")
+    return paths
+
+
+def _check_clash(files: list[Path], planned: list[Path]) -> None:
+    """No output file may be one of the inputs (an input listed from inside --out, for instance)."""
+    sources = {f.resolve() for f in files}
+    clash = next((p for p in planned if p.resolve() in sources), None)
+    if clash is not None:
+        raise DatasetError(f"{clash}: would overwrite an input image; pass another --out folder")
+
+
+def predict_files(model: SceneModel, inputs: list[str | Path], out: str | Path, *, overlay: bool = False,
+                  probabilities: bool = False, bands: tuple[int, ...] | None = None,
+                  overlap: float = DEFAULT_OVERLAP, blend: str = "smooth", tta: str = "none",
+                  progress: Callable[[int, int], None] | None = None) -> list[Path]:
+    """Segment every input; write ``OUT/<stem>.png`` (palette PNG) or ``OUT/<stem>.tif`` (GeoTIFF input).
+
+    Every input is opened and checked (readable, band count, no output overwriting an input) before
+    ``out`` is created; on an error, the files this call wrote (and ``out``, if it made it) are removed.
+    ``probabilities`` (GeoTIFF inputs) adds ``<stem>_probabilities.tif``, one uint8 band per class
+    (probability x 255); ``overlay`` adds ``<stem>_overlay.jpg`` (PNG/JPEG inputs; holds the scene twice).
+    """
+    output = check_output(out, "predictions", inputs=inputs, inside_inputs=True)
+    files = list_images(inputs)
+    stems = [f.stem for f in files]
+    if len(set(stems)) != len(stems):
+        dup = next(s for s in stems if stems.count(s) > 1)
+        raise DatasetError(f"two inputs are named {dup!r}; their masks would overwrite each other: predict them "
+                           "into separate --out folders")
+    scenes = [open_scene(f, bands=bands, num_bands=model.num_bands) for f in files]
+    if probabilities and not all(s.geo for s in scenes):
+        bad = next(s.path for s in scenes if not s.geo)
+        raise DatasetError(f"{bad}: --probabilities is written for GeoTIFF inputs only; drop it for PNG/JPEG")
+    out = Path(out)
+    plans = [_outputs(s, out, overlay=overlay and not s.geo, probabilities=probabilities) for s in scenes]
+    _check_clash(files, [p for plan in plans for p in plan])
+    output.claim()
+    written: list[Path] = []
+    total = sum(max(1, round(s.height * model.scale)) for s in scenes)
+    base = 0
+    try:
+        for scene, plan in zip(scenes, plans):
+            def step(done: int, _total: int, base: int = base) -> None:
+                if progress:
+                    progress(base + done, total)
+
+            with gdal_cache(scene, model.palette.num_classes if probabilities else 0):
+                written += _predict_one(model, scene, plan, overlay=overlay and not scene.geo,
+                                        probabilities=probabilities, progress=step,
+                                        options={"overlap": overlap, "blend": blend, "tta": tta})
+            base += max(1, round(scene.height * model.scale))
+            log.info("%s -> %s", scene.path, plan[0])
+    except BaseException:
+        for p in written:
+            p.unlink(missing_ok=True)
+        if output.was_empty:  # the user's empty folder stays, empty again
+            (out / MARKER).unlink(missing_ok=True)
+        elif not output.existed:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    return written
+
+
+def _predict_one(model: SceneModel, scene: Scene, plan: list[Path], *, overlay: bool, probabilities: bool,
+                 progress, options: dict) -> list[Path]:
+    palette = model.palette
+    if scene.geo:
+        writers = [GeoTiffRowWriter(plan[0], scene, palette=palette)]
+        if probabilities:
+            writers.append(GeoTiffRowWriter(plan[1], scene, bands=palette.num_classes))
+    else:
+        writers = [PngRowWriter(plan[0], scene.width, scene.height, palette=palette)]
+    colours = np.empty((scene.height, scene.width, 3), np.uint8) if overlay else None
+    at = [0]
+
+    def on_rows(ids: np.ndarray, probs: np.ndarray) -> None:
+        writers[0].write(ids)
+        if probabilities:
+            writers[1].write(np.clip(probs * 255.0 + 0.5, 0, 255).astype(np.uint8))
+        if colours is not None:
+            colours[at[0]:at[0] + ids.shape[0]] = palette.decode(ids)
+        at[0] += ids.shape[0]
+
+    try:
+        segment_scene(model, scene, on_rows=on_rows, progress=progress, **options)
+    except BaseException:
+        for w in writers:
+            w.abort()
+        raise
+    done = [w.close() for w in writers]
+    if colours is not None:
+        blended = Image.blend(read_image(scene.path), Image.fromarray(colours), 0.45)
+        tmp = plan[-1].with_name(f".{plan[-1].name}.tmp")
+        blended.save(tmp, format="JPEG", quality=90)
+        done.append(tmp.replace(plan[-1]))
+    return done

@@ -1,0 +1,81 @@
+"""Whole-image evaluation: confusion maths, split selection, files written, folders refused."""
+
+import json
+
+import numpy as np
+import pytest
+
+from aerotune.config import RunConfig
+from aerotune.errors import RunError
+from aerotune.model.checkpoint import load_checkpoint
+from aerotune.predict.evaluate import confusion, evaluate_scenes, metrics
+from aerotune.predict.run import segment_array
+from aerotune.predict.scene import Predictor
+from aerotune.train.fit import fit
+
+from test_cli import aerotune, assert_one_line_error
+
+
+@pytest.fixture(scope="module")
+def run(tiny_cache, tmp_path_factory):
+    out = tmp_path_factory.mktemp("evaluate") / "run"
+    config = RunConfig().with_overrides({"model.base_filters": 4, "model.depth": 3, "train.epochs": 1,
+                                         "data.patch_size": 32, "train.progress": False, "data.split": "tile"})
+    fit(config, tiny_cache, out)
+    return out
+
+
+def test_confusion_and_metrics():
+    truth = np.array([[0, 0, 1, 255], [2, 2, 1, 1]], np.uint8)  # 255: ignored
+    pred = np.array([[0, 1, 1, 0], [2, 0, 1, 1]], np.uint8)
+    cm = confusion(truth, pred, 3)
+    assert cm.tolist() == [[1, 1, 0], [0, 3, 0], [1, 0, 1]]
+    m = metrics(cm, ["a", "b", "c"])
+    assert m["pixels"] == 7 and m["pixel_accuracy"] == pytest.approx(5 / 7)
+    assert m["iou"] == pytest.approx({"a": 1 / 3, "b": 3 / 4, "c": 1 / 2})
+    assert m["mean_iou"] == pytest.approx((1 / 3 + 3 / 4 + 1 / 2) / 3)
+    assert metrics(np.diag([4, 0]), ["a", "b"])["iou"]["b"] is None  # absent and never predicted: no score
+
+
+def test_evaluate_held_out_tile_matches_a_direct_count(run, synth_root, tmp_path):
+    predictor = Predictor.load(run)
+    split = load_checkpoint(run / "checkpoints" / "best.pt")["split"]
+    result = evaluate_scenes(predictor, synth_root, tmp_path / "eval", split="tile", run_split=split, tta="flips")
+    held = split["val_groups"]
+    assert result.data["images"] and all(name.split("/")[0] in held for name in result.data["images"])
+    assert set(result.data["tta"]) == {"none", "flips"}
+    # pooled counts agree with segmenting each held-out image in memory and counting by hand
+    from aerotune.data.sources import discover, read_mask_rgb
+
+    cm = np.zeros((6, 6), np.int64)
+    for s in discover(synth_root).samples:
+        if s.tile in held:
+            truth, _ = predictor.palette.encode(read_mask_rgb(s.mask))
+            cm += confusion(truth, segment_array(predictor, s.image), 6)
+    assert result.data["tta"]["none"]["pooled"]["confusion"] == cm.tolist()
+    saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert saved["tta"]["none"]["pooled"]["mean_iou"] == pytest.approx(metrics(cm, saved["classes"])["mean_iou"])
+    assert "| none |" in (tmp_path / "eval" / "evaluation.md").read_text()
+    assert "Confusion matrix" in (tmp_path / "eval" / "evaluation.html").read_text()
+    evaluate_scenes(predictor, synth_root, tmp_path / "eval", split="all")  # our own folder: replaced
+
+
+def test_evaluate_refusals(run, synth_root, tmp_path):
+    predictor = Predictor.load(run)
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "notes.txt").write_text("keep me")
+    with pytest.raises(RunError, match="not an aerotune evaluation folder"):
+        evaluate_scenes(predictor, synth_root, tmp_path / "theirs")
+    assert (tmp_path / "theirs" / "notes.txt").read_text() == "keep me"
+    with pytest.raises(RunError, match="--split image needs a run that held out whole images"):
+        evaluate_scenes(predictor, synth_root, tmp_path / "e", split="image", run_split={"method": "tile"})
+    assert not (tmp_path / "e").exists()
+
+
+def test_cli_evaluate(run, synth_root, tmp_path):
+    proc = aerotune("evaluate", run, "--data", synth_root, "--out", tmp_path / "eval")
+    assert proc.returncode == 0, proc.stderr
+    assert "TTA none: pixel accuracy" in proc.stdout
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["split"] == "tile"  # the run's own split
+    proc = aerotune("evaluate", run, "--data", synth_root, "--out", tmp_path / "eval", "--split", "image")
+    assert_one_line_error(proc, "needs a run that held out whole images")
