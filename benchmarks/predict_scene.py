@@ -72,7 +72,7 @@ def write_geotiff(path: Path, height: int, width: int) -> Path:
 
 def run_case(case: dict) -> dict:
     """In the child: segment one scene as ``case`` says; report seconds and peak memory."""
-    from aerotune.predict.run import load_model, predict_files
+    from aerotune.predict.load import load_model, predict_files
     from aerotune.predict.scene import Predictor
 
     model = load_model(case["model"])

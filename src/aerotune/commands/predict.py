@@ -6,7 +6,7 @@ import argparse
 
 from aerotune.commands.common import progress_bar, whole_number
 from aerotune.errors import ConfigError
-from aerotune.predict.run import load_model
+from aerotune.predict.load import load_model
 
 
 def parse_bands(text: str | None) -> tuple[int, ...] | None:

@@ -106,17 +106,6 @@ def scene_accuracy(model: SceneModel, image: Path, mask: Path, **options) -> flo
     return float(np.count_nonzero((pred == truth) & labelled) / max(1, np.count_nonzero(labelled)))
 
 
-def load_model(path: str | Path, *, device: str = "auto", batch_size: int = 16):
-    """A scene model from a run folder or ``.pt`` checkpoint (PyTorch) or an ``.onnx`` file (onnxruntime)."""
-    if str(path).lower().endswith(".onnx"):
-        from aerotune.predict.onnx import OnnxPredictor
-
-        return OnnxPredictor.load(path, batch_size=batch_size)
-    from aerotune.predict.scene import Predictor
-
-    return Predictor.load(path, device=device, batch_size=batch_size)
-
-
 def list_images(inputs: list[str | Path]) -> list[Path]:
     """Image files named directly or found in the given folders (not recursive)."""
     files: list[Path] = []
