@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ def demo(tmp_path_factory) -> tuple[Path, str]:
 
 def test_demo_runs_every_stage(demo):
     out, stdout = demo
-    for step in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"):
+    for step in ("[1/6]", "[2/6]", "[3/6]", "[4/6]", "[5/6]", "[6/6]"):
         assert step in stdout
     assert "Traceback" not in stdout
     summary = json.loads((out / "tune" / "summary.json").read_text())
@@ -40,6 +41,8 @@ def test_demo_runs_every_stage(demo):
         assert mask.mode == "P"
         assert mask.size == (96, 96)
     assert "pixel accuracy on the new scenes: tuned" in stdout
+    accuracy = re.search(r"whole-image pixel accuracy (\d\.\d+)", stdout)
+    assert accuracy and 0.0 < float(accuracy.group(1)) <= 1.0, stdout[-2000:]
 
 
 def test_demo_replaces_its_own_folder_but_refuses_another(tmp_path):

@@ -29,14 +29,15 @@ class DemoPlan:
     epochs: int             # HyperBand's R: the baseline and every surviving trial train this many epochs
     trials: int             # the baseline included
     max_epochs_total: int   # hard cap over all trials
-    new_scenes: int         # unseen scenes segmented at the end
+    new_scenes: int         # unseen scenes segmented at the end, by the tuned and the baseline model
     new_size: int
+    big_size: int           # one large unseen scene segmented whole, in bounded memory, by the tuned model
 
 
 FULL = DemoPlan(scenes=24, size=256, patch_size=64, epochs=9, trials=14, max_epochs_total=72,
-                new_scenes=2, new_size=384)
+                new_scenes=2, new_size=384, big_size=3000)
 QUICK = DemoPlan(scenes=6, size=128, patch_size=32, epochs=3, trials=4, max_epochs_total=9,
-                 new_scenes=1, new_size=96)
+                 new_scenes=1, new_size=96, big_size=200)
 
 #: The demo's search space (NNI format): the reference's three settings, over ranges that suit the demo.
 DEMO_SPACE = {
@@ -60,7 +61,8 @@ def run_demo(out: Path, *, quick: bool = False, echo=print) -> dict[str, Path]:
     from aerotune.data.palette import Palette
     from aerotune.data.patches import prepare_patches
     from aerotune.data.synthetic import write_synthetic_dataset
-    from aerotune.predict.scene import Predictor, predict_files
+    from aerotune.predict.run import predict_files, scene_accuracy
+    from aerotune.predict.scene import Predictor
     from aerotune.reference import baseline_text
     from aerotune.report import make_report
     from aerotune.tune.space_parse import parse_space
@@ -76,15 +78,15 @@ def run_demo(out: Path, *, quick: bool = False, echo=print) -> dict[str, Path]:
     t0 = time.perf_counter()
     config = demo_config(plan)
 
-    echo(f"[1/5] synthesising {plan.scenes} aerial scenes of {plan.size}x{plan.size} -> {out / 'data'}")
+    echo(f"[1/6] synthesising {plan.scenes} aerial scenes of {plan.size}x{plan.size} -> {out / 'data'}")
     synth = write_synthetic_dataset(out / "data", scenes=plan.scenes, size=plan.size, seed=7)
     echo("      class shares: " + ", ".join(f"{k} {v:.0%}" for k, v in synth.class_fractions.items()))
 
-    echo(f"[2/5] cutting {plan.patch_size}x{plan.patch_size} patches -> {out / 'cache'}")
+    echo(f"[2/6] cutting {plan.patch_size}x{plan.patch_size} patches -> {out / 'cache'}")
     cache = prepare_patches(out / "data", out / "cache", config.data, Palette.dubai())
     echo(f"      {len(cache)} patches")
 
-    echo(f"[3/5] tuning with HyperBand + TPE: {plan.trials} trials, at most {plan.epochs} epochs each and "
+    echo(f"[3/6] tuning with HyperBand + TPE: {plan.trials} trials, at most {plan.epochs} epochs each and "
          f"{plan.max_epochs_total} in all -> {out / 'tune'}")
     echo(f"      trial 0 is the baseline (reference parameters: {baseline_text()}), trained all "
          f"{plan.epochs} epochs")
@@ -95,44 +97,47 @@ def run_demo(out: Path, *, quick: bool = False, echo=print) -> dict[str, Path]:
     for line in summary_lines(result):
         echo("      " + line)
 
-    echo(f"[4/5] writing the report (baseline against tuned) -> {out / 'report'}")
+    echo(f"[4/6] writing the report (baseline against tuned) -> {out / 'report'}")
     report = make_report(out / "tune", out=out / "report", seed=0)
     for name, model in report.data["models"].items():
         echo(f"      {name}: " + _metrics_line(model["val"]))
     echo("      " + report.data["verdict"]["text"])
 
-    echo(f"[5/5] segmenting {plan.new_scenes} new scene(s) of {plan.new_size}x{plan.new_size} with the tuned "
+    echo(f"[5/6] segmenting {plan.new_scenes} new scene(s) of {plan.new_size}x{plan.new_size} with the tuned "
          f"model -> {out / 'predictions'}")
     new = write_synthetic_dataset(out / "new-scenes", scenes=plan.new_scenes, size=plan.new_size, seed=2026,
                                   tiles=1)
     images = sorted(new.root.glob("*/images/*"))
     tuned = Predictor.load(out / "tune")
     predict_files(tuned, images, out / "predictions", overlay=True)
-    scores = {"tuned": _scene_accuracy(tuned, images)}
+    scores = {"tuned": _mean_accuracy(tuned, images)}
     if "baseline" in report.data["models"]:  # the study's baseline trial, as the report evaluated it
-        scores["baseline"] = _scene_accuracy(Predictor.load(report.data["models"]["baseline"]["run"]), images)
+        scores["baseline"] = _mean_accuracy(Predictor.load(report.data["models"]["baseline"]["run"]), images)
     echo("      pixel accuracy on the new scenes: "
          + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
+
+    echo(f"[6/6] segmenting one whole {plan.big_size}x{plan.big_size} scene in bounded memory with the tuned model "
+         f"-> {out / 'big-scene'}")
+    big = write_synthetic_dataset(out / "big-scene", scenes=1, size=plan.big_size, seed=2027, tiles=1)
+    image = next(big.root.glob("*/images/*"))
+    t1 = time.perf_counter()
+    accuracy = scene_accuracy(tuned, image, next(big.root.glob("*/masks/*")))
+    seconds = time.perf_counter() - t1
+    echo(f"      whole-image pixel accuracy {accuracy:.3f} ({plan.big_size ** 2 / 1e6:.1f} megapixels in "
+         f"{seconds:.0f} s, {plan.big_size ** 2 / 1e6 / max(seconds, 1e-9):.2f} MP/s)")
 
     echo(f"done in {time.perf_counter() - t0:.0f} s; everything is in {out}")
     echo(f"report: {report.html}")
     return {"data": out / "data", "cache": out / "cache", "tune": out / "tune", "report": report.html,
-            "predictions": out / "predictions"}
+            "predictions": out / "predictions", "big-scene": out / "big-scene"}
 
 
-def _scene_accuracy(predictor, images: list[Path]) -> float:
-    """Pixel accuracy of whole-scene segmentations against the scenes' own masks (labelled pixels only)."""
-    from aerotune.data.sources import read_image, read_mask_rgb
+def _mean_accuracy(predictor, images: list[Path]) -> float:
+    """Mean whole-scene pixel accuracy over ``images`` against their own masks (labelled pixels only)."""
+    from aerotune.predict.run import scene_accuracy
 
-    right = total = 0
-    for image_path in images:
-        mask_path = next(image_path.parent.parent.joinpath("masks").glob(f"{image_path.stem}.*"))
-        truth, _unknown = predictor.palette.encode(read_mask_rgb(mask_path))
-        pred = predictor.segment(read_image(image_path))
-        labelled = truth != predictor.palette.ignore_index
-        right += int(np.count_nonzero((pred == truth) & labelled))
-        total += int(np.count_nonzero(labelled))
-    return right / max(total, 1)
+    masks = [next(p.parent.parent.joinpath("masks").glob(f"{p.stem}.*")) for p in images]
+    return float(np.mean([scene_accuracy(predictor, i, m) for i, m in zip(images, masks)]))
 
 
 def _metrics_line(m: dict) -> str:
