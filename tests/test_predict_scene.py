@@ -132,11 +132,11 @@ def test_out_may_not_be_an_input_folder_nothing_written(run, tmp_path):
     folder.mkdir()
     Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(folder / "a.png")
     before = sorted(folder.iterdir())
-    with pytest.raises(DatasetError, match="folder of input images"):
+    with pytest.raises(DatasetError, match="overwrite"):
         predict_files(Predictor.load(run), [folder], folder)
     assert sorted(folder.iterdir()) == before
     proc = aerotune("predict", folder / "a.png", "--model", run, "--out", folder)
-    assert_one_line_error(proc, "folder of input images")
+    assert_one_line_error(proc, "overwrite")
     assert sorted(folder.iterdir()) == before
 
 
