@@ -65,3 +65,14 @@ def test_tune_patch_size_the_unet_cannot_divide(tmp_path, run, synth_root):
     refused([tmp_path, synth_root], "tune", "--data", synth_root, "--out", tmp_path / "new", "--patch-size", "48",
             "--trials", "2", needles=("patch_size",))
     assert not (tmp_path / "new").exists()
+
+
+def test_resume_after_the_dataset_changed_is_refused(tmp_path, run, synth_root):
+    """Resuming would rebuild RUN/cache from the changed files under the run's saved split: refused first."""
+    data = copy_tree(synth_root, tmp_path / "data")
+    mine = copy_tree(run, tmp_path / "run")
+    image = sorted(data.glob("Tile 1/images/*.jpg"))[0]
+    image.unlink()
+    (image.parent.parent / "masks" / f"{image.stem}.png").unlink()
+    refused([tmp_path], "train", "--data", data, "--out", mine, "--patch-size", "32", "--epochs", "2", *TINY,
+            needles=("changed",))

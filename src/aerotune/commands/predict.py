@@ -20,9 +20,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from aerotune.files import check_output
-    from aerotune.predict.scene import Predictor, predict_files
 
     check_output(args.out, "predictions", inputs=args.inputs, inside_inputs=True)  # before loading anything
+    from aerotune.predict.scene import Predictor, predict_files
+
     predictor = Predictor.load(args.model, device=args.device, batch_size=args.batch_size)
     with progress_bar("segmenting scenes") as progress:
         written = predict_files(predictor, args.inputs, args.out, overlay=args.overlay, progress=progress)

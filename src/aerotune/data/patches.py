@@ -292,6 +292,28 @@ def cache_for(data: str | Path, config: DataConfig, cache_dir: str | Path, *,
     return prepare_patches(data, cache_dir, config, load_palette(config.classes_file), progress=progress)
 
 
+def check_cache_current(data: str | Path, config: DataConfig, cache_dir: str | Path, *, fix: str) -> None:
+    """Refuse to resume a run whose own cache ``cache_dir`` was cut from other files than ``data`` holds now.
+
+    Resuming rebuilds the cache from the dataset folder; if the images changed, the run's saved split would
+    index patches that are not the ones it trained on. Checked before anything is written.
+    """
+    from aerotune.data.palette import load_palette
+
+    data, cache_dir = Path(data), Path(cache_dir)
+    if is_cache(data) or not is_cache(cache_dir):
+        return
+    try:
+        old = json.loads((cache_dir / MANIFEST).read_text()).get("inputs_hash")
+    except (OSError, ValueError, AttributeError):
+        old = None
+    found = discover(data)
+    settings = {k: getattr(config, k) for k in CACHE_KEYS}
+    if old != inputs_hash(found.samples, data, settings, load_palette(config.classes_file)):
+        raise DatasetError(f"{data}: the dataset's files changed since the run in {cache_dir.parent} cut its "
+                           f"patches; {fix}")
+
+
 def settings_from_cache(data: str | Path, config: RunConfig, *, given: set[str]) -> RunConfig:
     """When ``data`` is a patch cache, make its cut the config's data settings.
 

@@ -262,7 +262,7 @@ def run_tune(settings: TuneSettings) -> TuneResult:
             removed again).
     """
     from aerotune.data.dataset import make_split
-    from aerotune.data.patches import cache_for, check_data, is_cache
+    from aerotune.data.patches import cache_for, check_cache_current, check_data, is_cache
 
     settings.validate()
     out = Path(settings.out)
@@ -277,6 +277,8 @@ def run_tune(settings: TuneSettings) -> TuneResult:
             raise RunError(f"{out}: the run folder holds a study with a different {key}; repeat the same "
                            "settings to resume it, or choose a new --out")
         desc["baseline_trial"] = old.get("baseline_trial")
+        check_cache_current(settings.data, settings.config.data, out / "cache",
+                            fix="choose a new --out for a study of the new files")
     t0 = time.time()
     output.claim()
     with removed_on_failure(output, keep=lambda: any((out / "trials").glob("*/checkpoints/last.pt"))):
