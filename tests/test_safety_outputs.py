@@ -84,18 +84,18 @@ def test_read_only_parent(tmp_path, shared, name):
 @pytest.mark.parametrize("name", ["train", "prepare", "report", "predict", "synth", "demo"])
 def test_disk_full_leaves_nothing(tmp_path, shared, name):
     """Writes fail half-way (``ulimit -f``: EFBIG, as a full disk): one line, and no output folder is left."""
-    args = command(name, tmp_path / "out", shared)
+    args = command(name, tmp_path / "my-out", shared)
     if name == "train":  # from the dataset folder, so the patch cache is written too
-        args = ["train", "--data", shared["data"], "--out", tmp_path / "out", "--patch-size", "32", "--epochs",
+        args = ["train", "--data", shared["data"], "--out", tmp_path / "my-out", "--patch-size", "32", "--epochs",
                 "1", *TINY]
-    refused([tmp_path, *inputs(shared)], "--quiet", *args, fsize=300, needles=("out",))  # --quiet: no progress log
+    refused([tmp_path, *inputs(shared)], "--quiet", *args, fsize=300, needles=("my-out",))  # --quiet: no progress log
 
 
 def test_disk_full_on_resume_keeps_the_run(tmp_path, shared):
     """A resumed run whose next checkpoint cannot be written keeps every file of the epochs before."""
     run = copy_tree(shared["run"], tmp_path / "run")
-    refused([tmp_path, *inputs(shared)], "--quiet", "train", "--data", run / "cache", "--out", run, "--epochs", "2",
-            *TINY, fsize=2000, needles=("run",))
+    refused([tmp_path, *inputs(shared)], "--quiet", "train", "--data", shared["data"], "--out", run, "--patch-size",
+            "32", "--epochs", "2", *TINY, fsize=20_000, needles=("last.pt", "ulimit -f"))
 
 
 def test_predict_into_its_input_folder_keeps_the_scene(tmp_path, shared):

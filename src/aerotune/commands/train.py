@@ -25,7 +25,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     # Everything is checked before anything is written: the output folder, the data, the resumed run;
     # the first two before torch is even imported, so a mistake is reported at once.
-    output = check_output(out, "train-run", inputs=[args.data])
+    own_cache = Path(args.data).resolve() == (out / "cache").resolve()  # resuming a run from its own cache
+    output = check_output(out, "train-run", inputs=[] if own_cache else [args.data])
     check_data(args.data, config.data)
     from aerotune.train.fit import check_resume, fit
 
