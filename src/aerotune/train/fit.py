@@ -9,9 +9,9 @@ folder resumes from ``last.pt``; a larger ``train.epochs`` continues a finished 
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +27,7 @@ from aerotune.data.dataset import PatchDataset, Split, channel_stats, make_split
 from aerotune.data.palette import Palette
 from aerotune.data.patches import PatchCache
 from aerotune.errors import AerotuneError, RunError
-from aerotune.files import write_json
+from aerotune.files import write_json, write_text
 from aerotune.model.checkpoint import load_checkpoint, save_checkpoint
 from aerotune.model.losses import make_loss
 from aerotune.model.unet import build_model
@@ -261,9 +261,8 @@ def _write_history(out: Path, history: list[dict[str, Any]]) -> None:
     write_json(out / "history.json", history)
     if not history:
         return
-    tmp = out / "history.csv.tmp"
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(history[0].keys()))
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(tmp, out / "history.csv")
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(history[0].keys()))
+    writer.writeheader()
+    writer.writerows(history)
+    write_text(out / "history.csv", text.getvalue())  # atomic, and no temporary file left on a failed write
