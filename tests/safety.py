@@ -73,12 +73,12 @@ def trained_run(tmp_path_factory, synth_root: Path) -> Path:
 
 
 def tuned_run(tmp_path_factory, synth_root: Path) -> Path:
-    """A tuning run of 2 trials x 1 epoch on the trained run's cache; its baseline trial diverges (lr 9.9)."""
+    """A tuning run of 2 trials x 1 epoch on the trained run's cache; its baseline trial diverges (loss overflow)."""
     if "tune" not in _SHARED:
         cache = trained_run(tmp_path_factory, synth_root) / "cache"
         out = tmp_path_factory.mktemp("shared-tune") / "tune"
         proc = aerotune("tune", "--data", cache, "--out", out, "--trials", "2", "--epochs", "1", *TINY,
-                        "--baseline", "learning_rate=9.9", "--startup-trials", "1")
+                        "--baseline", "dice_weight=1e39", "--startup-trials", "1")
         assert proc.returncode == 0, proc.stderr[-3000:]
         _SHARED["tune"] = out
     return _SHARED["tune"]

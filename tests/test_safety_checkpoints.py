@@ -78,18 +78,19 @@ def test_a_pickle_that_would_run_code_stays_refused(tmp_path, run):
     assert not (tmp_path / "masks").exists()
 
 
-@pytest.mark.parametrize("kind", ["truncated", "text", "other-architecture"])
-def test_resume_with_a_corrupt_last_checkpoint(tmp_path, run, kind):
+@pytest.mark.parametrize("kind, needle", [("truncated", "last.pt"), ("text", "last.pt"),
+                                          ("other-architecture", "model.depth")])
+def test_resume_with_a_corrupt_last_checkpoint(tmp_path, run, kind, needle):
     mine = copy_tree(run, tmp_path / "run")
     last = mine / "checkpoints" / "last.pt"
     BAD[kind](run, last)
     refused([tmp_path, run], "train", "--data", mine / "cache", "--out", mine, "--epochs", "2",
             "--set", "model.base_filters=4", "--set", "model.depth=3", "--set", "train.batch_size=16",
-            needles=("last.pt",))
+            needles=(needle,))
 
 
 def test_report_refuses_a_run_with_a_corrupt_best_checkpoint(tmp_path, run):
     mine = copy_tree(run, tmp_path / "run")
     BAD["truncated"](run, mine / "checkpoints" / "best.pt")
-    refused([tmp_path, run], "report", mine, "--out", tmp_path / "report", needles=("best.pt",))
+    refused([tmp_path, run], "--quiet", "report", mine, "--out", tmp_path / "report", needles=("best.pt",))
     assert not (tmp_path / "report").exists()

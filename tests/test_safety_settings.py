@@ -55,14 +55,14 @@ def test_cache_gives_its_own_patch_size(tmp_path, run):
 @pytest.mark.parametrize("data", ["folder", "cache"])
 def test_patch_size_the_unet_cannot_divide(tmp_path, run, synth_root, data):
     source = synth_root if data == "folder" else run / "cache"
-    size = ["--patch-size", "48"] if data == "folder" else ["--set", "model.depth=7"]  # the cache is cut at 32
+    size = ["--patch-size", "40"] if data == "folder" else ["--set", "model.depth=7"]  # 40 = 2.5 x 16
     refused([tmp_path, run, synth_root], "train", "--data", source, "--out", tmp_path / "new", *size,
             needles=("patch_size",))
     assert not (tmp_path / "new").exists()
 
 
 def test_tune_patch_size_the_unet_cannot_divide(tmp_path, run, synth_root):
-    refused([tmp_path, synth_root], "tune", "--data", synth_root, "--out", tmp_path / "new", "--patch-size", "48",
+    refused([tmp_path, synth_root], "tune", "--data", synth_root, "--out", tmp_path / "new", "--patch-size", "40",
             "--trials", "2", needles=("patch_size",))
     assert not (tmp_path / "new").exists()
 
