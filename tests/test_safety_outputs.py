@@ -161,3 +161,10 @@ def test_empty_out_folder_is_used_and_kept_on_failure(tmp_path, shared):
     assert proc.returncode == 0, proc.stderr
     assert json.loads((out / "manifest.json").read_text())["settings"]["patch_size"] == 32
     assert os.listdir(out)
+
+
+@pytest.mark.parametrize("name", ["train", "report", "prepare"])
+def test_out_inside_a_cache_is_refused(tmp_path, shared, name):
+    """A cache is replaced whole when cut again: an output inside it would be lost with it."""
+    cache = copy_tree(shared["cache"], tmp_path / "cache")
+    refused([tmp_path, *inputs(shared)], *command(name, cache / "inside", shared), needles=("replaced whole",))
