@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from safety import copy_tree, refused, trained_run
+from safety_runs import copy_tree, refused, trained_run
 
 
 class _RunsCode:

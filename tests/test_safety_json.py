@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from safety import TINY, aerotune, trained_run, tuned_run
+from safety_runs import TINY, aerotune, trained_run, tuned_run
 
 
 def _no_constants(text: str) -> None:
