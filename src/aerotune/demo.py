@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from aerotune.config import RunConfig
-from aerotune.files import check_output
+from aerotune.files import check_output, removed_on_failure
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,18 @@ def demo_config(plan: DemoPlan) -> RunConfig:
 
 def run_demo(out: Path, *, quick: bool = False, echo=print) -> dict[str, Path]:
     """Run every stage into ``out`` (replaced if it holds an earlier demo) and return the paths written."""
+    plan = QUICK if quick else FULL
+    output = check_output(out, "demo")
+    out = output.path
+    if output.existed:  # an earlier demo: replaced whole
+        shutil.rmtree(out)
+        output = replace(output, existed=False)
+    output.claim()
+    with removed_on_failure(output):  # a demo that fails half-way leaves no half demo behind
+        return _run_stages(out, plan, echo)
+
+
+def _run_stages(out: Path, plan: DemoPlan, echo) -> dict[str, Path]:
     from aerotune.data.palette import Palette
     from aerotune.data.patches import prepare_patches
     from aerotune.data.synthetic import write_synthetic_dataset
@@ -69,12 +81,6 @@ def run_demo(out: Path, *, quick: bool = False, echo=print) -> dict[str, Path]:
     from aerotune.tune.study import TuneSettings, run_tune
     from aerotune.tune.summary import summary_lines
 
-    plan = QUICK if quick else FULL
-    output = check_output(out, "demo")
-    out = output.path
-    if output.existed:  # an earlier demo: replaced whole
-        shutil.rmtree(out)
-    output.claim()
     t0 = time.perf_counter()
     config = demo_config(plan)
 

@@ -177,6 +177,7 @@ def check_output(
     name = KINDS[kind][0]
     shown = _display(path)
     _check_inputs(path, inputs, option, inside_inputs)
+    _check_not_inside_replaced(path, option)
     if path.is_symlink() and not path.exists():
         raise OutputError(f"{shown}: {option} is a broken symbolic link; remove it or choose another folder")
     if path.exists() and not path.is_dir():
@@ -209,6 +210,23 @@ def check_output(
                               f"folder first, or choose another {option}")
         _check_writable(path, parent, option)
     return Output(path, kind, existed, was_empty)
+
+
+#: Kinds of output that are replaced whole when written again: nothing else may live inside them.
+REPLACED_WHOLE = ("cache", "report")
+
+
+def _check_not_inside_replaced(path: Path, option: str) -> None:
+    for parent in _resolved(path).parents:  # by marker only: a user's folder may hold a manifest.json
+        try:
+            found = json.loads((parent / MARKER).read_text()).get("kind")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if found in REPLACED_WHOLE:
+            raise OutputError(
+                f"{_display(path)}: {option} lies inside the aerotune {KINDS[found][0]} {_display(parent)}, "
+                f"which is replaced whole when it is written again; choose a folder outside it"
+            )
 
 
 def _check_writable(path: Path, folder: Path, option: str) -> None:

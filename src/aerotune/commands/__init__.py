@@ -62,18 +62,21 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the one place that turns errors into messages
         if args.debug:
             raise
-        print(f"aerotune: error: {describe(exc)}", file=sys.stderr)
+        print(f"aerotune: error: {describe(exc, getattr(args, 'out', None))}", file=sys.stderr)
         return 2 if isinstance(exc, (AerotuneError, OSError, MemoryError)) else 1
 
 
-def describe(exc: BaseException) -> str:
-    """One line for any error: ours as written; file-system and memory errors with a fix; others as a bug."""
+def describe(exc: BaseException, out: str | None = None) -> str:
+    """One line for any error: ours as written; file-system and memory errors with a fix (naming the file, or
+    else the command's output ``out``: a write that failed without a file name); others as a bug."""
     if isinstance(exc, AerotuneError):
         return first_line(exc, 2000)
     if isinstance(exc, OSError):
+        from pathlib import Path
+
         from aerotune.files import describe_os_error
 
-        return describe_os_error(exc)
+        return describe_os_error(exc, Path(out) if out else None, "write the output" if out else "write")
     if isinstance(exc, MemoryError):
         return "out of memory; use a smaller --batch-size or patch size, or a machine with more memory"
     return (

@@ -18,17 +18,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from aerotune.data.patches import cache_for, check_data
+    from aerotune.data.patches import cache_for, check_cache_current, check_data
     from aerotune.files import check_output, removed_on_failure
-    from aerotune.train.fit import check_resume, fit
 
     config = resolve_config(args)
     out = Path(args.out)
-    # Everything is checked before anything is written: the output folder, the data, the resumed run.
-    output = check_output(out, "train-run", inputs=[args.data])
+    # Everything is checked before anything is written: the output folder, the data, the resumed run;
+    # the first two before torch is even imported, so a mistake is reported at once.
+    own_cache = Path(args.data).resolve() == (out / "cache").resolve()  # resuming a run from its own cache
+    output = check_output(out, "train-run", inputs=[] if own_cache else [args.data])
     check_data(args.data, config.data)
-    if not args.restart:
-        check_resume(out, config)
+    from aerotune.train.fit import check_resume, fit
+
+    if not args.restart and check_resume(out, config) is not None:
+        check_cache_current(args.data, config.data, out / "cache",
+                            fix="train with --restart to start over on the new files, or choose a new --out")
     output.claim()
     with removed_on_failure(output, keep=lambda: (out / "checkpoints" / "last.pt").is_file()):
         with progress_bar("cutting patches") as progress:

@@ -150,16 +150,12 @@ def _resize(img: Image.Image, size: tuple[int, int], *, nearest: bool) -> Image.
     return img.resize(size, Image.Resampling.BOX if downscale else Image.Resampling.BILINEAR)
 
 
-def prepare_patches(root: str | Path, out: str | Path, config: DataConfig, palette: Palette, *,
-                    force: bool = False, progress: Callable[[int, int], None] | None = None) -> PatchCache:
-    """Cut every pair under ``root`` into patches and write the cache at ``out``.
+def plan_cache(root: Path, config: DataConfig, palette: Palette) -> tuple[list, list[dict[str, str]], str]:
+    """Check every pair's header and size and plan its patches, decoding nothing.
 
-    Reuses ``out`` when it already holds a cache of the same inputs and settings. Raises
-    ``DatasetError`` / ``PaletteError`` on bad input, leaving ``out`` untouched.
+    Returns the plan (sample, scaled size, row starts, column starts), the pairs left out by
+    ``--skip-bad-pairs`` and the hash of the inputs (every file's bytes, the cache settings and the palette).
     """
-    root, out = Path(root), Path(out)
-    config.validate()
-    output = check_output(out, "cache", inputs=[root])
     found = discover(root, images_dir=config.images_dir, masks_dir=config.masks_dir)
     skipped: list[dict[str, str]] = []
     _check_discovery(root, found, config)
@@ -192,7 +188,20 @@ def prepare_patches(root: str | Path, out: str | Path, config: DataConfig, palet
         what = f"; {len(skipped)} pair(s) skipped, the first: {skipped[0]['reason']}" if skipped else ""
         raise DatasetError(f"{show(root)}: no usable image/mask pairs found{what}; run aerotune data inspect "
                            f"{show(root)}")
-    digest = h.hexdigest()
+    return plan, skipped, h.hexdigest()
+
+
+def prepare_patches(root: str | Path, out: str | Path, config: DataConfig, palette: Palette, *,
+                    force: bool = False, progress: Callable[[int, int], None] | None = None) -> PatchCache:
+    """Cut every pair under ``root`` into patches and write the cache at ``out``.
+
+    Reuses ``out`` when it already holds a cache of the same inputs and settings. Raises
+    ``DatasetError`` / ``PaletteError`` on bad input, leaving ``out`` untouched.
+    """
+    root, out = Path(root), Path(out)
+    config.validate()
+    output = check_output(out, "cache", inputs=[root])
+    plan, skipped, digest = plan_cache(root, config, palette)
     if is_cache(out) and not force:
         try:
             old = json.loads((out / MANIFEST).read_text())
@@ -354,6 +363,26 @@ def cache_for(data: str | Path, config: DataConfig, cache_dir: str | Path, *,
                                f"{wanted[k]!r}; pass the dataset folder instead, or --set data.{k}={have.get(k)}")
         return cache
     return prepare_patches(data, cache_dir, config, load_palette(config.classes_file), progress=progress)
+
+
+def check_cache_current(data: str | Path, config: DataConfig, cache_dir: str | Path, *, fix: str) -> None:
+    """Refuse to resume a run whose own cache ``cache_dir`` was cut from other files than ``data`` holds now.
+
+    Resuming rebuilds the cache from the dataset folder; if the images changed, the run's saved split would
+    index patches that are not the ones it trained on. Checked before anything is written.
+    """
+    from aerotune.data.palette import load_palette
+
+    data, cache_dir = Path(data), Path(cache_dir)
+    if is_cache(data) or not is_cache(cache_dir):
+        return
+    try:
+        old = json.loads((cache_dir / MANIFEST).read_text()).get("inputs_hash")
+    except (OSError, ValueError, AttributeError):
+        old = None
+    if old != plan_cache(data, config, load_palette(config.classes_file))[2]:
+        raise DatasetError(f"{data}: the dataset's files changed since the run in {cache_dir.parent} cut its "
+                           f"patches; {fix}")
 
 
 def settings_from_cache(data: str | Path, config: RunConfig, *, given: set[str]) -> RunConfig:

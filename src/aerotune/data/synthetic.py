@@ -271,7 +271,7 @@ def write_synthetic_dataset(out: str | Path, *, scenes: int = 8, size: int = 512
         DatasetError: Bad arguments or a non-empty output folder.
     """
     tiles, out = _check_args(scenes, size, seed, tiles), Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.is_dir() and not out.is_symlink() and any(out.iterdir()):  # a file or a link: check_output says so
         raise DatasetError(f"{out}: output folder exists and is not empty; choose an empty or new folder")
     check_output(out, "synth", option="the output folder")  # its parent exists and can be written
     palette, counts = Palette.dubai(), np.zeros(len(DUBAI_CLASSES), np.int64)

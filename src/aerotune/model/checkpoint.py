@@ -14,7 +14,8 @@ import torch
 
 from aerotune.config import RunConfig
 from aerotune.data.palette import Palette
-from aerotune.errors import AerotuneError, RunError, first_line
+from aerotune.errors import AerotuneError, OutputError, RunError, first_line
+from aerotune.files import os_errors
 from aerotune.model.unet import UNet, build_model
 
 #: Keys every aerotune checkpoint has.
@@ -25,8 +26,14 @@ def save_checkpoint(obj: dict[str, Any], path: Path) -> None:
     """Write ``obj`` next to ``path`` and rename it into place, so a reader never sees half a checkpoint."""
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
+        with os_errors(path, "write the checkpoint"):
+            torch.save(obj, tmp)
+            os.replace(tmp, path)
+    except RuntimeError as exc:  # torch's zip writer reports a failed write (full disk, ulimit -f) this way
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write the checkpoint (the write failed: {first_line(exc, 120)}); the disk "
+                          "may be full or a file size limit (ulimit -f) reached; free some space or choose "
+                          "another disk") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

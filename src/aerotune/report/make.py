@@ -84,28 +84,28 @@ def make_report(
     data, figs = _assemble(
         src, seed=seed, max_train_patches=max_train_patches, thresholds=thresholds, device=device, say=say
     )
-    with os_errors(out, "create the report folder"):
+    with os_errors(out, "write the report"):  # a full disk or a size limit: one line naming --out
         tmp = temp_dir_beside(out)
-    try:
-        (tmp / "figures").mkdir(parents=True)
-        mark(tmp, "report")
-        say("drawing figures")
-        paths: dict[str, Path] = {}
-        with figures.style():
-            for name, make in figs.items():
-                fig = make()
-                figures.save(fig, tmp / "figures" / f"{name}.png", dpi=FIGURE_DPI)
-                paths[name] = Path("figures") / f"{name}.png"
-        data["figures"] = {k: str(v) for k, v in paths.items()}
-        data["seconds"] = round(time.perf_counter() - t0, 1)
-        data = ReportRecord.from_json(_plain(data)).to_json()
-        write_json(tmp / ReportRecord.FILE, data)
-        write_text(tmp / "report.md", render_markdown(data))
-        write_text(tmp / "report.html", render_html(data, tmp))
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        try:
+            (tmp / "figures").mkdir(parents=True)
+            mark(tmp, "report")
+            say("drawing figures")
+            paths: dict[str, Path] = {}
+            with figures.style():
+                for name, make in figs.items():
+                    fig = make()
+                    figures.save(fig, tmp / "figures" / f"{name}.png", dpi=FIGURE_DPI)
+                    paths[name] = Path("figures") / f"{name}.png"
+            data["figures"] = {k: str(v) for k, v in paths.items()}
+            data["seconds"] = round(time.perf_counter() - t0, 1)
+            data = ReportRecord.from_json(_plain(data)).to_json()
+            write_json(tmp / ReportRecord.FILE, data)
+            write_text(tmp / "report.md", render_markdown(data))
+            write_text(tmp / "report.html", render_html(data, tmp))
+            replace_dir(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     log.info("report written to %s in %.0f s", out, time.perf_counter() - t0)
     return ReportResult(
         out, out / "report.html", out / "report.md", out / "report.json", {k: out / v for k, v in paths.items()}, data

@@ -118,9 +118,17 @@ def _fit(config: RunConfig, cache: PatchCache, out: str | Path, *, split: Split 
     if state is not None:
         split = Split.from_dict(state["split"])
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", config.to_dict())
-    write_json(out / "split.json", split.to_dict())
-    DataRecord(cache=str(cache.root.resolve())).write(out / DataRecord.FILE)
+
+    def write_settings() -> None:
+        write_json(out / "config.json", config.to_dict())
+        write_json(out / "split.json", split.to_dict())
+        DataRecord(cache=str(cache.root.resolve())).write(out / DataRecord.FILE)
+
+    # A resumed run records its new settings only with its next checkpoint: a resume that fails (full disk,
+    # Ctrl-C) leaves the run's files as they were.
+    settings_pending = state is not None
+    if not settings_pending:
+        write_settings()
 
     torch.manual_seed(tc.seed)
     speed = resolve_speed(tc, device)
@@ -182,6 +190,9 @@ def _fit(config: RunConfig, cache: PatchCache, out: str | Path, *, split: Split 
         if improved:
             save_checkpoint({k: v for k, v in ckpt.items() if k != "optimizer"}, ckpt_dir / "best.pt")
         _write_history(out, history)
+        if settings_pending:
+            write_settings()
+            settings_pending = False
         log.info("epoch %d: train loss %.4f, val loss %.4f, val mIoU %.3f", epoch, record["train_loss"],
                  record["val_loss"], record["val_mean_iou"])
         callback.on_epoch_end(epoch, record)
@@ -191,6 +202,8 @@ def _fit(config: RunConfig, cache: PatchCache, out: str | Path, *, split: Split 
                         best_val_loss=best_val if best_epoch else None, final=final, device=str(device),
                         precision=str(dtype).replace("torch.", "") if dtype else "fp32",
                         patches={"train": len(split.train), "val": len(split.val)})
+    if settings_pending and status == "completed":  # resumed with nothing left to train
+        write_settings()
     _write_history(out, history)
     record.write(out / RunMetrics.FILE)
     metrics = record.to_json()
@@ -243,4 +256,4 @@ def _write_history(out: Path, history: list[dict[str, Any]]) -> None:
     writer = csv.DictWriter(text, fieldnames=list(history[0].keys()))
     writer.writeheader()
     writer.writerows(history)
-    write_text(out / "history.csv", text.getvalue())
+    write_text(out / "history.csv", text.getvalue())  # atomic, and no temporary file left on a failed write
