@@ -37,6 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--sampler-scope", choices=["bracket", "study"], default="bracket",
                    help="trials the sampler learns from: those of the trial's HyperBand bracket (Optuna's way, "
                         "default) or the whole study")
+    g.add_argument("--pruner", choices=["hyperband", "sha", "none"], default="hyperband",
+                   help="early stopping over epochs: hyperband (default), sha (asynchronous successive halving, "
+                        "one bracket) or none (every trial trains all epochs)")
     g.add_argument("--baseline", action="append", default=[], metavar="KEY=VALUE",
                    help="change one setting of the baseline trial 0 (default: batch 16, lr 0.007, relu)")
     g.add_argument("--no-baseline", action="store_true", help="no baseline trial")
@@ -80,6 +83,7 @@ def settings_from_args(args: argparse.Namespace):
         min_resource=args.min_resource, reduction_factor=args.reduction_factor, trials=args.trials,
         timeout=args.timeout, max_epochs_total=args.max_epochs_total, workers=args.workers, baseline=baseline,
         heartbeat=args.heartbeat, startup_trials=args.startup_trials, sampler_scope=args.sampler_scope,
+        pruner=args.pruner,
     ).validate()
 
 

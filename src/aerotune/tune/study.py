@@ -28,6 +28,7 @@ from aerotune.config import RunConfig
 from aerotune.errors import AerotuneError, ConfigError, RunError, first_line
 from aerotune.files import write_json
 from aerotune.train.fit import Callback
+from aerotune.tune.methods import PRUNERS, make_pruner
 from aerotune.tune.plan import Plan, make_plan
 from aerotune.tune.space import (
     REFERENCE_BASELINE,
@@ -77,6 +78,8 @@ class TuneSettings:
             ``sampler_scope`` is ``bracket``, over the whole study when it is ``study``).
         sampler_scope: ``bracket`` (Optuna's behaviour: the sampler learns only from the trials of the
             bracket it samples for) or ``study`` (it learns from every trial; pruning is unchanged).
+        pruner: ``hyperband`` (default), ``sha`` (asynchronous successive halving) or ``none`` (every
+            trial trains all epochs); see ``tune/methods.py``.
     """
 
     data: str | Path
@@ -99,6 +102,7 @@ class TuneSettings:
     heartbeat: int = 10
     startup_trials: int = 10
     sampler_scope: str = "bracket"
+    pruner: str = "hyperband"
 
     @property
     def name(self) -> str:
@@ -125,6 +129,8 @@ class TuneSettings:
             raise bad("--sampler", self.sampler, " or ".join(SAMPLERS))
         if self.sampler_scope not in ("bracket", "study"):
             raise bad("--sampler-scope", self.sampler_scope, "bracket or study")
+        if self.pruner not in PRUNERS:
+            raise bad("--pruner", self.pruner, " or ".join(PRUNERS))
         check_metric(self.metric)
         if self.trials < 1:
             raise bad("--trials", self.trials, "a positive whole number")
@@ -198,6 +204,8 @@ def _fingerprint(study: dict[str, Any]) -> dict[str, Any]:
     found = {**{k: study.get(k) for k in keys}, "base_config": base}
     if study.get("sampler_scope", "bracket") != "bracket":  # studies made before the option keep their print
         found["sampler_scope"] = study["sampler_scope"]
+    if study.get("pruner", "hyperband") != "hyperband":
+        found["pruner"] = study["pruner"]
     return found
 
 
@@ -214,6 +222,7 @@ def _describe(settings: TuneSettings, cache_root: Path) -> dict[str, Any]:
         "seed": settings.seed,
         "startup_trials": settings.startup_trials,
         "sampler_scope": settings.sampler_scope,
+        "pruner": settings.pruner,
         "min_resource": settings.min_resource,
         "max_resource": settings.config.train.epochs,
         "reduction_factor": settings.reduction_factor,
@@ -347,10 +356,7 @@ def _open_study(desc: dict[str, Any], out: Path, storage_url: str | None, *, hea
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage, lock = open_storage(storage_url, out, heartbeat=heartbeat, stale_callback=_retry_callback(),
                                  name=desc["study_name"])
-    pruner = optuna.pruners.HyperbandPruner(min_resource=desc["min_resource"], max_resource=desc["max_resource"],
-                                            reduction_factor=desc["reduction_factor"])
-    if desc.get("sampler_scope", "bracket") == "study":
-        pruner = StudyWideHyperband(pruner)
+    pruner = make_pruner(desc)
     try:
         with lock.hold():
             study = optuna.create_study(study_name=desc["study_name"], storage=storage,
