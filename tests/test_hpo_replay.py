@@ -114,3 +114,13 @@ def test_in_memory_replay_is_run_tune(method, tmp_path):
     fast = replay.replay_fast(table, method, seed=1, budget=10)
     real = replay.replay_aerotune(table, method, seed=1, budget=10, work=tmp_path)
     assert fast == real
+
+
+def test_tpe_sees_every_bracket_whatever_the_scope():
+    """Optuna 5's ``_BracketStudy`` filters ``get_trials`` only; TPE reads ``_get_trials``, so the two scopes
+    give the same study (docs/tuning.md). If a later Optuna filters TPE too, this fails and the docs must change."""
+    table = _table()
+    bracket = replay.replay_fast(table, "hb_tpe", seed=2, budget=90)
+    study = replay.replay_fast(table, "hb_tpe_study", seed=2, budget=90)
+    assert bracket["trials"] > 20  # well past TPE's 10 start-up trials
+    assert {**bracket, "method": None} == {**study, "method": None}
