@@ -49,8 +49,8 @@ def test_table_noise_and_lookup():
     # a drawn learning rate is snapped to the nearest recorded one on a log scale (sqrt(1e-5) ~ 0.00316)
     assert table.lookup(0.003, 8, "relu")["val_loss"] == CURVES[(0.001, 8)]
     assert table.lookup(0.0033, 16, "relu")["val_loss"] == CURVES[(0.01, 16)]
-    with pytest.raises(KeyError):
-        table.lookup(0.01, 24, "relu")
+    # not recorded: the nearest batch size, then the nearest learning rate
+    assert table.lookup(0.02, 12, "relu")["val_loss"] == CURVES[(0.01, 8)]
     space = replay.space_for(table)
     assert space["learning_rate"] == {"_type": "loguniform", "_value": [0.001, 0.01]}
     assert space["batch_size"]["_value"] == [8, 16]

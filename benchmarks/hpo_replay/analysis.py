@@ -87,9 +87,11 @@ def _q(values: list[float]) -> list[float]:
 def summarize(studies: list[dict], rows: list[dict], table, budget: int, labels: dict[str, str]) -> dict[str, Any]:
     curves: dict[str, dict[int, np.ndarray]] = {}
     trials: dict[str, list[int]] = {}
+    picked: dict[str, list[float]] = {}
     for s in studies:
         curves.setdefault(s["method"], {})[s["seed"]] = anytime(s["events"], budget)
         trials.setdefault(s["method"], []).append(s["trials"])
+        picked.setdefault(s["method"], []).append(s["picked"] if s["picked"] is not None else math.inf)
     targets = {seed: c[-1] for seed, c in curves["rs"].items()}
     methods: dict[str, Any] = {}
     for m, by_seed in curves.items():
@@ -102,6 +104,7 @@ def summarize(studies: list[dict], rows: list[dict], table, budget: int, labels:
             "reach_quartiles": _q(reach),
             "reach_share_median": _q(reach)[1] / budget,
             "reached": round(float(np.mean(np.isfinite(reach))), 3),
+            "picked_recorded_median": round(float(np.median(picked[m])), 4),
             "best_at": {f"{int(f * 100)}%": round(float(np.median(stacked[:, max(1, int(f * budget)) - 1])), 4)
                         for f in MARKS},
             "median_curve": [round(float(v), 5) for v in np.median(stacked, 0)],
@@ -126,15 +129,16 @@ def markdown(s: dict[str, Any]) -> str:
              f"{s['configs']} recorded configurations; {next(iter(s['methods'].values()))['seeds']} seeds per method.",
              "",
              "| method | trials per study | epochs to reach random search's final best: median [quartiles] | "
-             "median share of its budget | seeds that reach it | best val loss at 10 % | 25 % | 50 % | 100 % |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "median share of its budget | seeds that reach it | best val loss at 10 % | 25 % | 50 % | 100 % | "
+             "recorded loss of the kept model |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for m in s["methods"].values():
         q = m["reach_quartiles"]
         share = "-" if math.isinf(q[1]) else f"{m['reach_share_median']:.2f}"
         at = " | ".join(f"{v:.4f}" for v in m["best_at"].values())
         lines.append(f"| {m['label']} | {m['trials_median']:.0f} | "
                      f"{_fmt(q[1], b)} [{_fmt(q[0], b)}, {_fmt(q[2], b)}] | "
-                     f"{share} | {m['reached'] * 100:.0f} % | {at} |")
+                     f"{share} | {m['reached'] * 100:.0f} % | {at} | {m['picked_recorded_median']:.4f} |")
     r = s["ranking"]
     lines += ["", "How early the final ranking shows (all recorded configurations, main seed):", "",
               "| after epoch | Spearman with final best | final top 10 % kept by a top-1/3 rung | final best kept |",

@@ -67,12 +67,11 @@ class Table:
     noise_configs: int
 
     def lookup(self, lr: float, batch: int, activation: str) -> dict[str, Any]:
-        """The row of the recorded configuration nearest to a draw: the same batch size and activation, the
-        nearest recorded learning rate on a log scale (on a partial table, the nearest one recorded)."""
-        same = [k for k in self.curves if k[1] == int(batch) and k[2] == str(activation)]
-        if not same:
-            raise KeyError(f"no recorded configuration with batch {batch} and activation {activation}")
-        near = min(same, key=lambda k: abs(math.log(k[0]) - math.log(lr)))
+        """The row of the recorded configuration nearest to a draw: the same activation and batch size and the
+        nearest recorded learning rate on a log scale (on a partial table: the same activation if recorded,
+        then the nearest batch size, then the nearest learning rate)."""
+        near = min(self.curves, key=lambda k: (k[2] != str(activation), abs(k[1] - int(batch)),
+                                              abs(math.log(k[0]) - math.log(lr)), k))
         return self.curves[near]
 
 
@@ -184,7 +183,7 @@ def replay_fast(table: Table, method: str, seed: int, budget: int) -> dict[str, 
     space = parse_space(desc["space"])
     study = optuna.create_study(study_name=desc["study_name"], direction=desc["direction"],
                                 pruner=make_pruner(desc), sampler=make_sampler(desc, 0))
-    spent, events, n_trials, complete = 0, [], 0, 0
+    spent, events, n_trials, complete, seen = 0, [], 0, 0, []
     while spent < budget:
         study.sampler = make_sampler(desc, len(study.get_trials(deepcopy=False)))
         trial = study.ask()
@@ -202,6 +201,7 @@ def replay_fast(table: Table, method: str, seed: int, budget: int) -> dict[str, 
                 break
             history.append(losses[epoch - 1])
             events.append([spent, round(losses[epoch - 1], 6)])
+            seen.append((spent, losses[epoch - 1], row["val_loss"][epoch - 1]))
             trial.report(losses[epoch - 1], epoch)
             if epoch < table.epochs and trial.should_prune():
                 state = TrialState.PRUNED
@@ -210,7 +210,13 @@ def replay_fast(table: Table, method: str, seed: int, budget: int) -> dict[str, 
         complete += state == TrialState.COMPLETE
         study.tell(trial, min(history) if state == TrialState.COMPLETE else None, state=state)
     return {"method": method, "seed": seed, "epochs": spent, "trials": n_trials, "complete": complete,
-            "events": sorted(events)}
+            "events": sorted(events), "picked": _picked(seen)}
+
+
+def _picked(seen: list[tuple[int, float, float]]) -> float | None:
+    """The recorded (noise-free) loss of the model a study would keep: the epoch with the lowest observed loss."""
+    best = min(seen, key=lambda x: (round(x[1], 6), x[0]), default=None)
+    return None if best is None else round(float(best[2]), 6)
 
 
 def replay_aerotune(table: Table, method: str, seed: int, budget: int, work: Path) -> dict[str, Any]:
@@ -234,9 +240,15 @@ def replay_aerotune(table: Table, method: str, seed: int, budget: int, work: Pat
         fitmod.fit = saved
     trials = json.loads((Path(settings.out) / "trials.json").read_text())
     shutil.rmtree(settings.out, ignore_errors=True)
-    events = sorted([int(tick), round(float(v), 6)] for t in trials for tick, v in zip(t["epoch_ticks"], t["values"]))
+    events, seen = [], []
+    for t in trials:
+        p = t["params"]
+        row = table.lookup(p["train.learning_rate"], p["train.batch_size"], p["model.activation"])
+        for i, (tick, v) in enumerate(zip(t["epoch_ticks"], t["values"])):
+            events.append([int(tick), round(float(v), 6)])
+            seen.append((int(tick), float(v), row["val_loss"][i]))
     return {"method": method, "seed": seed, "epochs": result.epochs_spent, "trials": len(trials),
-            "complete": result.counts["complete"], "events": events}
+            "complete": result.counts["complete"], "events": sorted(events), "picked": _picked(seen)}
 
 
 _TABLE: list[Table] = []
