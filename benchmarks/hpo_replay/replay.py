@@ -50,6 +50,8 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
                      {"sampler": "tpe", "pruner": "hyperband", "sampler_scope": "study"}),
     "sha": ("successive halving (ASHA) + random", {"sampler": "random", "pruner": "sha"}),
     "sha_tpe": ("successive halving (ASHA) + TPE", {"sampler": "tpe", "pruner": "sha"}),
+    "sha_tpe_r3": ("successive halving (ASHA) + TPE, r = 3", {"sampler": "tpe", "pruner": "sha", "min_resource": 3}),
+    "hb_tpe_eta2": ("HyperBand + TPE, eta = 2", {"sampler": "tpe", "pruner": "hyperband", "reduction_factor": 2}),
 }
 
 
