@@ -51,6 +51,7 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "sha": ("successive halving (ASHA) + random", {"sampler": "random", "pruner": "sha"}),
     "sha_tpe": ("successive halving (ASHA) + TPE", {"sampler": "tpe", "pruner": "sha"}),
     "sha_tpe_r3": ("successive halving (ASHA) + TPE, r = 3", {"sampler": "tpe", "pruner": "sha", "min_resource": 3}),
+    "sha_tpe_r9": ("successive halving (ASHA) + TPE, r = 9", {"sampler": "tpe", "pruner": "sha", "min_resource": 9}),
     "hb_tpe_eta2": ("HyperBand + TPE, eta = 2", {"sampler": "tpe", "pruner": "hyperband", "reduction_factor": 2}),
 }
 
