@@ -11,7 +11,7 @@ from typing import Any
 from aerotune.commands.common import add_config_options, positive_number, resolve_config, whole_number
 from aerotune.errors import ConfigError, MissingExtraError, RunError
 from aerotune.reference import baseline_text
-from aerotune.tune.settings import DIRECTIONS, SAMPLER_SCOPES, SAMPLERS, TuneSettings
+from aerotune.tune.settings import DIRECTIONS, PRUNERS, SAMPLER_SCOPES, SAMPLERS, TuneSettings
 from aerotune.tune.summary import summary_lines
 
 #: argparse defaults are TuneSettings' own, so each is written once.
@@ -52,6 +52,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--sampler-scope",
         "trials the sampler learns from: those of the trial's HyperBand bracket (Optuna's way) or the whole study",
         choices=SAMPLER_SCOPES,
+    )
+    _setting(
+        g,
+        "--pruner",
+        "early stopping over epochs: hyperband, sha (asynchronous successive halving, one bracket) or none "
+        "(every trial trains all epochs)",
+        choices=PRUNERS,
     )
     g.add_argument(
         "--baseline",
@@ -126,6 +133,7 @@ def settings_from_args(args: argparse.Namespace):
         heartbeat=args.heartbeat,
         startup_trials=args.startup_trials,
         sampler_scope=args.sampler_scope,
+        pruner=args.pruner,
     ).validate()
 
 

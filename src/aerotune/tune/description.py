@@ -25,6 +25,7 @@ def describe(settings: TuneSettings, cache_root: Path) -> StudyRecord:
         seed=settings.seed,
         startup_trials=settings.startup_trials,
         sampler_scope=settings.sampler_scope,
+        pruner=settings.pruner,
         min_resource=settings.min_resource,
         max_resource=settings.config.train.epochs,
         reduction_factor=settings.reduction_factor,

@@ -65,11 +65,7 @@ def open_study(desc: StudyRecord, out: Path, storage_url: str | None, *, heartbe
     storage, lock = open_storage(
         storage_url, out, heartbeat=heartbeat, stale_callback=retry_callback(), name=desc.study_name
     )
-    pruner = optuna.pruners.HyperbandPruner(
-        min_resource=desc.min_resource, max_resource=desc.max_resource, reduction_factor=desc.reduction_factor
-    )
-    if desc.sampler_scope == "study":
-        pruner = StudyWideHyperband(pruner)
+    pruner = make_pruner(desc)
     try:
         with lock.hold():
             study = optuna.create_study(
@@ -86,6 +82,27 @@ def open_study(desc: StudyRecord, out: Path, storage_url: str | None, *, heartbe
         where = f"study {desc.study_name!r}: cannot open it in {desc.storage}"
         raise RunError(f"{where} ({first_line(exc)})") from None
     return OpenStudy(study, lock, storage)
+
+
+def make_pruner(desc: StudyRecord):
+    """The study's early stopping over epochs, from its description (also used by benchmarks/hpo_replay).
+
+    ``hyperband``: Optuna's ``HyperbandPruner(r, R, eta)`` (wrapped in ``StudyWideHyperband`` for
+    ``sampler_scope = "study"``); ``sha``: ``SuccessiveHalvingPruner`` (asynchronous successive halving, one
+    bracket, rungs at ``r * eta**k``); ``none``: every trial trains R epochs (the reference's full-budget search).
+    """
+    import optuna
+
+    if desc.pruner == "none":
+        return optuna.pruners.NopPruner()
+    if desc.pruner == "sha":
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=desc.min_resource, reduction_factor=desc.reduction_factor, min_early_stopping_rate=0
+        )
+    pruner = optuna.pruners.HyperbandPruner(
+        min_resource=desc.min_resource, max_resource=desc.max_resource, reduction_factor=desc.reduction_factor
+    )
+    return StudyWideHyperband(pruner) if desc.sampler_scope == "study" else pruner
 
 
 def make_sampler(desc: StudyRecord, number: int):

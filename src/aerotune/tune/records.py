@@ -43,6 +43,7 @@ class StudyRecord(Record):
     cache: str
     startup_trials: int = 10
     sampler_scope: str = "bracket"
+    pruner: str = "hyperband"
     baseline_trial: int | None = None
     baseline_values: dict[str, Any] | None = None
     heartbeat: int = 10
@@ -73,6 +74,8 @@ class StudyRecord(Record):
         found = {**{k: data[k] for k in keys}, "base_config": base}
         if self.sampler_scope != "bracket":  # studies made before the option keep their fingerprint
             found["sampler_scope"] = self.sampler_scope
+        if self.pruner != "hyperband":  # likewise for the pruner
+            found["pruner"] = self.pruner
         return found
 
 

@@ -17,6 +17,8 @@ from aerotune.tune.space_parse import default_space
 
 SAMPLERS = ("tpe", "random")
 SAMPLER_SCOPES = ("bracket", "study")
+#: Early stopping over epochs: HyperBand (default), asynchronous successive halving, or none (full budget).
+PRUNERS = ("hyperband", "sha", "none")
 DIRECTIONS = ("minimize", "maximize")
 METRIC_NAMES = (
     "loss",
@@ -78,6 +80,7 @@ class TuneSettings:
     heartbeat: int = 10
     startup_trials: int = 10
     sampler_scope: str = "bracket"
+    pruner: str = "hyperband"
 
     @property
     def name(self) -> str:
@@ -106,6 +109,8 @@ class TuneSettings:
             raise bad("--sampler", self.sampler, " or ".join(SAMPLERS))
         if self.sampler_scope not in SAMPLER_SCOPES:
             raise bad("--sampler-scope", self.sampler_scope, "bracket or study")
+        if self.pruner not in PRUNERS:
+            raise bad("--pruner", self.pruner, " or ".join(PRUNERS))
         check_metric(self.metric)
         if self.trials < 1:
             raise bad("--trials", self.trials, "a positive whole number")
