@@ -64,7 +64,7 @@ def test_evaluate_refusals(run, synth_root, tmp_path):
     predictor = Predictor.load(run)
     (tmp_path / "theirs").mkdir()
     (tmp_path / "theirs" / "notes.txt").write_text("keep me")
-    with pytest.raises(RunError, match="not an aerotune evaluation folder"):
+    with pytest.raises(RunError, match="not an aerotune evaluation"):
         evaluate_scenes(predictor, synth_root, tmp_path / "theirs")
     assert (tmp_path / "theirs" / "notes.txt").read_text() == "keep me"
     with pytest.raises(RunError, match="--split image needs a run that held out whole images"):

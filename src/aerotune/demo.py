@@ -129,7 +129,7 @@ def _run_stages(out: Path, plan: DemoPlan, echo) -> dict[str, Path]:
     t1 = time.perf_counter()
     accuracy = scene_accuracy(tuned, image, next(big.root.glob("*/masks/*")))
     seconds = time.perf_counter() - t1
-    echo(f"      whole-image pixel accuracy {accuracy:.3f} ({plan.big_size ** 2 / 1e6:.1f} megapixels in "
+    echo(f"      whole-image pixel accuracy {accuracy:.3f} ({plan.big_size ** 2 / 1e6:.2f} megapixels in "
          f"{seconds:.0f} s, {plan.big_size ** 2 / 1e6 / max(seconds, 1e-9):.2f} MP/s)")
 
     echo(f"done in {time.perf_counter() - t0:.0f} s; everything is in {out}")
