@@ -48,8 +48,10 @@ def main() -> None:
         m.compute()
         new.append(time.process_time() - t)
     o, n = statistics.median(old), statistics.median(new)
-    print(f"metrics per {args.size}x{args.size} batch of {args.batch}, CPU seconds: torchmetrics {o:.3f}, "
-          f"device confusion matrix {n:.3f}: {o / n:.1f}x")
+    print(
+        f"metrics per {args.size}x{args.size} batch of {args.batch}, CPU seconds: torchmetrics {o:.3f}, "
+        f"device confusion matrix {n:.3f}: {o / n:.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -32,12 +32,15 @@ def write_checkpoint(path: Path, *, base_filters: int, depth: int, patch: int) -
     from aerotune.model.unet import build_model
 
     torch.manual_seed(0)
-    config = RunConfig().with_overrides({"model.base_filters": base_filters, "model.depth": depth,
-                                         "data.patch_size": patch})
+    config = RunConfig().with_overrides(
+        {"model.base_filters": base_filters, "model.depth": depth, "data.patch_size": patch}
+    )
     palette = Palette.dubai()
     model = build_model(config.model, num_classes=palette.num_classes)
-    torch.save({"model": model.state_dict(), "config": config.to_dict(), "palette": palette.to_dict(),
-                "norm_stats": None}, path)
+    torch.save(
+        {"model": model.state_dict(), "config": config.to_dict(), "palette": palette.to_dict(), "norm_stats": None},
+        path,
+    )
     return path
 
 
@@ -59,9 +62,20 @@ def write_geotiff(path: Path, height: int, width: int) -> Path:
     from rasterio.transform import from_origin
     from rasterio.windows import Window
 
-    profile = {"driver": "GTiff", "width": width, "height": height, "count": 3, "dtype": "uint8",
-               "crs": "EPSG:32640", "transform": from_origin(500000, 2800000, 0.5, 0.5), "tiled": True,
-               "blockxsize": 256, "blockysize": 256, "compress": "deflate", "BIGTIFF": "YES"}
+    profile = {
+        "driver": "GTiff",
+        "width": width,
+        "height": height,
+        "count": 3,
+        "dtype": "uint8",
+        "crs": "EPSG:32640",
+        "transform": from_origin(500000, 2800000, 0.5, 0.5),
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        "compress": "deflate",
+        "BIGTIFF": "YES",
+    }
     tmp = path.with_name(f".{path.name}.tmp")  # a file of the final name is always complete
     with rasterio.open(tmp, "w", **profile) as dst:
         for r in range(0, height, 1024):
@@ -84,8 +98,14 @@ def run_case(case: dict) -> dict:
         image = np.asarray(read_image(Path(case["image"])))
         model.scores(image, overlap=case["overlap"], blend=case["blend"]).argmax(axis=0)
     else:
-        predict_files(model, [case["image"]], case["out"], overlap=case["overlap"], blend=case["blend"],
-                      tta=case.get("tta", "none"))
+        predict_files(
+            model,
+            [case["image"]],
+            case["out"],
+            overlap=case["overlap"],
+            blend=case["blend"],
+            tta=case.get("tta", "none"),
+        )
     seconds = time.perf_counter() - t0
     return {"seconds": seconds, "maxrss_mb": peak_memory_mb()}
 
@@ -134,11 +154,12 @@ def main() -> None:
 
         Image.fromarray(texture(args.size, args.size, seed=0)).save(scene)
     mp = args.size * args.size / 1e6
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, native bf16: {cpu_has_native_bf16()}; "
-          f"throughput scene {args.size}x{args.size} ({mp:.2f} MP), reference U-Net, 256-px windows")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, native bf16: {cpu_has_native_bf16()}; "
+        f"throughput scene {args.size}x{args.size} ({mp:.2f} MP), reference U-Net, 256-px windows"
+    )
     cases = [
-        {"name": "baseline: whole scene in memory, overlap 0.5", "in_memory": True, "overlap": 0.5,
-         "blend": "smooth"},
+        {"name": "baseline: whole scene in memory, overlap 0.5", "in_memory": True, "overlap": 0.5, "blend": "smooth"},
         {"name": "streamed, overlap 0.5, smooth", "overlap": 0.5, "blend": "smooth"},
         {"name": "streamed, overlap 0.25, smooth (default)", "overlap": 0.25, "blend": "smooth"},
         {"name": "streamed, overlap 0.25, uniform", "overlap": 0.25, "blend": "uniform"},
@@ -151,8 +172,9 @@ def main() -> None:
         from aerotune.predict.onnx import export_onnx
 
         onnx_path = export_onnx(ref, work / "reference-256.onnx")
-        cases.append({"name": "ONNX Runtime, overlap 0.25, smooth", "overlap": 0.25, "blend": "smooth",
-                      "model": str(onnx_path)})
+        cases.append(
+            {"name": "ONNX Runtime, overlap 0.25, smooth", "overlap": 0.25, "blend": "smooth", "model": str(onnx_path)}
+        )
     except Exception as exc:  # noqa: BLE001 - the benchmark runs without the extra, and says so
         print(f"(no ONNX case: {exc})")
     results = []
@@ -178,13 +200,26 @@ def main() -> None:
         strip = work / f"strip-{args.big}x448.tif"
         if not strip.exists():
             write_geotiff(strip, 448, args.big)
-        for name, image, model, rows in [(f"GeoTIFF {args.big}x448 (2 strips), reference U-Net", strip, ref, 448),
-                                         (f"GeoTIFF {args.big}x{args.big}, tiny U-Net", big, tiny, args.big)]:
-            r = spawn({"name": name, "model": str(model), "image": str(image), "out": str(work / "out-big"),
-                       "overlap": 0.25, "blend": "smooth"})
+        for name, image, model, rows in [
+            (f"GeoTIFF {args.big}x448 (2 strips), reference U-Net", strip, ref, 448),
+            (f"GeoTIFF {args.big}x{args.big}, tiny U-Net", big, tiny, args.big),
+        ]:
+            r = spawn(
+                {
+                    "name": name,
+                    "model": str(model),
+                    "image": str(image),
+                    "out": str(work / "out-big"),
+                    "overlap": 0.25,
+                    "blend": "smooth",
+                }
+            )
             px = rows * args.big / 1e6
-            print(f"  {name:<48} {px / r['seconds']:6.3f} MP/s  peak {r['maxrss_mb']:7.0f} MB  "
-                  f"({px:.0f} MP in {r['seconds']:.0f} s)", flush=True)
+            print(
+                f"  {name:<48} {px / r['seconds']:6.3f} MP/s  peak {r['maxrss_mb']:7.0f} MB  "
+                f"({px:.0f} MP in {r['seconds']:.0f} s)",
+                flush=True,
+            )
         held = 6 * args.big * args.big * 4 / 1e9
         print(f"  (holding the {args.big}x{args.big} scene's 6 class scores as float32 would take {held:.1f} GB)")
     elif args.big:

@@ -45,10 +45,10 @@ def run_reference(data: str, out: str) -> None:
         h, w = (img.shape[0] // 256) * 256, (img.shape[1] // 256) * 256
         for r in range(0, h, 256):
             for c in range(0, w, 256):
-                patch = img[r:r + 256, c:c + 256].astype(np.float64)
+                patch = img[r : r + 256, c : c + 256].astype(np.float64)
                 lo, hi = patch.min(axis=(0, 1)), patch.max(axis=(0, 1))
                 images.append((patch - lo) / np.maximum(hi - lo, 1))
-                masks.append(ids[r:r + 256, c:c + 256])
+                masks.append(ids[r : r + 256, c : c + 256])
     x = np.array(images)
     del images
     labels = np.array(masks)

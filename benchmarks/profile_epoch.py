@@ -22,7 +22,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 from aerotune.config import RunConfig
 from aerotune.data.dataset import make_split
-from aerotune.data.patches import cache_for
+from aerotune.data.run_data import cache_for
 from aerotune.model.losses import make_loss
 from aerotune.model.unet import build_model
 from aerotune.runtime import autocast_dtype, select_device
@@ -34,14 +34,24 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "du
 SCALE = {64: 0.25, 128: 0.5, 256: 1.0}
 
 # An op counts towards the first of these that names it or one of its callers (cpu_parent chain) ...
-SCOPES = [("data loading", "aerotune.data"), ("loss", "aerotune.loss"), ("metrics", "aerotune.metrics"),
-          ("optimizer", "Optimizer.step"), ("optimizer", "Optimizer.zero_grad"), ("dropout", "aerotune.dropout"),
-          ("dropout", "_MaskedScale"), ("dropout", "dropout"), ("dropout", "bernoulli")]
+SCOPES = [
+    ("data loading", "aerotune.data"),
+    ("loss", "aerotune.loss"),
+    ("metrics", "aerotune.metrics"),
+    ("optimizer", "Optimizer.step"),
+    ("optimizer", "Optimizer.zero_grad"),
+    ("dropout", "aerotune.dropout"),
+    ("dropout", "_MaskedScale"),
+    ("dropout", "dropout"),
+    ("dropout", "bernoulli"),
+]
 # ... else towards the first category whose key occurs in its own name.
 OPS = [
     ("convolutions", ("conv",)),
-    ("concatenation and layout changes", ("cat", "copy_", "contiguous", "clone", "reorder", "permute", "to_dense",
-                                          "to_mkldnn")),
+    (
+        "concatenation and layout changes",
+        ("cat", "copy_", "contiguous", "clone", "reorder", "permute", "to_dense", "to_mkldnn"),
+    ),
     ("pooling", ("max_pool", "pool2d")),
     ("activations", ("relu", "threshold", "silu", "tanh", "clamp_min")),
     ("autocast casts", ("_to_copy",)),
@@ -80,8 +90,13 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     if not Path(args.data).is_dir():
         sys.exit(f"{args.data}: Dubai dataset not found; pass --data")
-    overrides = {"data.patch_size": args.size, "data.scale": SCALE.get(args.size, 1.0), "data.unknown_colors": "ignore",
-                 "train.progress": False, **dict(s.split("=", 1) for s in args.set)}
+    overrides = {
+        "data.patch_size": args.size,
+        "data.scale": SCALE.get(args.size, 1.0),
+        "data.unknown_colors": "ignore",
+        "train.progress": False,
+        **dict(s.split("=", 1) for s in args.set),
+    }
     config = RunConfig().with_overrides(overrides)
     tc = config.train
     cache = cache_for(args.data, config.data, Path(args.work) / f"cache-{args.size}")
@@ -112,8 +127,19 @@ def main() -> None:
 
     def run(n: int, start: int) -> float:
         metrics = Metrics(cache.palette.names, ignore_index=cache.palette.ignore_index, device=device)
-        s = train_epoch(step_model, optimizer, loss_fn, Data(), order[start:], batch_size=tc.batch_size,
-                        device=device, dtype=dtype, channels_last=speed.channels_last, metrics=metrics, max_batches=n)
+        s = train_epoch(
+            step_model,
+            optimizer,
+            loss_fn,
+            Data(),
+            order[start:],
+            batch_size=tc.batch_size,
+            device=device,
+            dtype=dtype,
+            channels_last=speed.channels_last,
+            metrics=metrics,
+            max_batches=n,
+        )
         return s.seconds
 
     for m in model.modules():  # scope the dropout layers' forward passes (their backward is _MaskedScaleBackward)
@@ -133,9 +159,11 @@ def main() -> None:
     per_cat["other: " + ", ".join(k[7:-1] for _, k in top_other)] = other
     total = sum(per_cat.values())
     precision = "bf16" if dtype == torch.bfloat16 else "fp32"
-    print(f"{args.size}x{args.size}, batch {tc.batch_size}, {args.batches} batches, precision {precision}, "
-          f"channels_last {speed.channels_last}, fused Adam {speed.fused_adam}: {seconds:.1f} s wall "
-          f"({args.batches * tc.batch_size / seconds:.1f} patches/s under the profiler), {total:.1f} s of op time")
+    print(
+        f"{args.size}x{args.size}, batch {tc.batch_size}, {args.batches} batches, precision {precision}, "
+        f"channels_last {speed.channels_last}, fused Adam {speed.fused_adam}: {seconds:.1f} s wall "
+        f"({args.batches * tc.batch_size / seconds:.1f} patches/s under the profiler), {total:.1f} s of op time"
+    )
     for cat, secs in sorted(per_cat.items(), key=lambda kv: -kv[1]):
         print(f"  {cat:<34} {secs:7.2f} s  {secs / total:6.1%}")
     if args.table:

@@ -34,7 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from aerotune.config import RunConfig
 from aerotune.data.dataset import make_split
-from aerotune.data.patches import cache_for
+from aerotune.data.run_data import cache_for
 from aerotune.model.losses import make_loss
 from aerotune.model.unet import build_model
 from aerotune.runtime import autocast, autocast_dtype, cpu_has_native_bf16, select_device
@@ -131,9 +131,20 @@ class Aerotune:
         metrics = SegmentationMetrics(self.palette.names, ignore_index=self.palette.ignore_index, device=self.device)
         scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         t = time.perf_counter()
-        s = train_epoch(self.step_model, self.optimizer, self.loss_fn, self.train_ds, self.order, batch_size=BATCH,
-                        device=self.device, dtype=self.dtype, channels_last=self.speed.channels_last,
-                        metrics=metrics, scaler=scaler, max_batches=n)
+        s = train_epoch(
+            self.step_model,
+            self.optimizer,
+            self.loss_fn,
+            self.train_ds,
+            self.order,
+            batch_size=BATCH,
+            device=self.device,
+            dtype=self.dtype,
+            channels_last=self.speed.channels_last,
+            metrics=metrics,
+            scaler=scaler,
+            max_batches=n,
+        )
         metrics.compute()  # the epoch's one host sync belongs to the epoch
         seconds = time.perf_counter() - t
         return s.patches / seconds, s.data_seconds / seconds
@@ -143,7 +154,7 @@ class Aerotune:
         self.step_model.eval()
         t = time.perf_counter()
         for start in range(0, n * BATCH, BATCH):
-            x, _ = self.train_ds.batch(self.order[start:start + BATCH])
+            x, _ = self.train_ds.batch(self.order[start : start + BATCH])
             with autocast(self.device, self.dtype):
                 self.step_model(to_device(x, self.device, self.speed.channels_last))
         sync(self.device)
@@ -157,8 +168,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="sizes 64,128; 2 repeats of 2 batches")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batches", type=int, default=3, help="batches per timed repeat")
-    parser.add_argument("--variants", default="channels_last=on",
-                        help="extra aerotune variants, comma-separated train.* settings ('' for none)")
+    parser.add_argument(
+        "--variants",
+        default="channels_last=on",
+        help="extra aerotune variants, comma-separated train.* settings ('' for none)",
+    )
     parser.add_argument("--work", default="/tmp/aerotune-throughput")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
@@ -172,16 +186,28 @@ def main() -> None:
     device = select_device(args.device)
     native = device.type == "cuda" or cpu_has_native_bf16()  # else bf16 is emulated: a 2048 product takes minutes
     n = 8192 if device.type == "cuda" else 2048
-    peak = {"fp32": matmul_gflops(torch.float32, device, n),
-            "bf16": matmul_gflops(torch.bfloat16, device, n if native else 256, 2)}
+    peak = {
+        "fp32": matmul_gflops(torch.float32, device, n),
+        "bf16": matmul_gflops(torch.bfloat16, device, n if native else 256, 2),
+    }
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
-    print(f"torch {torch.__version__}, {where}, CPU capability "
-          f"{torch.backends.cpu.get_cpu_capability()}; matmul peak: fp32 {peak['fp32']:.0f} GFLOP/s, "
-          f"bf16 {peak['bf16']:.1f} GFLOP/s ({'native' if native else 'emulated: no AVX512-BF16/AMX'})", flush=True)
+    print(
+        f"torch {torch.__version__}, {where}, CPU capability "
+        f"{torch.backends.cpu.get_cpu_capability()}; matmul peak: fp32 {peak['fp32']:.0f} GFLOP/s, "
+        f"bf16 {peak['bf16']:.1f} GFLOP/s ({'native' if native else 'emulated: no AVX512-BF16/AMX'})",
+        flush=True,
+    )
     for size in [int(s) for s in args.sizes.split(",")]:
-        base = RunConfig().with_overrides({"data.patch_size": size, "data.scale": SCALE.get(size, 1.0),
-                                           "data.unknown_colors": "ignore", "train.batch_size": BATCH,
-                                           "train.progress": False, "train.device": args.device})
+        base = RunConfig().with_overrides(
+            {
+                "data.patch_size": size,
+                "data.scale": SCALE.get(size, 1.0),
+                "data.unknown_colors": "ignore",
+                "train.batch_size": BATCH,
+                "train.progress": False,
+                "train.device": args.device,
+            }
+        )
         cache = cache_for(args.data, base.data, Path(args.work) / f"cache-{size}")
         split = make_split(cache, base.data)
         runs = {"aerotune": Aerotune(base, cache, split)}
@@ -190,15 +216,19 @@ def main() -> None:
             runs[f"aerotune {extra}"] = Aerotune(base.with_overrides({f"train.{key}": value}), cache, split)
         ds = runs["aerotune"].train_ds
         order = runs["aerotune"].order
-        batches = [ds.batch(order[i * BATCH:(i + 1) * BATCH]) for i in range(args.batches)]
+        batches = [ds.batch(order[i * BATCH : (i + 1) * BATCH]) for i in range(args.batches)]
         runs = {"plain": Plain(base, batches, cache.palette.ignore_index), **runs}
-        train_flops, infer_flops = step_flops(build_model(base.model, num_classes=6),
-                                              make_loss(base.train, ignore_index=255), size)
+        train_flops, infer_flops = step_flops(
+            build_model(base.model, num_classes=6), make_loss(base.train, ignore_index=255), size
+        )
         a = runs["aerotune"]
         precision = str(a.dtype).replace("torch.", "") if a.dtype else "fp32"
-        print(f"\n{size}x{size}: {len(cache)} patches; {train_flops / 1e9:.2f} GFLOP per patch per training step, "
-              f"{infer_flops / 1e9:.2f} forward; aerotune: precision {precision}, channels_last "
-              f"{a.speed.channels_last}, fused Adam {a.speed.fused_adam}", flush=True)
+        print(
+            f"\n{size}x{size}: {len(cache)} patches; {train_flops / 1e9:.2f} GFLOP per patch per training step, "
+            f"{infer_flops / 1e9:.2f} forward; aerotune: precision {precision}, channels_last "
+            f"{a.speed.channels_last}, fused Adam {a.speed.fused_adam}",
+            flush=True,
+        )
         for run in runs.values():  # warm-up: oneDNN primitives, allocator
             run.train(1)
             run.infer(1)
@@ -215,20 +245,26 @@ def main() -> None:
                 infer[name].append(run.infer(args.batches))
                 infer_cpu[name].append(patches / (time.process_time() - c))
         med = statistics.median
-        print(f"  {'variant':<32} {'train p/s':>9} {'GFLOP/s':>8} {'of peak':>8} {'data wait':>9} {'infer p/s':>9} "
-              f"{'train p/CPU-s':>13} {'infer p/CPU-s':>13}")
+        print(
+            f"  {'variant':<32} {'train p/s':>9} {'GFLOP/s':>8} {'of peak':>8} {'data wait':>9} {'infer p/s':>9} "
+            f"{'train p/CPU-s':>13} {'infer p/CPU-s':>13}"
+        )
         for name in runs:
             t, i = med(train[name]), med(infer[name])
             gf = t * train_flops / 1e9
             p = peak["bf16" if name != "plain" and precision != "fp32" else "fp32"]
-            print(f"  {name:<32} {t:>9.1f} {gf:>8.1f} {gf / p:>8.0%} {med(wait[name]):>9.0%} {i:>9.1f} "
-                  f"{med(train_cpu[name]):>13.1f} {med(infer_cpu[name]):>13.1f}   "
-                  f"(train runs: {', '.join(f'{v:.1f}' for v in train[name])})")
+            print(
+                f"  {name:<32} {t:>9.1f} {gf:>8.1f} {gf / p:>8.0%} {med(wait[name]):>9.0%} {i:>9.1f} "
+                f"{med(train_cpu[name]):>13.1f} {med(infer_cpu[name]):>13.1f}   "
+                f"(train runs: {', '.join(f'{v:.1f}' for v in train[name])})"
+            )
         for name in list(runs)[1:]:
-            print(f"  {name} / plain: training {med(train[name]) / med(train['plain']):.2f}x "
-                  f"(per CPU second {med(train_cpu[name]) / med(train_cpu['plain']):.2f}x), inference "
-                  f"{med(infer[name]) / med(infer['plain']):.2f}x (per CPU second "
-                  f"{med(infer_cpu[name]) / med(infer_cpu['plain']):.2f}x)")
+            print(
+                f"  {name} / plain: training {med(train[name]) / med(train['plain']):.2f}x "
+                f"(per CPU second {med(train_cpu[name]) / med(train_cpu['plain']):.2f}x), inference "
+                f"{med(infer[name]) / med(infer['plain']):.2f}x (per CPU second "
+                f"{med(infer_cpu[name]) / med(infer_cpu['plain']):.2f}x)"
+            )
         sys.stdout.flush()
 
 

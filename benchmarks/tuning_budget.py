@@ -35,8 +35,10 @@ METHODS = {
     "a": ("(a) reference: random, full epochs", ["--sampler", "random", "--min-resource", "{epochs}"]),
     "b": ("(b) HyperBand + random", ["--sampler", "random"]),
     "c": ("(c) HyperBand + TPE", ["--sampler", "tpe", "--startup-trials", "{startup}"]),
-    "d": ("(d) HyperBand + TPE learning from every bracket",
-          ["--sampler", "tpe", "--startup-trials", "{startup}", "--sampler-scope", "study"]),
+    "d": (
+        "(d) HyperBand + TPE learning from every bracket",
+        ["--sampler", "tpe", "--startup-trials", "{startup}", "--sampler-scope", "study"],
+    ),
 }
 
 #: The reference space with batch sizes a CPU can afford (batch 1..7 makes one epoch many times slower).
@@ -54,19 +56,65 @@ def run_studies(args: argparse.Namespace) -> None:
     space.write_text(json.dumps(SPACE, indent=1))
     cache = work / "cache"
     if not (cache / "manifest.json").is_file():
-        subprocess.run([sys.executable, "-m", "aerotune", "data", "prepare", str(args.data), "--out", str(cache),
-                        "--scale", str(args.scale), "--patch-size", str(args.patch_size),
-                        "--unknown-colors", "ignore"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "aerotune",
+                "data",
+                "prepare",
+                str(args.data),
+                "--out",
+                str(cache),
+                "--scale",
+                str(args.scale),
+                "--patch-size",
+                str(args.patch_size),
+                "--unknown-colors",
+                "ignore",
+            ],
+            check=True,
+        )
     procs = []
     for key in args.methods:
         label, extra = METHODS[key]
         extra = [e.format(epochs=args.epochs, startup=args.startup_trials) for e in extra]
-        cmd = [sys.executable, "-m", "aerotune", "tune", "--data", str(cache), "--out", str(work / key),
-               "--space", str(space), "--scale", str(args.scale), "--patch-size", str(args.patch_size),
-               "--unknown-colors", "ignore", "--epochs", str(args.epochs), "--no-baseline",
-               "--trials", str(args.trials), "--max-epochs-total", str(args.budget), "--seed", str(args.seed),
-               "--study-name", f"budget-{key}", "--set", "train.progress=false",
-               "--set", f"train.threads={args.threads}", "--set", f"train.precision={args.precision}", *extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "aerotune",
+            "tune",
+            "--data",
+            str(cache),
+            "--out",
+            str(work / key),
+            "--space",
+            str(space),
+            "--scale",
+            str(args.scale),
+            "--patch-size",
+            str(args.patch_size),
+            "--unknown-colors",
+            "ignore",
+            "--epochs",
+            str(args.epochs),
+            "--no-baseline",
+            "--trials",
+            str(args.trials),
+            "--max-epochs-total",
+            str(args.budget),
+            "--seed",
+            str(args.seed),
+            "--study-name",
+            f"budget-{key}",
+            "--set",
+            "train.progress=false",
+            "--set",
+            f"train.threads={args.threads}",
+            "--set",
+            f"train.precision={args.precision}",
+            *extra,
+        ]
         print("$", " ".join(cmd), flush=True)
         log = open(work / f"{key}.log", "w")
         p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
@@ -120,9 +168,12 @@ def analyze(args: argparse.Namespace) -> str:
 
             export_study(work / k)
     results = {k: curves(work / k) for k in args.methods if (work / k / "trials.json").is_file()}
-    lines = ["| method | trials | epochs spent | best val loss | mean IoU of that model | "
-             + " | ".join(f"best loss at {m} epochs" for m in args.marks) + " |",
-             "|---|---|---|---|---|" + "---|" * len(args.marks)]
+    lines = [
+        "| method | trials | epochs spent | best val loss | mean IoU of that model | "
+        + " | ".join(f"best loss at {m} epochs" for m in args.marks)
+        + " |",
+        "|---|---|---|---|---|" + "---|" * len(args.marks),
+    ]
     for key, c in results.items():
         if not c["x"]:
             continue
@@ -131,10 +182,14 @@ def analyze(args: argparse.Namespace) -> str:
             vals = [v for x, v in zip(c["x"], c["loss"]) if x <= m]
             at.append(f"{vals[-1]:.4f}" if vals else "-")
         counts = c["summary"].get("counts", {})
-        trials = f"{c['trials']}" + (f" ({counts.get('complete', 0)} complete, {counts.get('pruned', 0)} pruned)"
-                                     if counts else "")
-        lines.append(f"| {METHODS[key][0]} | {trials} | {c['x'][-1]} | {c['loss'][-1]:.4f} | {c['iou'][-1]:.3f} | "
-                     + " | ".join(at) + " |")
+        trials = f"{c['trials']}" + (
+            f" ({counts.get('complete', 0)} complete, {counts.get('pruned', 0)} pruned)" if counts else ""
+        )
+        lines.append(
+            f"| {METHODS[key][0]} | {trials} | {c['x'][-1]} | {c['loss'][-1]:.4f} | {c['iou'][-1]:.3f} | "
+            + " | ".join(at)
+            + " |"
+        )
     text = "\n".join(lines)
     if "a" in results and results["a"]["x"]:
         target = results["a"]["loss"][-1]
@@ -146,8 +201,10 @@ def analyze(args: argparse.Namespace) -> str:
                 if reach is None:
                     text += f"- {METHODS[key][0]}: did not reach it within {results[key]['x'][-1]} epochs.\n"
                 else:
-                    text += (f"- {METHODS[key][0]}: reached it after {reach} epochs, {reach / spent_a:.2f} of (a)'s "
-                             f"epochs (target: at most 0.20).\n")
+                    text += (
+                        f"- {METHODS[key][0]}: reached it after {reach} epochs, {reach / spent_a:.2f} of (a)'s "
+                        f"epochs (target: at most 0.20).\n"
+                    )
     print(text)
     out_dir = Path(args.figures)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -167,10 +224,14 @@ def _plot(results: dict, path: Path) -> None:
         if c["x"]:
             axes[0].step(c["x"], c["loss"], where="post", label=METHODS[key][0])
             axes[1].step(c["x"], c["iou"], where="post", label=METHODS[key][0])
-    axes[0].set(xlabel="epochs spent (all trials)", ylabel="best validation loss so far",
-                title="Best validation loss (dice + focal)")
-    axes[1].set(xlabel="epochs spent (all trials)", ylabel="mean IoU of the best-loss model",
-                title="Mean IoU of that model")
+    axes[0].set(
+        xlabel="epochs spent (all trials)",
+        ylabel="best validation loss so far",
+        title="Best validation loss (dice + focal)",
+    )
+    axes[1].set(
+        xlabel="epochs spent (all trials)", ylabel="mean IoU of the best-loss model", title="Mean IoU of that model"
+    )
     if "a" in results and results["a"]["x"]:
         axes[0].axhline(results["a"]["loss"][-1], color="grey", lw=0.8, ls="--")
         axes[0].axvline(results["a"]["x"][-1] / 5, color="grey", lw=0.8, ls=":")
@@ -198,8 +259,12 @@ def main() -> None:
     p.add_argument("--precision", default="fp32")
     p.add_argument("--methods", default="abc")
     p.add_argument("--parallel", action="store_true", help="run the three studies at once (1 thread each)")
-    p.add_argument("--marks", type=lambda s: [int(x) for x in s.split(",")], default=None,
-                   help="epoch counts to tabulate, e.g. 16,27,54,81")
+    p.add_argument(
+        "--marks",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=None,
+        help="epoch counts to tabulate, e.g. 16,27,54,81",
+    )
     p.add_argument("--analyze-only", action="store_true")
     args = p.parse_args()
     args.methods = list(args.methods)

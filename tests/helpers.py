@@ -19,8 +19,17 @@ def random_ids(h: int, w: int, seed: int = 0, classes: int = 6) -> np.ndarray:
     return np.kron(small, np.ones((8, 8), dtype=np.uint8))[:h, :w]
 
 
-def write_pair(folder: Path, stem: str, w: int, h: int, *, seed: int = 0, image_ext: str = ".jpg",
-               mask_mode: str = "RGB", ids: np.ndarray | None = None) -> tuple[Path, Path]:
+def write_pair(
+    folder: Path,
+    stem: str,
+    w: int,
+    h: int,
+    *,
+    seed: int = 0,
+    image_ext: str = ".jpg",
+    mask_mode: str = "RGB",
+    ids: np.ndarray | None = None,
+) -> tuple[Path, Path]:
     """Write ``images/<stem><ext>`` and ``masks/<stem>.png`` under ``folder``."""
     (folder / "images").mkdir(parents=True, exist_ok=True)
     (folder / "masks").mkdir(parents=True, exist_ok=True)

@@ -18,8 +18,12 @@ def run_cli(*args: object, env: dict[str, str] | None = None, cwd: Path | None =
     return subprocess.run(argv, capture_output=True, cwd=cwd, env=full_env, timeout=600)
 
 
-def assert_refused(folder: Path, *args: object, needles: tuple[str, ...] = (), env: dict[str, str] | None = None,
-                   ) -> str:
+def assert_refused(
+    folder: Path,
+    *args: object,
+    needles: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> str:
     """Run ``aerotune ARGS``; assert exit 2, exactly one stderr line, no traceback, ``folder`` unchanged.
 
     Returns the error line (decoded with backslash escapes, as a terminal would show undecodable bytes).

@@ -30,8 +30,15 @@ def aerotune(*args, cwd: Path | None = None, fsize: int | None = None) -> subpro
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write with EFBIG instead of killing the process
         resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 
-    return subprocess.run([sys.executable, "-m", "aerotune", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=600, preexec_fn=limit if fsize is not None else None)
+    return subprocess.run(
+        [sys.executable, "-m", "aerotune", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=600,
+        preexec_fn=limit if fsize is not None else None,
+    )
 
 
 def assert_refused(proc: subprocess.CompletedProcess, *needles: str) -> str:
@@ -77,8 +84,22 @@ def tuned_run(tmp_path_factory, synth_root: Path) -> Path:
     if "tune" not in _SHARED:
         cache = trained_run(tmp_path_factory, synth_root) / "cache"
         out = tmp_path_factory.mktemp("shared-tune") / "tune"
-        proc = aerotune("tune", "--data", cache, "--out", out, "--trials", "2", "--epochs", "1", *TINY,
-                        "--baseline", "dice_weight=1e39", "--startup-trials", "1")
+        proc = aerotune(
+            "tune",
+            "--data",
+            cache,
+            "--out",
+            out,
+            "--trials",
+            "2",
+            "--epochs",
+            "1",
+            *TINY,
+            "--baseline",
+            "dice_weight=1e39",
+            "--startup-trials",
+            "1",
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         _SHARED["tune"] = out
     return _SHARED["tune"]

@@ -15,8 +15,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def aerotune(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    return subprocess.run([sys.executable, "-m", "aerotune", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "aerotune", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=600,
+    )
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
@@ -36,9 +42,23 @@ def test_end_to_end_synth_prepare_train(tmp_path):
     proc = aerotune("data", "prepare", data, "--out", tmp_path / "cache", "--patch-size", "64")
     assert proc.returncode == 0, proc.stderr
     assert "16 patches" in proc.stdout
-    proc = aerotune("train", "--data", tmp_path / "cache", "--patch-size", "64", "--out", tmp_path / "run",
-                    "--epochs", "1", "--set", "model.base_filters=4", "--set", "model.depth=3",
-                    "--set", "train.batch_size=4")
+    proc = aerotune(
+        "train",
+        "--data",
+        tmp_path / "cache",
+        "--patch-size",
+        "64",
+        "--out",
+        tmp_path / "run",
+        "--epochs",
+        "1",
+        "--set",
+        "model.base_filters=4",
+        "--set",
+        "model.depth=3",
+        "--set",
+        "train.batch_size=4",
+    )
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["epochs"] == 1
@@ -64,13 +84,16 @@ def _dataset_with(tmp_path: Path, problem: str) -> Path:
     return root
 
 
-@pytest.mark.parametrize("problem, needles", [
-    ("unpaired", ["image_part_002.jpg", "image has no mask"]),
-    ("size", ["image_part_002.png", "mask is 64x48 but its image is 64x64"]),
-    ("corrupt", ["image_part_002.png", "cannot read mask"]),
-    ("small", ["image_part_002.jpg", "smaller than one 64 patch"]),
-    ("unknown", ["#000000 (1 px in", "image_part_002.png", "--unknown-colors ignore"]),
-])
+@pytest.mark.parametrize(
+    "problem, needles",
+    [
+        ("unpaired", ["image_part_002.jpg", "image has no mask"]),
+        ("size", ["image_part_002.png", "mask is 64x48 but its image is 64x64"]),
+        ("corrupt", ["image_part_002.png", "cannot read mask"]),
+        ("small", ["image_part_002.jpg", "smaller than one 64 patch"]),
+        ("unknown", ["#000000 (1 px in", "image_part_002.png", "--unknown-colors ignore"]),
+    ],
+)
 @pytest.mark.parametrize("command", ["prepare", "train"])
 def test_bad_dataset_gives_one_line_and_leaves_nothing(tmp_path, problem, needles, command):
     root = _dataset_with(tmp_path, problem)
@@ -83,15 +106,18 @@ def test_bad_dataset_gives_one_line_and_leaves_nothing(tmp_path, problem, needle
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data set"]  # no partial cache or run folder
 
 
-@pytest.mark.parametrize("args, needles", [
-    (["--set", "train.batch_sise=4"], ["unknown setting 'train.batch_sise'", "train.batch_size"]),
-    (["--set", "train.epochs=many"], ["train.epochs = 'many' is not a whole number"]),
-    (["--set", "model.activation=gelu"], ["model.activation = 'gelu' is invalid", "relu"]),
-    (["--set", "train.learning_rate=-1"], ["train.learning_rate = -1.0 is invalid"]),
-    (["--set", "nonsense"], ["expected key=value"]),
-    (["--config", "missing.toml"], ["missing.toml: file not found"]),
-    (["--classes", "missing.json"], ["missing.json: classes file not found"]),
-])
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["--set", "train.batch_sise=4"], ["unknown setting 'train.batch_sise'", "train.batch_size"]),
+        (["--set", "train.epochs=many"], ["train.epochs = 'many' is not a whole number"]),
+        (["--set", "model.activation=gelu"], ["model.activation = 'gelu' is invalid", "relu"]),
+        (["--set", "train.learning_rate=-1"], ["train.learning_rate = -1.0 is invalid"]),
+        (["--set", "nonsense"], ["expected key=value"]),
+        (["--config", "missing.toml"], ["missing.toml: file not found"]),
+        (["--classes", "missing.json"], ["missing.json: classes file not found"]),
+    ],
+)
 def test_bad_settings(tmp_path, args, needles):
     root = make_tiled(tmp_path / "d", tiles=1, per_tile=2, size=(64, 64))
     proc = aerotune("train", "--data", root, "--out", tmp_path / "run", *args, cwd=tmp_path)
@@ -102,11 +128,16 @@ def test_bad_settings(tmp_path, args, needles):
 def test_bad_config_file(tmp_path):
     root = make_tiled(tmp_path / "d", tiles=1, per_tile=2, size=(64, 64))
     (tmp_path / "c.toml").write_text("[train]\nepochs = 2\nbogus = 1\n")
-    assert_one_line_error(aerotune("train", "--data", root, "--out", tmp_path / "r", "--config", tmp_path / "c.toml"),
-                          "c.toml", "unknown key 'bogus'")
+    assert_one_line_error(
+        aerotune("train", "--data", root, "--out", tmp_path / "r", "--config", tmp_path / "c.toml"),
+        "c.toml",
+        "unknown key 'bogus'",
+    )
     (tmp_path / "c.toml").write_text("[train\n")
-    assert_one_line_error(aerotune("train", "--data", root, "--out", tmp_path / "r", "--config", tmp_path / "c.toml"),
-                          "c.toml: cannot parse")
+    assert_one_line_error(
+        aerotune("train", "--data", root, "--out", tmp_path / "r", "--config", tmp_path / "c.toml"),
+        "c.toml: cannot parse",
+    )
 
 
 def test_missing_dataset_folder(tmp_path):

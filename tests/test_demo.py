@@ -16,8 +16,12 @@ from test_report_browser import _assert_clean, check_in_browser, chromium  # noq
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("demo") / "demo-output"
-    done = subprocess.run([sys.executable, "-m", "aerotune", "demo", "--quick", "--out", str(out)],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "aerotune", "demo", "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return out, done.stdout
 
@@ -49,8 +53,12 @@ def test_demo_replaces_its_own_folder_but_refuses_another(tmp_path):
     other = tmp_path / "mine"
     other.mkdir()
     (other / "precious.txt").write_text("keep me")
-    done = subprocess.run([sys.executable, "-m", "aerotune", "demo", "--quick", "--out", str(other)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "aerotune", "demo", "--quick", "--out", str(other)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert "not an aerotune demo folder" in done.stderr
     assert "Traceback" not in done.stderr

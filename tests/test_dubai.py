@@ -48,8 +48,21 @@ def test_reference_mode_gives_1305_patches(dubai_root, tmp_path):
 
 
 def test_one_epoch_at_quarter_scale_trains_on_cpu(dubai_root, tmp_path):
-    proc = aerotune("train", "--data", dubai_root, "--out", tmp_path / "run", "--unknown-colors", "ignore",
-                    "--scale", "0.25", "--patch-size", "64", "--epochs", "1")
+    proc = aerotune(
+        "train",
+        "--data",
+        dubai_root,
+        "--out",
+        tmp_path / "run",
+        "--unknown-colors",
+        "ignore",
+        "--scale",
+        "0.25",
+        "--patch-size",
+        "64",
+        "--epochs",
+        "1",
+    )
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["patches"]["val"] > 0

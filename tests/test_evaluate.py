@@ -19,8 +19,16 @@ from test_cli import aerotune, assert_one_line_error
 @pytest.fixture(scope="module")
 def run(tiny_cache, tmp_path_factory):
     out = tmp_path_factory.mktemp("evaluate") / "run"
-    config = RunConfig().with_overrides({"model.base_filters": 4, "model.depth": 3, "train.epochs": 1,
-                                         "data.patch_size": 32, "train.progress": False, "data.split": "tile"})
+    config = RunConfig().with_overrides(
+        {
+            "model.base_filters": 4,
+            "model.depth": 3,
+            "train.epochs": 1,
+            "data.patch_size": 32,
+            "train.progress": False,
+            "data.split": "tile",
+        }
+    )
     fit(config, tiny_cache, out)
     return out
 

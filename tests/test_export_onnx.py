@@ -25,9 +25,16 @@ TOLERANCE = 1e-4
 @pytest.fixture(scope="module")
 def exported(tiny_cache, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("onnx")
-    config = RunConfig().with_overrides({"model.base_filters": 4, "model.depth": 3, "train.epochs": 1,
-                                         "data.patch_size": 32, "train.progress": False,
-                                         "data.normalization": "meanstd"})
+    config = RunConfig().with_overrides(
+        {
+            "model.base_filters": 4,
+            "model.depth": 3,
+            "train.epochs": 1,
+            "data.patch_size": 32,
+            "train.progress": False,
+            "data.normalization": "meanstd",
+        }
+    )
     fit(config, tiny_cache, tmp / "run")
     proc = aerotune("export", tmp / "run", "--format", "onnx", "--out", tmp / "model.onnx")
     assert proc.returncode == 0, proc.stderr
@@ -61,11 +68,27 @@ def test_predict_with_onnx_runs_without_torch(exported, tmp_path):
     run, path = exported
     image = np.random.default_rng(1).integers(0, 256, (70, 90, 3), dtype=np.uint8)
     Image.fromarray(image).save(tmp_path / "a.png")
-    code = ("import sys; from aerotune.commands import main; rc = main(sys.argv[1:]); "
-            "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(rc)")
-    proc = subprocess.run([sys.executable, "-c", code, "predict", str(tmp_path / "a.png"), "--model", str(path),
-                           "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300,
-                          env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+    code = (
+        "import sys; from aerotune.commands import main; rc = main(sys.argv[1:]); "
+        "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(rc)"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "predict",
+            str(tmp_path / "a.png"),
+            "--model",
+            str(path),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 0, proc.stderr
     with Image.open(tmp_path / "out" / "a.png") as im:
         onnx_ids = np.asarray(im)
@@ -76,9 +99,12 @@ def test_predict_with_onnx_runs_without_torch(exported, tmp_path):
 def test_onnx_files_that_are_not_ours(tmp_path):
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
     onnx.save(helper.make_model(graph), str(tmp_path / "other.onnx"))
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "a.png")

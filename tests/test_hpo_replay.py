@@ -24,15 +24,25 @@ CURVES = {  # (lr, batch): validation losses over 3 epochs
 
 
 def _row(lr: float, batch: int, losses: list[float], seed: int = 42, status: str = "completed") -> dict:
-    return {"learning_rate": lr, "batch_size": batch, "activation": "relu", "seed": seed, "status": status,
-            "epochs": len(losses), "val_loss": losses, "val_mean_iou": [1 - v for v in losses]}
+    return {
+        "learning_rate": lr,
+        "batch_size": batch,
+        "activation": "relu",
+        "seed": seed,
+        "status": status,
+        "epochs": len(losses),
+        "val_loss": losses,
+        "val_mean_iou": [1 - v for v in losses],
+    }
 
 
 def _rows() -> list[dict]:
     rows = [_row(lr, b, v) for (lr, b), v in CURVES.items()]
     # one configuration again at two other seeds: +-0.02 and +-0.04 around the main seed's curve
-    rows += [_row(0.001, 8, [v + 0.02 for v in CURVES[(0.001, 8)]], seed=1),
-             _row(0.001, 8, [v - 0.02 for v in CURVES[(0.001, 8)]], seed=2)]
+    rows += [
+        _row(0.001, 8, [v + 0.02 for v in CURVES[(0.001, 8)]], seed=1),
+        _row(0.001, 8, [v - 0.02 for v in CURVES[(0.001, 8)]], seed=2),
+    ]
     return rows
 
 

@@ -44,8 +44,9 @@ def test_losses_skip_the_ignore_label_and_reward_the_truth():
     a = dice_focal_loss(perfect, ignored, ignore_index=255)
     b = dice_focal_loss(garbage, ignored, ignore_index=255)
     assert torch.allclose(a, b)
-    assert torch.allclose(cross_entropy_loss(perfect, ignored, ignore_index=255),
-                          cross_entropy_loss(garbage, ignored, ignore_index=255))
+    assert torch.allclose(
+        cross_entropy_loss(perfect, ignored, ignore_index=255), cross_entropy_loss(garbage, ignored, ignore_index=255)
+    )
     assert float(cross_entropy_loss(perfect, torch.full_like(target, 255), ignore_index=255)) == 0.0
 
 

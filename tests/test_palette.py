@@ -41,11 +41,14 @@ def test_classes_file_formats(tmp_path):
     assert load_palette(tmp_path / "export.json").hex_colors == ["#50E3C2", "#DE597F"]
 
 
-@pytest.mark.parametrize("text, match", [
-    ("{not json", "cannot parse"),
-    ("[1, 2]", "mapping of class name"),
-    ('{"A": "#000000", "B": "#000000"}', "classes 'A' and 'B' both have colour #000000"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("{not json", "cannot parse"),
+        ("[1, 2]", "mapping of class name"),
+        ('{"A": "#000000", "B": "#000000"}', "classes 'A' and 'B' both have colour #000000"),
+    ],
+)
 def test_bad_classes_files(tmp_path, text, match):
     f = tmp_path / "bad.json"
     f.write_text(text)

@@ -34,7 +34,7 @@ def test_reference_and_full_modes(tmp_path):
     first = ref.sources[0]
     ids, _ = PALETTE.encode(read_mask_rgb(root / first["mask"]))
     r, c = ref.manifest["patches"][3][1:]
-    assert (ref.masks[3] == ids[r:r + 32, c:c + 32]).all()
+    assert (ref.masks[3] == ids[r : r + 32, c : c + 32]).all()
 
 
 def test_cache_is_reused_and_rebuilt_only_on_change(tmp_path):

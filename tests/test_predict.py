@@ -17,8 +17,9 @@ def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("predict")
     root = make_tiled(tmp / "d", tiles=2, per_tile=2, size=(64, 64))
     cache = prepare_patches(root, tmp / "c", DataConfig(patch_size=32), PALETTE)
-    config = RunConfig().with_overrides({"model.base_filters": 4, "model.depth": 3, "train.epochs": 1,
-                                         "data.patch_size": 32, "train.progress": False})
+    config = RunConfig().with_overrides(
+        {"model.base_filters": 4, "model.depth": 3, "train.epochs": 1, "data.patch_size": 32, "train.progress": False}
+    )
     fit(config, cache, tmp / "run")
     return tmp / "run"
 

@@ -26,16 +26,22 @@ TRANSFORM = from_origin(500000.0, 2800000.0, 0.5, 0.5)
 @pytest.fixture(scope="module")
 def run(tiny_cache, tmp_path_factory):
     out = tmp_path_factory.mktemp("geo") / "run"
-    config = RunConfig().with_overrides({"model.base_filters": 4, "model.depth": 3, "train.epochs": 1,
-                                         "data.patch_size": 32, "train.progress": False})
+    config = RunConfig().with_overrides(
+        {"model.base_filters": 4, "model.depth": 3, "train.epochs": 1, "data.patch_size": 32, "train.progress": False}
+    )
     fit(config, tiny_cache, out)
     return out
 
 
 def write_tif(path, bands: np.ndarray, *, crs="EPSG:32640"):
     """``bands``: (count, H, W) uint8 or uint16."""
-    profile = {"driver": "GTiff", "count": bands.shape[0], "height": bands.shape[1], "width": bands.shape[2],
-               "dtype": bands.dtype.name}
+    profile = {
+        "driver": "GTiff",
+        "count": bands.shape[0],
+        "height": bands.shape[1],
+        "width": bands.shape[2],
+        "dtype": bands.dtype.name,
+    }
     if crs:
         profile.update(crs=crs, transform=TRANSFORM)
     with rasterio.open(path, "w", **profile) as dst:
@@ -105,9 +111,26 @@ def test_geotiff_without_georeference_still_works(run, tmp_path, caplog):
 
 def test_without_rasterio_one_line_names_the_extra(run, tmp_path):
     write_tif(tmp_path / "scene.tif", rgb(40, 50).transpose(2, 0, 1))
-    code = ("import sys; sys.modules['rasterio'] = None; from aerotune.commands import main; "
-            "sys.exit(main(sys.argv[1:]))")
-    proc = subprocess.run([sys.executable, "-c", code, "predict", str(tmp_path / "scene.tif"), "--bands", "1,2,3",
-                           "--model", str(run), "--out", str(tmp_path / "out")], capture_output=True, text=True,
-                          env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"}, timeout=300)
+    code = (
+        "import sys; sys.modules['rasterio'] = None; from aerotune.commands import main; sys.exit(main(sys.argv[1:]))"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "predict",
+            str(tmp_path / "scene.tif"),
+            "--bands",
+            "1,2,3",
+            "--model",
+            str(run),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"},
+        timeout=300,
+    )
     assert_one_line_error(proc, 'pip install "aerotune[geo]"')

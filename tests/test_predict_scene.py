@@ -22,8 +22,9 @@ from test_cli import aerotune, assert_one_line_error
 def run(tiny_cache, tmp_path_factory):
     """A small U-Net trained for 3 epochs on 32-px synthetic patches: enough for border effects to show."""
     out = tmp_path_factory.mktemp("scene") / "run"
-    config = RunConfig().with_overrides({"model.base_filters": 8, "model.depth": 3, "train.epochs": 3,
-                                         "data.patch_size": 32, "train.progress": False})
+    config = RunConfig().with_overrides(
+        {"model.base_filters": 8, "model.depth": 3, "train.epochs": 3, "data.patch_size": 32, "train.progress": False}
+    )
     fit(config, tiny_cache, out)
     return out
 
@@ -47,8 +48,17 @@ def test_every_pixel_is_covered_once_normalised(size, blend):
         reads.append((r0, r1))
         return image[r0:r1]
 
-    stream_scene(read, h, w, pixelwise, patch=32, num_classes=4, overlap=0.25, blend=blend,
-                 emit=lambda r0, p: rows.append((r0, p)))
+    stream_scene(
+        read,
+        h,
+        w,
+        pixelwise,
+        patch=32,
+        num_classes=4,
+        overlap=0.25,
+        blend=blend,
+        emit=lambda r0, p: rows.append((r0, p)),
+    )
     assert [r0 for r0, _ in rows] == sorted(r0 for r0, _ in rows)  # top to bottom
     got = np.concatenate([p for _, p in rows], axis=1)
     expected = pixelwise(image[None])[0]
@@ -77,7 +87,9 @@ def test_tta_undoes_each_transform():
 
     d4 = with_tta(left_edge, "d4")(image)[0, 0]
     # each view's left column maps back onto one of the 4 edges, each edge twice out of 8 views
-    assert [d4[8, 0], d4[8, 15], d4[0, 8], d4[15, 8], d4[0, 15], d4[8, 8]] == pytest.approx([.25, .25, .25, .25, .5, 0])
+    assert [d4[8, 0], d4[8, 15], d4[0, 8], d4[15, 8], d4[0, 15], d4[8, 8]] == pytest.approx(
+        [0.25, 0.25, 0.25, 0.25, 0.5, 0]
+    )
 
 
 def test_smooth_blend_hides_seams_better_than_uniform(run):
@@ -91,7 +103,7 @@ def test_smooth_blend_hides_seams_better_than_uniform(run):
         for d in (8, 11):  # a shift by a quarter and a third of the 32-px window
             a = predictor.scores(image, overlap=0.5, blend=blend)
             b = predictor.scores(image[d:, d:], overlap=0.5, blend=blend)
-            diff = np.abs(a[:, d + 32:-32, d + 32:-32] - b[:, 32:-32, 32:-32]).mean()
+            diff = np.abs(a[:, d + 32 : -32, d + 32 : -32] - b[:, 32:-32, 32:-32]).mean()
             disagreement[blend] = disagreement.get(blend, 0) + diff
     assert disagreement["smooth"] < 0.7 * disagreement["uniform"], disagreement
 
@@ -100,7 +112,7 @@ def test_png_rows_writer_streams_a_valid_palette_png(tmp_path):
     ids = np.random.default_rng(0).integers(0, 6, (300, 123), dtype=np.uint8)
     w = PngRowWriter(tmp_path / "m.png", 123, 300, palette=PALETTE)
     for r in range(0, 300, 7):
-        w.write(ids[r:r + 7])
+        w.write(ids[r : r + 7])
     assert not (tmp_path / "m.png").exists()  # renamed into place only when complete
     w.close()
     with Image.open(tmp_path / "m.png") as im:
@@ -112,8 +124,9 @@ def test_png_rows_writer_streams_a_valid_palette_png(tmp_path):
 
 def test_scaled_model_masks_keep_the_scene_size(run, tmp_path):
     predictor = Predictor.load(run)
-    predictor.config = RunConfig.from_dict({**predictor.config.to_dict(), "data": {
-        **predictor.config.to_dict()["data"], "scale": 0.5}})
+    predictor.config = RunConfig.from_dict(
+        {**predictor.config.to_dict(), "data": {**predictor.config.to_dict()["data"], "scale": 0.5}}
+    )
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (77, 130, 3), dtype=np.uint8)).save(tmp_path / "a.png")
     ids = segment_array(predictor, tmp_path / "a.png")
     assert ids.shape == (77, 130)
@@ -150,8 +163,20 @@ def test_a_bad_input_creates_no_out_folder(run, tmp_path):
 
 def test_cli_predict_with_options(run, tmp_path):
     Image.fromarray(np.random.default_rng(2).integers(0, 256, (50, 70, 3), dtype=np.uint8)).save(tmp_path / "a.jpg")
-    proc = aerotune("predict", tmp_path / "a.jpg", "--model", run, "--out", tmp_path / "out", "--tta", "flips",
-                    "--overlap", "0.5", "--blend", "uniform")
+    proc = aerotune(
+        "predict",
+        tmp_path / "a.jpg",
+        "--model",
+        run,
+        "--out",
+        tmp_path / "out",
+        "--tta",
+        "flips",
+        "--overlap",
+        "0.5",
+        "--blend",
+        "uniform",
+    )
     assert proc.returncode == 0, proc.stderr
     with Image.open(tmp_path / "out" / "a.png") as im:
         assert im.size == (70, 50) and im.mode == "P"

@@ -56,8 +56,16 @@ BAD = {
 @pytest.mark.parametrize("kind", sorted(BAD))
 def test_predict_refuses_a_bad_checkpoint(tmp_path, run, kind):
     model = BAD[kind](run, tmp_path / "model.pt")
-    refused([tmp_path, run], "predict", _scene(tmp_path), "--model", model, "--out", tmp_path / "masks",
-            needles=("model.pt",))
+    refused(
+        [tmp_path, run],
+        "predict",
+        _scene(tmp_path),
+        "--model",
+        model,
+        "--out",
+        tmp_path / "masks",
+        needles=("model.pt",),
+    )
     assert not (tmp_path / "masks").exists()
 
 
@@ -72,21 +80,44 @@ def _scene(tmp_path: Path) -> Path:
 def test_a_pickle_that_would_run_code_stays_refused(tmp_path, run):
     flag = tmp_path / "code-ran"
     torch.save({"model": _RunsCode(flag), "config": {}, "palette": {}}, tmp_path / "model.pt")
-    refused([tmp_path, run], "predict", _scene(tmp_path), "--model", tmp_path / "model.pt", "--out",
-            tmp_path / "masks", needles=("model.pt", "could run code"))
+    refused(
+        [tmp_path, run],
+        "predict",
+        _scene(tmp_path),
+        "--model",
+        tmp_path / "model.pt",
+        "--out",
+        tmp_path / "masks",
+        needles=("model.pt", "could run code"),
+    )
     assert not flag.exists()
     assert not (tmp_path / "masks").exists()
 
 
-@pytest.mark.parametrize("kind, needle", [("truncated", "last.pt"), ("text", "last.pt"),
-                                          ("other-architecture", "model.depth")])
+@pytest.mark.parametrize(
+    "kind, needle", [("truncated", "last.pt"), ("text", "last.pt"), ("other-architecture", "model.depth")]
+)
 def test_resume_with_a_corrupt_last_checkpoint(tmp_path, run, kind, needle):
     mine = copy_tree(run, tmp_path / "run")
     last = mine / "checkpoints" / "last.pt"
     BAD[kind](run, last)
-    refused([tmp_path, run], "train", "--data", mine / "cache", "--out", mine, "--epochs", "2",
-            "--set", "model.base_filters=4", "--set", "model.depth=3", "--set", "train.batch_size=16",
-            needles=(needle,))
+    refused(
+        [tmp_path, run],
+        "train",
+        "--data",
+        mine / "cache",
+        "--out",
+        mine,
+        "--epochs",
+        "2",
+        "--set",
+        "model.base_filters=4",
+        "--set",
+        "model.depth=3",
+        "--set",
+        "train.batch_size=16",
+        needles=(needle,),
+    )
 
 
 def test_report_refuses_a_run_with_a_corrupt_best_checkpoint(tmp_path, run):

@@ -54,39 +54,55 @@ def _replace_mask(root: Path, mode: str, suffix: str) -> None:
 
 CASES = {
     # name: (change the dataset, words the error line must hold)
-    "bomb image": (lambda r: set_png_size(r / "images" / "b.png", 30000, 30000),
-                   ["b.png", "claims 30000x30000 = 900,000,000 pixels", "AEROTUNE_MAX_IMAGE_PIXELS="]),
-    "bomb mask": (lambda r: set_png_size(r / "masks" / "b.png", 20000, 10000),
-                  ["masks/b.png", "mask claims 20000x10000", "AEROTUNE_MAX_IMAGE_PIXELS="]),
+    "bomb image": (
+        lambda r: set_png_size(r / "images" / "b.png", 30000, 30000),
+        ["b.png", "claims 30000x30000 = 900,000,000 pixels", "AEROTUNE_MAX_IMAGE_PIXELS="],
+    ),
+    "bomb mask": (
+        lambda r: set_png_size(r / "masks" / "b.png", 20000, 10000),
+        ["masks/b.png", "mask claims 20000x10000", "AEROTUNE_MAX_IMAGE_PIXELS="],
+    ),
     "truncated image": (lambda r: _truncate(r / "images" / "a.jpg"), ["images/a.jpg", "cannot read image"]),
     "truncated mask": (lambda r: _truncate(r / "masks" / "b.png"), ["masks/b.png", "cannot read mask"]),
-    "garbage image": (lambda r: (r / "images" / "a.jpg").write_bytes(b"GIF89a not really"),
-                      ["images/a.jpg", "not an image file"]),
+    "garbage image": (
+        lambda r: (r / "images" / "a.jpg").write_bytes(b"GIF89a not really"),
+        ["images/a.jpg", "not an image file"],
+    ),
     "empty image": (lambda r: (r / "images" / "a.jpg").write_bytes(b""), ["images/a.jpg", "empty (0 bytes)"]),
     "empty mask": (lambda r: (r / "masks" / "b.png").write_bytes(b""), ["masks/b.png", "mask: the file is empty"]),
-    "folder named like a mask": (lambda r: ((r / "masks" / "b.png").unlink(), (r / "masks" / "b.png").mkdir()),
-                                 ["masks/b.png", "it is a folder, not a file"]),
+    "folder named like a mask": (
+        lambda r: ((r / "masks" / "b.png").unlink(), (r / "masks" / "b.png").mkdir()),
+        ["masks/b.png", "it is a folder, not a file"],
+    ),
     "folder named like an image": (lambda r: (r / "images" / "c.jpg").mkdir(), ["images/c.jpg", "is a folder"]),
-    "broken symlink image": (lambda r: ((r / "images" / "a.jpg").unlink(),
-                                        (r / "images" / "a.jpg").symlink_to("/nowhere/a.jpg")),
-                             ["images/a.jpg", "broken symlink (-> /nowhere/a.jpg"]),
-    "looping symlink mask": (lambda r: ((r / "masks" / "b.png").unlink(),
-                                        (r / "masks" / "b.png").symlink_to("b.png")),
-                             ["masks/b.png", "symlink loop"]),
+    "broken symlink image": (
+        lambda r: ((r / "images" / "a.jpg").unlink(), (r / "images" / "a.jpg").symlink_to("/nowhere/a.jpg")),
+        ["images/a.jpg", "broken symlink (-> /nowhere/a.jpg"],
+    ),
+    "looping symlink mask": (
+        lambda r: ((r / "masks" / "b.png").unlink(), (r / "masks" / "b.png").symlink_to("b.png")),
+        ["masks/b.png", "symlink loop"],
+    ),
     "16-bit mask": (lambda r: _replace_mask(r, "I;16", ".png"), ["masks/b.png", "16-bit", "Building = 1"]),
     "32-bit mask": (lambda r: _replace_mask(r, "I", ".tif"), ["masks/b.tif", "16-bit image (mode I)"]),
     "float mask": (lambda r: _replace_mask(r, "F", ".tif"), ["masks/b.tif", "mask is a F image"]),
     "CMYK mask": (lambda r: _replace_mask(r, "CMYK", ".tif"), ["masks/b.tif", "mask is a CMYK image"]),
     "1-bit mask, colour palette": (lambda r: _replace_mask(r, "1", ".png"), ["#000000", "masks/b.png"]),
-    "two images, one stem": (lambda r: Image.new("RGB", (64, 64)).save(r / "images" / "a.png"),
-                             ["images/a.png", "two files share the name a", "a.jpg"]),
-    "non-UTF-8 name without mask": (lambda r: Image.new("RGB", (64, 64)).save(os.fsencode(r / "images") +
-                                                                              b"/caf\xe9.jpg"),
-                                    ["images/caf\\xe9.jpg", "image has no mask", "masks/caf\\xe9.png"]),
-    "non-UTF-8 corrupt pair": (lambda r: (Image.new("RGB", (64, 64)).save(os.fsencode(r / "images") + b"/\xff.jpg"),
-                                          Path(os.fsdecode(os.fsencode(r / "masks") + b"/\xff.png")).write_bytes(
-                                              b"\x89PNG")),
-                               ["masks/\\xff.png", "cannot read mask"]),
+    "two images, one stem": (
+        lambda r: Image.new("RGB", (64, 64)).save(r / "images" / "a.png"),
+        ["images/a.png", "two files share the name a", "a.jpg"],
+    ),
+    "non-UTF-8 name without mask": (
+        lambda r: Image.new("RGB", (64, 64)).save(os.fsencode(r / "images") + b"/caf\xe9.jpg"),
+        ["images/caf\\xe9.jpg", "image has no mask", "masks/caf\\xe9.png"],
+    ),
+    "non-UTF-8 corrupt pair": (
+        lambda r: (
+            Image.new("RGB", (64, 64)).save(os.fsencode(r / "images") + b"/\xff.jpg"),
+            Path(os.fsdecode(os.fsencode(r / "masks") + b"/\xff.png")).write_bytes(b"\x89PNG"),
+        ),
+        ["masks/\\xff.png", "cannot read mask"],
+    ),
 }
 
 
@@ -95,8 +111,9 @@ def test_bad_file_is_refused_by_prepare(tmp_path, case):
     change, needles = CASES[case]
     root = dataset(tmp_path)
     change(root)
-    line = assert_refused(tmp_path, "data", "prepare", root, "--out", tmp_path / "cache", "--patch-size", "32",
-                          needles=tuple(needles))
+    line = assert_refused(
+        tmp_path, "data", "prepare", root, "--out", tmp_path / "cache", "--patch-size", "32", needles=tuple(needles)
+    )
     if "symlink" in case or "folder named" in case:  # the link or folder is the problem, not a missing partner
         assert "has no" not in line and "more problems" not in line, line
 
@@ -120,14 +137,23 @@ def test_the_pixel_limit_can_be_raised_and_must_be_a_number(tmp_path):
     set_png_size(root / "masks" / "b.png", 30000, 30000)
     args = ("data", "prepare", root, "--out", tmp_path / "cache", "--patch-size", "32")
     # Raised: the header passes the guard; the (fake) pixel data then fails to decode, as it should.
-    line = assert_refused(tmp_path, *args, env={"AEROTUNE_MAX_IMAGE_PIXELS": "1000000000"},
-                          needles=("images/b.png", "cannot read image"))
+    line = assert_refused(
+        tmp_path, *args, env={"AEROTUNE_MAX_IMAGE_PIXELS": "1000000000"}, needles=("images/b.png", "cannot read image")
+    )
     assert "decompression" not in line
-    assert_refused(tmp_path, *args, env={"AEROTUNE_MAX_IMAGE_PIXELS": "lots"},
-                   needles=("AEROTUNE_MAX_IMAGE_PIXELS='lots' is not a positive whole number",))
+    assert_refused(
+        tmp_path,
+        *args,
+        env={"AEROTUNE_MAX_IMAGE_PIXELS": "lots"},
+        needles=("AEROTUNE_MAX_IMAGE_PIXELS='lots' is not a positive whole number",),
+    )
     # Lowered: an ordinary image over the limit is refused.
-    assert_refused(tmp_path, *args, env={"AEROTUNE_MAX_IMAGE_PIXELS": "1000"},
-                   needles=("claims 64x64 = 4,096 pixels, more than the limit of 1,000",))
+    assert_refused(
+        tmp_path,
+        *args,
+        env={"AEROTUNE_MAX_IMAGE_PIXELS": "1000"},
+        needles=("claims 64x64 = 4,096 pixels, more than the limit of 1,000",),
+    )
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode, so chmod 000 proves nothing")
@@ -136,8 +162,17 @@ def test_unreadable_file(tmp_path, which):
     root = dataset(tmp_path)
     (root / which).chmod(0)
     try:
-        assert_refused(tmp_path, "data", "prepare", root, "--out", tmp_path / "cache", "--patch-size", "32",
-                       needles=(which, "permission denied"))
+        assert_refused(
+            tmp_path,
+            "data",
+            "prepare",
+            root,
+            "--out",
+            tmp_path / "cache",
+            "--patch-size",
+            "32",
+            needles=(which, "permission denied"),
+        )
     finally:
         (root / which).chmod(0o644)
 

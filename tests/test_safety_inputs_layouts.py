@@ -15,8 +15,17 @@ from aerotune.data.sources import discover
 from helpers import PALETTE, write_pair
 from safety import assert_refused, run_cli
 
-NAME_PAIRS = [("images", "masks"), ("image", "mask"), ("img", "gt"), ("images", "labels"), ("rgb", "label"),
-              ("images", "annotations"), ("imgs", "masks"), ("Images", "Masks"), ("IMG", "GT")]
+NAME_PAIRS = [
+    ("images", "masks"),
+    ("image", "mask"),
+    ("img", "gt"),
+    ("images", "labels"),
+    ("rgb", "label"),
+    ("images", "annotations"),
+    ("imgs", "masks"),
+    ("Images", "Masks"),
+    ("IMG", "GT"),
+]
 
 
 def pair_in(folder: Path, images: str, masks: str, stem: str, seed: int = 0) -> None:
@@ -51,9 +60,11 @@ def test_explicit_folder_names_reach_inspect_prepare_and_train(tmp_path):
     assert proc.returncode == 0, proc.stderr
     proc = run_cli("data", "prepare", root, "--out", tmp_path / "cache", *args)
     assert proc.returncode == 0, proc.stderr
-    (tmp_path / "run.toml").write_text('[data]\nimages_dir = "photos"\nmasks_dir = "classes_png"\npatch_size = 16\n'
-                                       '[model]\nbase_filters = 4\ndepth = 2\n[train]\nepochs = 1\nbatch_size = 4\n'
-                                       'progress = false\n')
+    (tmp_path / "run.toml").write_text(
+        '[data]\nimages_dir = "photos"\nmasks_dir = "classes_png"\npatch_size = 16\n'
+        "[model]\nbase_filters = 4\ndepth = 2\n[train]\nepochs = 1\nbatch_size = 4\n"
+        "progress = false\n"
+    )
     proc = run_cli("train", "--data", root, "--out", tmp_path / "run", "--config", tmp_path / "run.toml")
     assert proc.returncode == 0, proc.stderr
     config = json.loads((tmp_path / "run" / "config.json").read_text())
@@ -93,21 +104,42 @@ def _tiles_with_other_names(root: Path) -> None:
 
 
 LAYOUT_CASES = {
-    "no folders": (_no_folders, [], ["no image and mask folders found", "looked for images/+masks/", "img/+gt/",
-                                     "any letter case", "saw pictures/, readme.txt", "--images-dir NAME"]),
+    "no folders": (
+        _no_folders,
+        [],
+        [
+            "no image and mask folders found",
+            "looked for images/+masks/",
+            "img/+gt/",
+            "any letter case",
+            "saw pictures/, readme.txt",
+            "--images-dir NAME",
+        ],
+    ),
     "names in tiles": (_tiles_with_other_names, [], ["saw Tile 0/, Tile 1/ (Tile 0/ holds anno/, pics/)"]),
     "two mask folders": (_ambiguous, [], ["images/ + masks/, images/ + labels/", "--images-dir NAME --masks-dir"]),
-    "images only": (_images_only, [], ["data/masks: folder missing (looked for masks/, mask/, gt/", "saw images/)",
-                                       "--masks-dir NAME"]),
+    "images only": (
+        _images_only,
+        [],
+        ["data/masks: folder missing (looked for masks/, mask/, gt/", "saw images/)", "--masks-dir NAME"],
+    ),
     "root is a file": (_root_is_file, [], ["dataset folder is not usable (it is a file, not a folder)"]),
     "root is a broken link": (_root_broken_link, [], ["dataset folder is not usable (broken symlink"]),
-    "explicit names not there": (lambda r: pair_in(r, "images", "masks", "a"), ["--images-dir", "photos",
-                                                                                 "--masks-dir", "gt"],
-                                 ["looked for photos/+gt/ in it", "saw images/, masks/"]),
-    "only the images name given": (lambda r: pair_in(r, "images", "masks", "a"), ["--images-dir", "photos"],
-                                   ["data/photos: folder missing (looked for photos/, saw images/, masks/)"]),
-    "a path, not a name": (lambda r: pair_in(r, "images", "masks", "a"), ["--images-dir", "../images"],
-                           ["data.images_dir = '../images' is invalid", "the name of a folder"]),
+    "explicit names not there": (
+        lambda r: pair_in(r, "images", "masks", "a"),
+        ["--images-dir", "photos", "--masks-dir", "gt"],
+        ["looked for photos/+gt/ in it", "saw images/, masks/"],
+    ),
+    "only the images name given": (
+        lambda r: pair_in(r, "images", "masks", "a"),
+        ["--images-dir", "photos"],
+        ["data/photos: folder missing (looked for photos/, saw images/, masks/)"],
+    ),
+    "a path, not a name": (
+        lambda r: pair_in(r, "images", "masks", "a"),
+        ["--images-dir", "../images"],
+        ["data.images_dir = '../images' is invalid", "the name of a folder"],
+    ),
 }
 
 
@@ -116,8 +148,18 @@ def test_folders_not_found_say_what_was_looked_for_and_seen(tmp_path, case):
     change, extra, needles = LAYOUT_CASES[case]
     root = tmp_path / "data"
     change(root)
-    assert_refused(tmp_path, "data", "prepare", root, "--out", tmp_path / "cache", "--patch-size", "16", *extra,
-                   needles=tuple(needles))
+    assert_refused(
+        tmp_path,
+        "data",
+        "prepare",
+        root,
+        "--out",
+        tmp_path / "cache",
+        "--patch-size",
+        "16",
+        *extra,
+        needles=tuple(needles),
+    )
 
 
 def test_unlistable_folder_is_one_line(tmp_path):
@@ -141,15 +183,19 @@ def test_prepare_out_inside_the_dataset_is_refused(tmp_path, where):
     assert_refused(tmp_path, "data", "prepare", root, "--out", outs[where], "--patch-size", "16", needles=("--out",))
 
 
-@pytest.mark.parametrize("manifest, needles", [
-    ("[1, 2]", ["not a readable aerotune patch cache"]),
-    ('{"count": "many", "settings": {"patch_size": 16}}', ["not a readable aerotune patch cache"]),
-    ('{"count": 4, "settings": {"patch_size": 16}}', ["not a readable aerotune patch cache", "images.u8"]),
-    ("{broken", ["not a readable aerotune patch cache", "aerotune data prepare"]),
-])
+@pytest.mark.parametrize(
+    "manifest, needles",
+    [
+        ("[1, 2]", ["not a readable aerotune patch cache"]),
+        ('{"count": "many", "settings": {"patch_size": 16}}', ["not a readable aerotune patch cache"]),
+        ('{"count": 4, "settings": {"patch_size": 16}}', ["not a readable aerotune patch cache", "images.u8"]),
+        ("{broken", ["not a readable aerotune patch cache", "aerotune data prepare"]),
+    ],
+)
 def test_a_damaged_cache_given_as_data(tmp_path, manifest, needles):
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / "manifest.json").write_text(manifest)
-    assert_refused(tmp_path, "train", "--data", cache, "--out", tmp_path / "run", "--patch-size", "16",
-                   needles=tuple(needles))
+    assert_refused(
+        tmp_path, "train", "--data", cache, "--out", tmp_path / "run", "--patch-size", "16", needles=tuple(needles)
+    )

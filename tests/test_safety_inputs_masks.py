@@ -29,18 +29,36 @@ def test_a_mask_of_another_size_suggests_resize(tmp_path):
     root = tmp_path / "data"
     write_pair(root, "a", 64, 48)
     small_mask(root, "a", (32, 24))
-    assert_refused(tmp_path, "data", "prepare", root, "--out", tmp_path / "cache", "--patch-size", "16",
-                   needles=("masks/a.png: mask is 32x24 but its image is 64x48", "--mask-size resize",
-                            "--skip-bad-pairs"))
+    assert_refused(
+        tmp_path,
+        "data",
+        "prepare",
+        root,
+        "--out",
+        tmp_path / "cache",
+        "--patch-size",
+        "16",
+        needles=("masks/a.png: mask is 32x24 but its image is 64x48", "--mask-size resize", "--skip-bad-pairs"),
+    )
 
 
 def test_resize_refuses_another_aspect_ratio(tmp_path):
     root = tmp_path / "data"
     write_pair(root, "a", 64, 48)
     small_mask(root, "a", (32, 32))
-    assert_refused(tmp_path, "data", "prepare", root, "--out", tmp_path / "cache", "--patch-size", "16",
-                   "--mask-size", "resize", needles=("mask is 32x32 but its image is 64x48", "differ by 25.0%",
-                                                     "cannot be resized"))
+    assert_refused(
+        tmp_path,
+        "data",
+        "prepare",
+        root,
+        "--out",
+        tmp_path / "cache",
+        "--patch-size",
+        "16",
+        "--mask-size",
+        "resize",
+        needles=("mask is 32x32 but its image is 64x48", "differ by 25.0%", "cannot be resized"),
+    )
 
 
 def test_resize_resamples_the_mask_by_nearest_neighbour(tmp_path):
@@ -53,7 +71,7 @@ def test_resize_resamples_the_mask_by_nearest_neighbour(tmp_path):
     assert cache.manifest["settings"]["mask_size"] == "resize"
     full = np.kron(ids, np.ones((2, 2), np.uint8))  # nearest neighbour, x2
     for k, (_, r, c) in enumerate(cache.manifest["patches"]):
-        assert (cache.masks[k] == full[r:r + 16, c:c + 16]).all()
+        assert (cache.masks[k] == full[r : r + 16, c : c + 16]).all()
 
 
 def test_skip_bad_pairs_keeps_the_good_ones_and_lists_the_rest(tmp_path):
@@ -84,9 +102,18 @@ def test_skip_bad_pairs_with_nothing_left_is_an_error(tmp_path):
     root = tmp_path / "data"
     write_pair(root, "a", 64, 48)
     (root / "masks" / "a.png").write_bytes(b"")
-    assert_refused(tmp_path, "data", "prepare", root, "--out", tmp_path / "cache", "--patch-size", "16",
-                   "--skip-bad-pairs", needles=("no usable image/mask pairs found", "1 pair(s) skipped",
-                                                "the file is empty"))
+    assert_refused(
+        tmp_path,
+        "data",
+        "prepare",
+        root,
+        "--out",
+        tmp_path / "cache",
+        "--patch-size",
+        "16",
+        "--skip-bad-pairs",
+        needles=("no usable image/mask pairs found", "1 pair(s) skipped", "the file is empty"),
+    )
 
 
 # ------------------------------------------------------------------ masks of class ids
@@ -112,22 +139,24 @@ def write_id_pair(root: Path, stem: str, mode: str, values: np.ndarray, suffix: 
     assert Image.open(root / "masks" / f"{stem}{suffix}").mode in (mode, "I", "I;16")
 
 
-@pytest.mark.parametrize("mode, suffix", [("L", ".png"), ("P", ".png"), ("I;16", ".png"), ("I;16", ".tif"),
-                                          ("1", ".png")])
+@pytest.mark.parametrize(
+    "mode, suffix", [("L", ".png"), ("P", ".png"), ("I;16", ".png"), ("I;16", ".tif"), ("1", ".png")]
+)
 def test_masks_of_class_ids(tmp_path, mode, suffix):
     root = tmp_path / "data"
     values = random_ids(32, 48, seed=2, classes=2 if mode == "1" else 3)
     write_id_pair(root, "a", mode, values, suffix)
     (tmp_path / "ids.toml").write_text("".join(f"{k} = {v}\n" for k, v in ID_CLASSES.items()))
-    proc = run_cli("data", "prepare", root, "--out", tmp_path / "cache", "--patch-size", "16", "--classes",
-                   tmp_path / "ids.toml")
+    proc = run_cli(
+        "data", "prepare", root, "--out", tmp_path / "cache", "--patch-size", "16", "--classes", tmp_path / "ids.toml"
+    )
     assert proc.returncode == 0, proc.stderr
     cache = open_cache(tmp_path / "cache")
     assert cache.palette == INDEX and cache.palette.by_id
     position = {v: k for k, v in enumerate(INDEX.ids)}
     expected = np.vectorize(position.get)(values).astype(np.uint8)
     for k, (_, r, c) in enumerate(cache.manifest["patches"]):
-        assert (cache.masks[k] == expected[r:r + 16, c:c + 16]).all()
+        assert (cache.masks[k] == expected[r : r + 16, c : c + 16]).all()
 
 
 def test_unknown_ids_are_handled_like_unknown_colours(tmp_path):
@@ -136,10 +165,20 @@ def test_unknown_ids_are_handled_like_unknown_colours(tmp_path):
     values[:2, :3] = 9
     write_id_pair(root, "a", "L", values)
     (tmp_path / "ids.json").write_text(json.dumps(ID_CLASSES))
-    args = ("data", "prepare", root, "--out", tmp_path / "cache", "--patch-size", "16", "--classes",
-            tmp_path / "ids.json")
-    assert_refused(tmp_path, *args, needles=("unknown mask ids", "id 9 (6 px in", "masks/a.png",
-                                             "--unknown-colors ignore"))
+    args = (
+        "data",
+        "prepare",
+        root,
+        "--out",
+        tmp_path / "cache",
+        "--patch-size",
+        "16",
+        "--classes",
+        tmp_path / "ids.json",
+    )
+    assert_refused(
+        tmp_path, *args, needles=("unknown mask ids", "id 9 (6 px in", "masks/a.png", "--unknown-colors ignore")
+    )
     assert run_cli(*args, "--unknown-colors", "ignore").returncode == 0
     cache = open_cache(tmp_path / "cache")
     assert (cache.masks[0][:2, :3] == 255).all() and cache.manifest["pixels"]["unknown"] == {"id 9": 6}
@@ -149,16 +188,35 @@ def test_colour_masks_with_an_id_classes_file_are_refused(tmp_path):
     root = tmp_path / "data"
     write_pair(root, "a", 32, 32)
     (tmp_path / "ids.toml").write_text("Background = 0\nBuilding = 1\n")
-    assert_refused(tmp_path, "data", "prepare", root, "--out", tmp_path / "cache", "--patch-size", "16",
-                   "--classes", tmp_path / "ids.toml", needles=("masks/a.png: mask is a colour (RGB) image but "
-                                                                "the classes file maps names to ids",))
+    assert_refused(
+        tmp_path,
+        "data",
+        "prepare",
+        root,
+        "--out",
+        tmp_path / "cache",
+        "--patch-size",
+        "16",
+        "--classes",
+        tmp_path / "ids.toml",
+        needles=("masks/a.png: mask is a colour (RGB) image but the classes file maps names to ids",),
+    )
 
 
 def test_greyscale_id_masks_with_the_default_palette_get_a_hint(tmp_path):
     root = tmp_path / "data"
     write_id_pair(root, "a", "L", random_ids(32, 32, classes=3))
-    assert_refused(tmp_path, "data", "prepare", root, "--out", tmp_path / "cache", "--patch-size", "16",
-                   needles=("palette looks wrong", "look like class ids", "Building = 1"))
+    assert_refused(
+        tmp_path,
+        "data",
+        "prepare",
+        root,
+        "--out",
+        tmp_path / "cache",
+        "--patch-size",
+        "16",
+        needles=("palette looks wrong", "look like class ids", "Building = 1"),
+    )
 
 
 def test_inspect_shows_ids(tmp_path):
@@ -168,8 +226,9 @@ def test_inspect_shows_ids(tmp_path):
     proc = run_cli("data", "inspect", root, "--patch-size", "16", "--classes", tmp_path / "ids.toml")
     out = proc.stdout.decode()
     assert proc.returncode == 0 and "mask ids:" in out and "id 2" in out and "Road" in out, out
-    found = json.loads(run_cli("data", "inspect", root, "--patch-size", "16", "--classes", tmp_path / "ids.toml",
-                               "--json").stdout)
+    found = json.loads(
+        run_cli("data", "inspect", root, "--patch-size", "16", "--classes", tmp_path / "ids.toml", "--json").stdout
+    )
     assert {c["id"]: c["class"] for c in found["colors"]} == {0: "Background", 1: "Building", 2: "Road"}
 
 
@@ -180,11 +239,39 @@ def test_id_masks_train_end_to_end_and_the_palette_round_trips(tmp_path):
     for k in range(4):
         write_id_pair(root, f"s{k}", "I;16", random_ids(64, 64, seed=k, classes=3))
     (tmp_path / "ids.toml").write_text("".join(f"{k} = {v}\n" for k, v in ID_CLASSES.items()))
-    assert run_cli("data", "prepare", root, "--out", tmp_path / "cache", "--patch-size", "32", "--classes",
-                   tmp_path / "ids.toml").returncode == 0
-    proc = run_cli("train", "--data", tmp_path / "cache", "--out", tmp_path / "run", "--epochs", "1",
-                   "--patch-size", "32", "--classes", tmp_path / "ids.toml", "--set", "model.base_filters=4",
-                   "--set", "model.depth=3", "--set", "train.batch_size=4")
+    assert (
+        run_cli(
+            "data",
+            "prepare",
+            root,
+            "--out",
+            tmp_path / "cache",
+            "--patch-size",
+            "32",
+            "--classes",
+            tmp_path / "ids.toml",
+        ).returncode
+        == 0
+    )
+    proc = run_cli(
+        "train",
+        "--data",
+        tmp_path / "cache",
+        "--out",
+        tmp_path / "run",
+        "--epochs",
+        "1",
+        "--patch-size",
+        "32",
+        "--classes",
+        tmp_path / "ids.toml",
+        "--set",
+        "model.base_filters=4",
+        "--set",
+        "model.depth=3",
+        "--set",
+        "train.batch_size=4",
+    )
     assert proc.returncode == 0, proc.stderr
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)
     assert Palette.from_dict(ckpt["palette"]) == INDEX

@@ -30,8 +30,9 @@ def diverged(tmp_path_factory, synth_root) -> Path:
     """A training run whose loss became non-finite (a dice weight that overflows float32)."""
     run = trained_run(tmp_path_factory, synth_root)
     out = tmp_path_factory.mktemp("diverged") / "run"
-    proc = aerotune("train", "--data", run / "cache", "--out", out, "--epochs", "1", *TINY,
-                    "--set", "train.dice_weight=1e39")
+    proc = aerotune(
+        "train", "--data", run / "cache", "--out", out, "--epochs", "1", *TINY, "--set", "train.dice_weight=1e39"
+    )
     assert proc.returncode == 3, proc.stderr[-2000:]  # 3: the run did not complete
     return out
 

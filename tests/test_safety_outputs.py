@@ -18,8 +18,13 @@ COMMANDS = ["train", "tune", "prepare", "report", "predict", "synth", "demo"]
 def shared(tmp_path_factory, synth_root) -> dict[str, Path]:
     run = trained_run(tmp_path_factory, synth_root)
     scene = next(synth_root.glob("Tile 1/images/*.jpg"))
-    return {"data": synth_root, "run": run, "cache": run / "cache", "scene": scene,
-            "tune": tuned_run(tmp_path_factory, synth_root)}
+    return {
+        "data": synth_root,
+        "run": run,
+        "cache": run / "cache",
+        "scene": scene,
+        "tune": tuned_run(tmp_path_factory, synth_root),
+    }
 
 
 def command(name: str, out: Path, s: dict[str, Path]) -> list:
@@ -56,7 +61,12 @@ def test_out_is_a_foreign_folder(tmp_path, shared, name):
 
 
 OTHER_KIND = {  # a folder of another aerotune kind given as --out
-    "train": "cache", "tune": "run", "prepare": "run", "report": "cache", "predict": "run", "synth": "run",
+    "train": "cache",
+    "tune": "run",
+    "prepare": "run",
+    "report": "cache",
+    "predict": "run",
+    "synth": "run",
     "demo": "tune",
 }
 
@@ -87,26 +97,59 @@ def test_disk_full_leaves_nothing(tmp_path, shared, name):
     """Writes fail half-way (``ulimit -f``: EFBIG, as a full disk): one line, and no output folder is left."""
     args = command(name, tmp_path / "my-out", shared)
     if name == "train":  # from the dataset folder, so the patch cache is written too
-        args = ["train", "--data", shared["data"], "--out", tmp_path / "my-out", "--patch-size", "32", "--epochs",
-                "1", *TINY]
+        args = [
+            "train",
+            "--data",
+            shared["data"],
+            "--out",
+            tmp_path / "my-out",
+            "--patch-size",
+            "32",
+            "--epochs",
+            "1",
+            *TINY,
+        ]
     refused([tmp_path, *inputs(shared)], "--quiet", *args, fsize=300, needles=("my-out",))  # --quiet: no progress log
 
 
 def test_disk_full_on_resume_keeps_the_run(tmp_path, shared):
     """A resumed run whose next checkpoint cannot be written keeps every file of the epochs before."""
     run = copy_tree(shared["run"], tmp_path / "run")
-    refused([tmp_path, *inputs(shared)], "--quiet", "train", "--data", shared["data"], "--out", run, "--patch-size",
-            "32", "--epochs", "2", *TINY, fsize=20_000, needles=("last.pt", "ulimit -f"))
+    refused(
+        [tmp_path, *inputs(shared)],
+        "--quiet",
+        "train",
+        "--data",
+        shared["data"],
+        "--out",
+        run,
+        "--patch-size",
+        "32",
+        "--epochs",
+        "2",
+        *TINY,
+        fsize=20_000,
+        needles=("last.pt", "ulimit -f"),
+    )
 
 
 def test_predict_into_its_input_folder_keeps_the_scene(tmp_path, shared):
     scenes = tmp_path / "scenes"
     scenes.mkdir()
     (scenes / "scene.png").write_bytes(shared["scene"].read_bytes())
-    refused([tmp_path, *inputs(shared)], "predict", scenes, "--model", shared["run"], "--out", scenes,
-            needles=("scenes",))
-    refused([tmp_path, *inputs(shared)], "predict", scenes / "scene.png", "--model", shared["run"], "--out", scenes,
-            needles=("scenes",))
+    refused(
+        [tmp_path, *inputs(shared)], "predict", scenes, "--model", shared["run"], "--out", scenes, needles=("scenes",)
+    )
+    refused(
+        [tmp_path, *inputs(shared)],
+        "predict",
+        scenes / "scene.png",
+        "--model",
+        shared["run"],
+        "--out",
+        scenes,
+        needles=("scenes",),
+    )
 
 
 def test_predict_through_a_symlink_to_its_input(tmp_path, shared):
@@ -130,8 +173,17 @@ def test_tune_out_is_its_cache(tmp_path, shared):
 
 def test_train_out_is_the_runs_own_cache(tmp_path, shared):
     run = copy_tree(shared["run"], tmp_path / "run")
-    refused([tmp_path, *inputs(shared)], "train", "--data", shared["data"], "--out", run / "cache",
-            "--patch-size", "32", *TINY)
+    refused(
+        [tmp_path, *inputs(shared)],
+        "train",
+        "--data",
+        shared["data"],
+        "--out",
+        run / "cache",
+        "--patch-size",
+        "32",
+        *TINY,
+    )
 
 
 def test_report_out_is_the_run(tmp_path, shared):

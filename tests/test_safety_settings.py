@@ -20,28 +20,71 @@ def test_rerun_with_another_patch_size_keeps_the_runs_cache(tmp_path, run, synth
     """The refusal comes before RUN/cache is rebuilt: the old run's cache is byte for byte the same."""
     mine = copy_tree(run, tmp_path / "run")
     cache_before = snapshot(mine / "cache")
-    refused([tmp_path, synth_root], "train", "--data", synth_root, "--out", mine, "--patch-size", "64", *TINY,
-            needles=("patch_size",))
+    refused(
+        [tmp_path, synth_root],
+        "train",
+        "--data",
+        synth_root,
+        "--out",
+        mine,
+        "--patch-size",
+        "64",
+        *TINY,
+        needles=("patch_size",),
+    )
     assert snapshot(mine / "cache") == cache_before
 
 
 def test_rerun_with_another_model_is_refused(tmp_path, run):
     mine = copy_tree(run, tmp_path / "run")
-    refused([tmp_path], "train", "--data", mine / "cache", "--out", mine, "--set", "model.base_filters=8",
-            "--set", "model.depth=3", "--set", "train.batch_size=16", needles=("model.base_filters",))
+    refused(
+        [tmp_path],
+        "train",
+        "--data",
+        mine / "cache",
+        "--out",
+        mine,
+        "--set",
+        "model.base_filters=8",
+        "--set",
+        "model.depth=3",
+        "--set",
+        "train.batch_size=16",
+        needles=("model.base_filters",),
+    )
 
 
 def test_cache_with_another_classes_file_is_refused(tmp_path, run):
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"Background": "#000000", "Thing": "#FFFFFF"}))
-    refused([tmp_path, run], "train", "--data", run / "cache", "--out", tmp_path / "new", "--classes", other, *TINY,
-            needles=("other.json",))
+    refused(
+        [tmp_path, run],
+        "train",
+        "--data",
+        run / "cache",
+        "--out",
+        tmp_path / "new",
+        "--classes",
+        other,
+        *TINY,
+        needles=("other.json",),
+    )
     assert not (tmp_path / "new").exists()
 
 
 def test_cache_with_a_contradicting_patch_size_is_refused(tmp_path, run):
-    refused([tmp_path, run], "train", "--data", run / "cache", "--out", tmp_path / "new", "--patch-size", "64",
-            *TINY, needles=("patch_size",))
+    refused(
+        [tmp_path, run],
+        "train",
+        "--data",
+        run / "cache",
+        "--out",
+        tmp_path / "new",
+        "--patch-size",
+        "64",
+        *TINY,
+        needles=("patch_size",),
+    )
 
 
 def test_cache_gives_its_own_patch_size(tmp_path, run):
@@ -57,14 +100,33 @@ def test_cache_gives_its_own_patch_size(tmp_path, run):
 def test_patch_size_the_unet_cannot_divide(tmp_path, run, synth_root, data):
     source = synth_root if data == "folder" else run / "cache"
     size = ["--patch-size", "40"] if data == "folder" else ["--set", "model.depth=7"]  # 40 = 2.5 x 16
-    refused([tmp_path, run, synth_root], "train", "--data", source, "--out", tmp_path / "new", *size,
-            needles=("patch_size",))
+    refused(
+        [tmp_path, run, synth_root],
+        "train",
+        "--data",
+        source,
+        "--out",
+        tmp_path / "new",
+        *size,
+        needles=("patch_size",),
+    )
     assert not (tmp_path / "new").exists()
 
 
 def test_tune_patch_size_the_unet_cannot_divide(tmp_path, run, synth_root):
-    refused([tmp_path, synth_root], "tune", "--data", synth_root, "--out", tmp_path / "new", "--patch-size", "40",
-            "--trials", "2", needles=("patch_size",))
+    refused(
+        [tmp_path, synth_root],
+        "tune",
+        "--data",
+        synth_root,
+        "--out",
+        tmp_path / "new",
+        "--patch-size",
+        "40",
+        "--trials",
+        "2",
+        needles=("patch_size",),
+    )
     assert not (tmp_path / "new").exists()
 
 
@@ -75,5 +137,17 @@ def test_resume_after_the_dataset_changed_is_refused(tmp_path, run, synth_root):
     image = sorted(data.glob("Tile 1/images/*.jpg"))[0]
     image.unlink()
     (image.parent.parent / "masks" / f"{image.stem}.png").unlink()
-    refused([tmp_path], "train", "--data", data, "--out", mine, "--patch-size", "32", "--epochs", "2", *TINY,
-            needles=("changed",))
+    refused(
+        [tmp_path],
+        "train",
+        "--data",
+        data,
+        "--out",
+        mine,
+        "--patch-size",
+        "32",
+        "--epochs",
+        "2",
+        *TINY,
+        needles=("changed",),
+    )

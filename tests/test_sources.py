@@ -10,8 +10,12 @@ def test_tiled_layout_pairs_by_stem_with_spaces_in_paths(tmp_path):
     root = make_tiled(tmp_path / "my data")
     found = discover(root)
     assert found.layout == "tiled" and not found.problems
-    assert [s.name for s in found.samples] == ["Tile 1/image_part_001", "Tile 1/image_part_002",
-                                               "Tile 2/image_part_001", "Tile 2/image_part_002"]
+    assert [s.name for s in found.samples] == [
+        "Tile 1/image_part_001",
+        "Tile 1/image_part_002",
+        "Tile 2/image_part_001",
+        "Tile 2/image_part_002",
+    ]
 
 
 def test_flat_layout_and_extension_case(tmp_path):

@@ -125,15 +125,18 @@ def test_images_are_textured_and_classes_look_different():
         assert means["Water"][2] > means["Water"][0] + 20  # water is blue
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"scenes": 0}, "scenes must be at least 1"),
-    ({"size": 31}, "size must be at least 32"),
-    ({"seed": -1}, "seed must be at least 0"),
-    ({"scenes": 3, "tiles": 0}, "tiles must be at least 1"),
-    ({"scenes": 3, "tiles": 4}, "tiles must be between 1 and scenes"),
-    ({"scenes": 2.5}, "scenes must be a whole number"),
-    ({"size": True}, "size must be a whole number"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"scenes": 0}, "scenes must be at least 1"),
+        ({"size": 31}, "size must be at least 32"),
+        ({"seed": -1}, "seed must be at least 0"),
+        ({"scenes": 3, "tiles": 0}, "tiles must be at least 1"),
+        ({"scenes": 3, "tiles": 4}, "tiles must be between 1 and scenes"),
+        ({"scenes": 2.5}, "scenes must be a whole number"),
+        ({"size": True}, "size must be a whole number"),
+    ],
+)
 def test_bad_arguments_raise(tmp_path, kwargs, match):
     with pytest.raises(DatasetError, match=match):
         write_synthetic_dataset(tmp_path / "d", **kwargs)

@@ -11,8 +11,14 @@ from aerotune.train.fit import fit
 
 from helpers import PALETTE, make_tiled
 
-TINY = {"model.base_filters": 4, "model.depth": 3, "train.batch_size": 4, "train.progress": False,
-        "data.patch_size": 32, "train.epochs": 2}
+TINY = {
+    "model.base_filters": 4,
+    "model.depth": 3,
+    "train.batch_size": 4,
+    "train.progress": False,
+    "data.patch_size": 32,
+    "train.epochs": 2,
+}
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +35,31 @@ def config(**extra) -> RunConfig:
 def test_run_folder(cache, tmp_path):
     result = fit(config(), cache, tmp_path / "run")
     assert result.status == "completed" and result.epochs == 2
-    for name in ("config.json", "split.json", "history.csv", "history.json", "metrics.json", "data.json",
-                 "checkpoints/best.pt", "checkpoints/last.pt"):
+    for name in (
+        "config.json",
+        "split.json",
+        "history.csv",
+        "history.json",
+        "metrics.json",
+        "data.json",
+        "checkpoints/best.pt",
+        "checkpoints/last.pt",
+    ):
         assert (tmp_path / "run" / name).is_file(), name
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     keys = history[0].keys()
-    for k in ("train_loss", "val_loss", "val_pixel_accuracy", "val_mean_iou", "val_iou_Land", "val_precision_ref",
-              "val_recall_ref", "val_precision_Road", "val_recall_Water", "val_f1_Building"):
+    for k in (
+        "train_loss",
+        "val_loss",
+        "val_pixel_accuracy",
+        "val_mean_iou",
+        "val_iou_Land",
+        "val_precision_ref",
+        "val_recall_ref",
+        "val_precision_Road",
+        "val_recall_Water",
+        "val_f1_Building",
+    ):
         assert k in keys, k
     ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")  # weights_only=True
     model, cfg, palette = model_from_checkpoint(ckpt)

@@ -15,8 +15,14 @@ from aerotune.train.step import resolve_speed
 
 from helpers import PALETTE, make_tiled
 
-TINY = {"model.base_filters": 4, "model.depth": 3, "train.batch_size": 4, "train.progress": False,
-        "data.patch_size": 32, "train.epochs": 2}
+TINY = {
+    "model.base_filters": 4,
+    "model.depth": 3,
+    "train.batch_size": 4,
+    "train.progress": False,
+    "data.patch_size": 32,
+    "train.epochs": 2,
+}
 NAMES = ["Building", "Land", "Road", "Vegetation", "Water", "Unlabeled"]
 
 

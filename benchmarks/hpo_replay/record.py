@@ -44,15 +44,26 @@ ORDER_SEED = 0
 #: The task: every setting that is not searched. Kept in the table's rows so a replay knows what it replays.
 TASK = {
     "dataset": {"generator": "aerotune.data.synthetic.write_synthetic_dataset", "scenes": 5, "size": 192, "seed": 0},
-    "overrides": {"data.patch_size": 32, "model.base_filters": 8, "model.depth": 3, "train.precision": "fp32",
-                  "train.threads": 1, "train.progress": False, "train.epochs": EPOCHS},
+    "overrides": {
+        "data.patch_size": 32,
+        "model.base_filters": 8,
+        "model.depth": 3,
+        "train.precision": "fp32",
+        "train.threads": 1,
+        "train.progress": False,
+        "train.epochs": EPOCHS,
+    },
 }
 
 
 def grid() -> list[dict]:
     """The 128 configurations in recording order (a fixed shuffle, so a partial table covers the grid)."""
-    configs = [{"learning_rate": lr, "batch_size": b, "activation": a}
-               for lr in LEARNING_RATES for b in BATCH_SIZES for a in ACTIVATIONS]
+    configs = [
+        {"learning_rate": lr, "batch_size": b, "activation": a}
+        for lr in LEARNING_RATES
+        for b in BATCH_SIZES
+        for a in ACTIVATIONS
+    ]
     order = np.random.default_rng(ORDER_SEED).permutation(len(configs))
     return [configs[i] for i in order]
 
@@ -85,7 +96,7 @@ def read_rows(path: Path) -> list[dict]:
 
 def prepare_cache(work: Path):
     from aerotune.config import RunConfig
-    from aerotune.data.patches import cache_for
+    from aerotune.data.run_data import cache_for
     from aerotune.data.synthetic import write_synthetic_dataset
 
     ds = TASK["dataset"]
@@ -100,17 +111,28 @@ def train_one(job: dict, config, cache, work: Path) -> dict:
     """Train one configuration for R epochs through ``fit``; return its table row."""
     from aerotune.train.fit import fit
 
-    cfg = config.with_overrides({"train.learning_rate": job["learning_rate"], "train.batch_size": job["batch_size"],
-                                 "model.activation": job["activation"], "train.seed": job["seed"]})
+    cfg = config.with_overrides(
+        {
+            "train.learning_rate": job["learning_rate"],
+            "train.batch_size": job["batch_size"],
+            "model.activation": job["activation"],
+            "train.seed": job["seed"],
+        }
+    )
     run = work / "run"
     shutil.rmtree(run, ignore_errors=True)
     t0 = time.perf_counter()
     result = fit(cfg, cache, run, resume=False)
     seconds = time.perf_counter() - t0
     shutil.rmtree(run, ignore_errors=True)
-    return {**job, "status": result.status, "epochs": len(result.history), "seconds": round(seconds, 2),
-            "val_loss": [round(h["val_loss"], 6) for h in result.history],
-            "val_mean_iou": [round(h["val_mean_iou"], 6) for h in result.history]}
+    return {
+        **job,
+        "status": result.status,
+        "epochs": len(result.history),
+        "seconds": round(seconds, 2),
+        "val_loss": [round(h["val_loss"], 6) for h in result.history],
+        "val_mean_iou": [round(h["val_mean_iou"], 6) for h in result.history],
+    }
 
 
 def main() -> None:
@@ -128,16 +150,19 @@ def main() -> None:
     done = {job_key(r) for r in read_rows(args.out)}
     todo = [j for j in jobs() if job_key(j) not in done]
     if args.limit is not None:
-        todo = todo[:args.limit]
+        todo = todo[: args.limit]
     print(f"{len(done)} recorded, {len(todo)} to record; {len(cache)} patches", flush=True)
     for i, job in enumerate(todo, 1):
         row = train_one(job, config, cache, args.work)
         with open(args.out, "a") as fh:  # one short append per configuration: a kill loses at most this one
             fh.write(json.dumps(row) + "\n")
         best = min((v for v in row["val_loss"] if math.isfinite(v)), default=float("nan"))
-        print(f"[{i}/{len(todo)}] lr={job['learning_rate']:g} batch={job['batch_size']} act={job['activation']} "
-              f"seed={job['seed']}: {row['status']}, {row['epochs']} epochs, best val loss {best:.4f}, "
-              f"{row['seconds']:.1f} s", flush=True)
+        print(
+            f"[{i}/{len(todo)}] lr={job['learning_rate']:g} batch={job['batch_size']} act={job['activation']} "
+            f"seed={job['seed']}: {row['status']}, {row['epochs']} epochs, best val loss {best:.4f}, "
+            f"{row['seconds']:.1f} s",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

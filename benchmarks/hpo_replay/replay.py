@@ -46,15 +46,16 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "tpe": ("TPE, full epochs", {"sampler": "tpe", "pruner": "none"}),
     "hb": ("HyperBand + random", {"sampler": "random", "pruner": "hyperband"}),
     "hb_tpe": ("HyperBand + TPE, bracket scope (default)", {"sampler": "tpe", "pruner": "hyperband"}),
-    "hb_tpe_study": ("HyperBand + TPE, study scope (BOHB-like)",
-                     {"sampler": "tpe", "pruner": "hyperband", "sampler_scope": "study"}),
+    "hb_tpe_study": (
+        "HyperBand + TPE, study scope (BOHB-like)",
+        {"sampler": "tpe", "pruner": "hyperband", "sampler_scope": "study"},
+    ),
     "sha": ("successive halving (ASHA) + random", {"sampler": "random", "pruner": "sha"}),
     "sha_tpe": ("successive halving (ASHA) + TPE", {"sampler": "tpe", "pruner": "sha"}),
     "sha_tpe_r3": ("successive halving (ASHA) + TPE, r = 3", {"sampler": "tpe", "pruner": "sha", "min_resource": 3}),
     "sha_tpe_r9": ("successive halving (ASHA) + TPE, r = 9", {"sampler": "tpe", "pruner": "sha", "min_resource": 9}),
     "hb_tpe_eta2": ("HyperBand + TPE, eta = 2", {"sampler": "tpe", "pruner": "hyperband", "reduction_factor": 2}),
 }
-
 
 
 @dataclass
@@ -73,8 +74,10 @@ class Table:
         """The row of the recorded configuration nearest to a draw: the same activation and batch size and the
         nearest recorded learning rate on a log scale (on a partial table: the same activation if recorded,
         then the nearest batch size, then the nearest learning rate)."""
-        near = min(self.curves, key=lambda k: (k[2] != str(activation), abs(k[1] - int(batch)),
-                                              abs(math.log(k[0]) - math.log(lr)), k))
+        near = min(
+            self.curves,
+            key=lambda k: (k[2] != str(activation), abs(k[1] - int(batch)), abs(math.log(k[0]) - math.log(lr)), k),
+        )
         return self.curves[near]
 
 
@@ -83,17 +86,26 @@ def space_for(table: Table) -> dict[str, Any]:
     batch sizes 8/16/24/32 (learning rate log-uniform over [1e-4, 0.1], four activations)."""
     batches = sorted({k[1] for k in table.curves})
     activations = sorted({k[2] for k in table.curves})
-    lr = ({"_type": "loguniform", "_value": [table.learning_rates[0], table.learning_rates[-1]]}
-          if len(table.learning_rates) > 1 else {"_type": "choice", "_value": table.learning_rates})
-    return {"batch_size": {"_type": "choice", "_value": batches}, "learning_rate": lr,
-            "activation_type": {"_type": "choice", "_value": activations}}
+    lr = (
+        {"_type": "loguniform", "_value": [table.learning_rates[0], table.learning_rates[-1]]}
+        if len(table.learning_rates) > 1
+        else {"_type": "choice", "_value": table.learning_rates}
+    )
+    return {
+        "batch_size": {"_type": "choice", "_value": batches},
+        "learning_rate": lr,
+        "activation_type": {"_type": "choice", "_value": activations},
+    }
 
 
 def load_table(rows: list[dict[str, Any]], *, epochs: int = EPOCHS, main_seed: int = MAIN_SEED) -> Table:
     """Build the replay table from recorded rows; the noise comes from configurations recorded with several
     seeds (a pooled, bias-corrected standard deviation per epoch), zero when there are none."""
-    curves = {(float(r["learning_rate"]), int(r["batch_size"]), str(r["activation"])): r
-              for r in rows if int(r["seed"]) == main_seed}
+    curves = {
+        (float(r["learning_rate"]), int(r["batch_size"]), str(r["activation"])): r
+        for r in rows
+        if int(r["seed"]) == main_seed
+    }
     if not curves:
         raise SystemExit(f"no configuration recorded at seed {main_seed} yet; run record.py first")
     by_config: dict[tuple, list[np.ndarray]] = {}
@@ -162,11 +174,19 @@ def _settings(method: str, seed: int, table: Table, *, budget: int | None, data:
     from aerotune.tune.settings import TuneSettings
     from aerotune.tune.space_parse import parse_space
 
-    config = RunConfig().with_overrides({"data.patch_size": 32, "train.epochs": table.epochs,
-                                         "train.progress": False})
-    return TuneSettings(data=data, out=out, config=config, space=parse_space(space_for(table)), seed=seed,
-                        study_name=f"replay-{seed}", trials=100_000, max_epochs_total=budget, baseline=None,
-                        **METHODS[method][1]).validate()
+    config = RunConfig().with_overrides({"data.patch_size": 32, "train.epochs": table.epochs, "train.progress": False})
+    return TuneSettings(
+        data=data,
+        out=out,
+        config=config,
+        space=parse_space(space_for(table)),
+        seed=seed,
+        study_name=f"replay-{seed}",
+        trials=100_000,
+        max_epochs_total=budget,
+        baseline=None,
+        **METHODS[method][1],
+    ).validate()
 
 
 def replay_fast(table: Table, method: str, seed: int, budget: int) -> dict[str, Any]:
@@ -183,8 +203,9 @@ def replay_fast(table: Table, method: str, seed: int, budget: int) -> dict[str, 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     desc = study_desc(method, seed, table)
     space = parse_space(desc.space)
-    study = optuna.create_study(study_name=desc.study_name, direction=desc.direction,
-                                pruner=make_pruner(desc), sampler=make_sampler(desc, 0))
+    study = optuna.create_study(
+        study_name=desc.study_name, direction=desc.direction, pruner=make_pruner(desc), sampler=make_sampler(desc, 0)
+    )
     spent, events, n_trials, complete, seen = 0, [], 0, 0, []
     while spent < budget:
         study.sampler = make_sampler(desc, len(study.get_trials(deepcopy=False)))
@@ -211,8 +232,15 @@ def replay_fast(table: Table, method: str, seed: int, budget: int) -> dict[str, 
         n_trials += 1
         complete += state == TrialState.COMPLETE
         study.tell(trial, min(history) if state == TrialState.COMPLETE else None, state=state)
-    return {"method": method, "seed": seed, "epochs": spent, "trials": n_trials, "complete": complete,
-            "events": sorted(events), "picked": _picked(seen)}
+    return {
+        "method": method,
+        "seed": seed,
+        "epochs": spent,
+        "trials": n_trials,
+        "complete": complete,
+        "events": sorted(events),
+        "picked": _picked(seen),
+    }
 
 
 def _picked(seen: list[tuple[int, float, float]]) -> float | None:
@@ -225,7 +253,7 @@ def replay_aerotune(table: Table, method: str, seed: int, budget: int, work: Pat
     """One study through ``aerotune.tune.study.run_tune`` itself (journal storage, worker loop, heartbeats,
     epoch claims), with ``fit`` replaced by the table. About 5x slower than ``replay_fast``."""
     import aerotune.train.fit as fitmod
-    from aerotune.data.patches import cache_for
+    from aerotune.data.run_data import cache_for
     from aerotune.data.synthetic import write_synthetic_dataset
     from aerotune.tune.study import run_tune
 
@@ -249,8 +277,15 @@ def replay_aerotune(table: Table, method: str, seed: int, budget: int, work: Pat
         for i, (tick, v) in enumerate(zip(t["epoch_ticks"], t["values"])):
             events.append([int(tick), round(float(v), 6)])
             seen.append((int(tick), float(v), row["val_loss"][i]))
-    return {"method": method, "seed": seed, "epochs": result.epochs_spent, "trials": len(trials),
-            "complete": result.counts["complete"], "events": sorted(events), "picked": _picked(seen)}
+    return {
+        "method": method,
+        "seed": seed,
+        "epochs": result.epochs_spent,
+        "trials": len(trials),
+        "complete": result.counts["complete"],
+        "events": sorted(events),
+        "picked": _picked(seen),
+    }
 
 
 _TABLE: list[Table] = []
@@ -281,26 +316,38 @@ def check_engines(table: Table, methods: list[str], budget: int) -> None:
         for m in methods:
             fast, real = replay_fast(table, m, 0, budget), replay_aerotune(table, m, 0, budget, Path(w))
             if fast != real:
-                raise SystemExit(f"{m}: the in-memory replay differs from run_tune ({fast['trials']} vs "
-                                 f"{real['trials']} trials); fix replay_fast")
+                raise SystemExit(
+                    f"{m}: the in-memory replay differs from run_tune ({fast['trials']} vs "
+                    f"{real['trials']} trials); fix replay_fast"
+                )
     print(f"check: seed 0 of {len(methods)} methods gives the same study through run_tune", flush=True)
     if {"hb_tpe", "hb_tpe_study"} <= set(methods):
         a, b = replay_fast(table, "hb_tpe", 0, budget), replay_fast(table, "hb_tpe_study", 0, budget)
         same = {**a, "method": None} == {**b, "method": None}
-        print(f"check: HyperBand + TPE, bracket and study scope, seed 0: {'the same' if same else 'different'} "
-              "studies", flush=True)
+        print(
+            f"check: HyperBand + TPE, bracket and study scope, seed 0: {'the same' if same else 'different'} studies",
+            flush=True,
+        )
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--curves", type=Path, default=CURVES)
     p.add_argument("--seeds", type=int, default=100, help="studies per method (default 100)")
-    p.add_argument("--budget-trials", type=int, default=16,
-                   help="random search's full trainings; every method gets this many times R epochs (default 16)")
+    p.add_argument(
+        "--budget-trials",
+        type=int,
+        default=16,
+        help="random search's full trainings; every method gets this many times R epochs (default 16)",
+    )
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated keys of METHODS")
     p.add_argument("--processes", type=int, default=2)
-    p.add_argument("--no-check", dest="check", action="store_false",
-                   help="skip replaying seed 0 of each method through run_tune as a cross-check")
+    p.add_argument(
+        "--no-check",
+        dest="check",
+        action="store_false",
+        help="skip replaying seed 0 of each method through run_tune as a cross-check",
+    )
     p.add_argument("--results", type=Path, default=HERE / "results.json")
     p.add_argument("--figures", type=Path, default=ROOT / "docs" / "figures" / "hpo_replay")
     args = p.parse_args()
@@ -310,10 +357,12 @@ def main() -> None:
     if "rs" not in methods:
         methods.insert(0, "rs")
     budget = args.budget_trials * table.epochs
-    print(f"table: {len(table.curves)} of 128 configurations recorded, {table.noise_configs} with extra seeds; "
-          f"noise sd {table.sigma.mean():.4f} (mean over epochs), {table.rho:.2f} of it per run; "
-          f"budget {budget} epochs = {args.budget_trials} full trainings; {args.seeds} seeds x {len(methods)} methods",
-          flush=True)
+    print(
+        f"table: {len(table.curves)} of 128 configurations recorded, {table.noise_configs} with extra seeds; "
+        f"noise sd {table.sigma.mean():.4f} (mean over epochs), {table.rho:.2f} of it per run; "
+        f"budget {budget} epochs = {args.budget_trials} full trainings; {args.seeds} seeds x {len(methods)} methods",
+        flush=True,
+    )
     t0 = time.time()
     if args.check:
         check_engines(table, methods, budget)

@@ -59,21 +59,31 @@ class DataConfig:
     skip_bad_pairs: bool = field(default=False, metadata=role("cache"))
 
     def validate(self) -> None:
-        _check(self.patch_size >= 16 and self.patch_size % 16 == 0, "data.patch_size", self.patch_size,
-               "a multiple of 16, at least 16")
+        _check(
+            self.patch_size >= 16 and self.patch_size % 16 == 0,
+            "data.patch_size",
+            self.patch_size,
+            "a multiple of 16, at least 16",
+        )
         _check(0.01 <= self.scale <= 16, "data.scale", self.scale, "a number between 0.01 and 16")
         _check(self.mode in ("reference", "full"), "data.mode", self.mode, "reference or full")
-        _check(self.unknown_colors in ("error", "ignore"), "data.unknown_colors", self.unknown_colors,
-               "error or ignore")
-        _check(self.normalization in ("minmax", "meanstd"), "data.normalization", self.normalization,
-               "minmax or meanstd")
+        _check(
+            self.unknown_colors in ("error", "ignore"), "data.unknown_colors", self.unknown_colors, "error or ignore"
+        )
+        _check(
+            self.normalization in ("minmax", "meanstd"), "data.normalization", self.normalization, "minmax or meanstd"
+        )
         _check(self.split in ("random", "image", "tile"), "data.split", self.split, "random, image or tile")
         _check(0.0 < self.val_fraction < 1.0, "data.val_fraction", self.val_fraction, "between 0 and 1")
         _check(self.mask_size in ("error", "resize"), "data.mask_size", self.mask_size, "error or resize")
         for key in ("images_dir", "masks_dir"):
             name = getattr(self, key)
-            _check(name is None or (name.strip() not in ("", ".", "..") and "/" not in name and "\\" not in name),
-                   f"data.{key}", name, "the name of a folder inside the dataset (or each tile folder), like images")
+            _check(
+                name is None or (name.strip() not in ("", ".", "..") and "/" not in name and "\\" not in name),
+                f"data.{key}",
+                name,
+                "the name of a folder inside the dataset (or each tile folder), like images",
+            )
 
 
 @dataclass(frozen=True)
@@ -123,16 +133,27 @@ class TrainConfig:
         _check(1 <= self.epochs <= 100_000, "train.epochs", self.epochs, "a positive whole number")
         _check(1 <= self.batch_size <= 4096, "train.batch_size", self.batch_size, "between 1 and 4096")
         _check(0.0 < self.learning_rate < 10.0, "train.learning_rate", self.learning_rate, "between 0 and 10")
-        _check(self.loss in ("dice_focal", "cross_entropy"), "train.loss", self.loss,
-               "dice_focal or cross_entropy")
-        _check(self.dice_weight >= 0 and self.focal_weight >= 0, "train.dice_weight/focal_weight",
-               (self.dice_weight, self.focal_weight), "non-negative numbers")
+        _check(self.loss in ("dice_focal", "cross_entropy"), "train.loss", self.loss, "dice_focal or cross_entropy")
+        _check(
+            self.dice_weight >= 0 and self.focal_weight >= 0,
+            "train.dice_weight/focal_weight",
+            (self.dice_weight, self.focal_weight),
+            "non-negative numbers",
+        )
         _check(self.focal_gamma >= 0, "train.focal_gamma", self.focal_gamma, "a non-negative number")
         _check(0 <= self.focal_alpha <= 1, "train.focal_alpha", self.focal_alpha, "between 0 and 1")
-        _check(self.precision in ("auto", "fp32", "bf16", "fp16"), "train.precision", self.precision,
-               "auto, fp32, bf16 or fp16")
-        _check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
-               "train.device", self.device, "auto, cpu, cuda or cuda:N")
+        _check(
+            self.precision in ("auto", "fp32", "bf16", "fp16"),
+            "train.precision",
+            self.precision,
+            "auto, fp32, bf16 or fp16",
+        )
+        _check(
+            self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
+            "train.device",
+            self.device,
+            "auto, cpu, cuda or cuda:N",
+        )
         _check(self.threads >= 0, "train.threads", self.threads, "0 (default) or a positive number")
         for key in ("channels_last", "fused_adam", "fast_dropout"):
             _check(getattr(self, key) in ("auto", "on", "off"), f"train.{key}", getattr(self, key), "auto, on or off")
@@ -153,9 +174,11 @@ class RunConfig:
         self.train.validate()
         stride = 2 ** (self.model.depth - 1)
         if self.data.patch_size % stride:
-            raise ConfigError(f"data.patch_size = {self.data.patch_size} cannot pass through a U-Net of depth "
-                              f"{self.model.depth} (it halves the patch {self.model.depth - 1} times); use a "
-                              f"multiple of {stride}, or a smaller model.depth")
+            raise ConfigError(
+                f"data.patch_size = {self.data.patch_size} cannot pass through a U-Net of depth "
+                f"{self.model.depth} (it halves the patch {self.model.depth - 1} times); use a "
+                f"multiple of {stride}, or a smaller model.depth"
+            )
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -202,8 +225,12 @@ ALIASES = {
 
 def keys_with_role(*roles: str) -> tuple[str, ...]:
     """``section.field`` of every setting with one of ``roles``, in declaration order."""
-    return tuple(f"{section}.{f.name}" for section, klass in SECTIONS.items() for f in dataclasses.fields(klass)
-                 if f.metadata.get("role") in roles)
+    return tuple(
+        f"{section}.{f.name}"
+        for section, klass in SECTIONS.items()
+        for f in dataclasses.fields(klass)
+        if f.metadata.get("role") in roles
+    )
 
 
 def role_of(key: str) -> str | None:

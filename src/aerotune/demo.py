@@ -26,18 +26,28 @@ class DemoPlan:
     scenes: int
     size: int
     patch_size: int
-    epochs: int             # HyperBand's R: the baseline and every surviving trial train this many epochs
-    trials: int             # the baseline included
-    max_epochs_total: int   # hard cap over all trials
-    new_scenes: int         # unseen scenes segmented at the end, by the tuned and the baseline model
+    epochs: int  # HyperBand's R: the baseline and every surviving trial train this many epochs
+    trials: int  # the baseline included
+    max_epochs_total: int  # hard cap over all trials
+    new_scenes: int  # unseen scenes segmented at the end, by the tuned and the baseline model
     new_size: int
-    big_size: int           # one large unseen scene segmented whole, in bounded memory, by the tuned model
+    big_size: int  # one large unseen scene segmented whole, in bounded memory, by the tuned model
 
 
-FULL = DemoPlan(scenes=24, size=256, patch_size=64, epochs=9, trials=14, max_epochs_total=72,
-                new_scenes=2, new_size=384, big_size=3000)
-QUICK = DemoPlan(scenes=6, size=128, patch_size=32, epochs=3, trials=4, max_epochs_total=9,
-                 new_scenes=1, new_size=96, big_size=200)
+FULL = DemoPlan(
+    scenes=24,
+    size=256,
+    patch_size=64,
+    epochs=9,
+    trials=14,
+    max_epochs_total=72,
+    new_scenes=2,
+    new_size=384,
+    big_size=3000,
+)
+QUICK = DemoPlan(
+    scenes=6, size=128, patch_size=32, epochs=3, trials=4, max_epochs_total=9, new_scenes=1, new_size=96, big_size=200
+)
 
 #: The demo's search space (NNI format): the reference's three settings, over ranges that suit the demo.
 DEMO_SPACE = {
@@ -49,11 +59,13 @@ DEMO_SPACE = {
 
 def demo_config(plan: DemoPlan) -> RunConfig:
     """The reference U-Net and initial parameters, on the demo's patches."""
-    return RunConfig().with_overrides({
-        "data.patch_size": plan.patch_size,
-        "train.epochs": plan.epochs,
-        "train.progress": False,
-    })
+    return RunConfig().with_overrides(
+        {
+            "data.patch_size": plan.patch_size,
+            "train.epochs": plan.epochs,
+            "train.progress": False,
+        }
+    )
 
 
 def run_demo(out: Path, *, quick: bool = False, echo=print) -> dict[str, Path]:
@@ -92,14 +104,24 @@ def _run_stages(out: Path, plan: DemoPlan, echo) -> dict[str, Path]:
     cache = prepare_patches(out / "data", out / "cache", config.data, Palette.dubai())
     echo(f"      {len(cache)} patches")
 
-    echo(f"[3/6] tuning with HyperBand + TPE: {plan.trials} trials, at most {plan.epochs} epochs each and "
-         f"{plan.max_epochs_total} in all -> {out / 'tune'}")
-    echo(f"      trial 0 is the baseline (reference parameters: {baseline_text()}), trained all "
-         f"{plan.epochs} epochs")
-    result = run_tune(TuneSettings(data=out / "cache", out=out / "tune", config=config,
-                                   space=parse_space(DEMO_SPACE), trials=plan.trials,
-                                   max_epochs_total=plan.max_epochs_total, seed=0, study_name="demo",
-                                   startup_trials=4))
+    echo(
+        f"[3/6] tuning with HyperBand + TPE: {plan.trials} trials, at most {plan.epochs} epochs each and "
+        f"{plan.max_epochs_total} in all -> {out / 'tune'}"
+    )
+    echo(f"      trial 0 is the baseline (reference parameters: {baseline_text()}), trained all {plan.epochs} epochs")
+    result = run_tune(
+        TuneSettings(
+            data=out / "cache",
+            out=out / "tune",
+            config=config,
+            space=parse_space(DEMO_SPACE),
+            trials=plan.trials,
+            max_epochs_total=plan.max_epochs_total,
+            seed=0,
+            study_name="demo",
+            startup_trials=4,
+        )
+    )
     for line in summary_lines(result):
         echo("      " + line)
 
@@ -109,33 +131,43 @@ def _run_stages(out: Path, plan: DemoPlan, echo) -> dict[str, Path]:
         echo(f"      {name}: " + _metrics_line(model["val"]))
     echo("      " + report.data["verdict"]["text"])
 
-    echo(f"[5/6] segmenting {plan.new_scenes} new scene(s) of {plan.new_size}x{plan.new_size} with the tuned "
-         f"model -> {out / 'predictions'}")
-    new = write_synthetic_dataset(out / "new-scenes", scenes=plan.new_scenes, size=plan.new_size, seed=2026,
-                                  tiles=1)
+    echo(
+        f"[5/6] segmenting {plan.new_scenes} new scene(s) of {plan.new_size}x{plan.new_size} with the tuned "
+        f"model -> {out / 'predictions'}"
+    )
+    new = write_synthetic_dataset(out / "new-scenes", scenes=plan.new_scenes, size=plan.new_size, seed=2026, tiles=1)
     images = sorted(new.root.glob("*/images/*"))
     tuned = Predictor.load(out / "tune")
     predict_files(tuned, images, out / "predictions", overlay=True)
     scores = {"tuned": _mean_accuracy(tuned, images)}
     if "baseline" in report.data["models"]:  # the study's baseline trial, as the report evaluated it
         scores["baseline"] = _mean_accuracy(Predictor.load(report.data["models"]["baseline"]["run"]), images)
-    echo("      pixel accuracy on the new scenes: "
-         + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
+    echo("      pixel accuracy on the new scenes: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
 
-    echo(f"[6/6] segmenting one whole {plan.big_size}x{plan.big_size} scene in bounded memory with the tuned model "
-         f"-> {out / 'big-scene'}")
+    echo(
+        f"[6/6] segmenting one whole {plan.big_size}x{plan.big_size} scene in bounded memory with the tuned model "
+        f"-> {out / 'big-scene'}"
+    )
     big = write_synthetic_dataset(out / "big-scene", scenes=1, size=plan.big_size, seed=2027, tiles=1)
     image = next(big.root.glob("*/images/*"))
     t1 = time.perf_counter()
     accuracy = scene_accuracy(tuned, image, next(big.root.glob("*/masks/*")))
     seconds = time.perf_counter() - t1
-    echo(f"      whole-image pixel accuracy {accuracy:.3f} ({plan.big_size ** 2 / 1e6:.2f} megapixels in "
-         f"{seconds:.0f} s, {plan.big_size ** 2 / 1e6 / max(seconds, 1e-9):.2f} MP/s)")
+    echo(
+        f"      whole-image pixel accuracy {accuracy:.3f} ({plan.big_size**2 / 1e6:.2f} megapixels in "
+        f"{seconds:.0f} s, {plan.big_size**2 / 1e6 / max(seconds, 1e-9):.2f} MP/s)"
+    )
 
     echo(f"done in {time.perf_counter() - t0:.0f} s; everything is in {out}")
     echo(f"report: {report.html}")
-    return {"data": out / "data", "cache": out / "cache", "tune": out / "tune", "report": report.html,
-            "predictions": out / "predictions", "big-scene": out / "big-scene"}
+    return {
+        "data": out / "data",
+        "cache": out / "cache",
+        "tune": out / "tune",
+        "report": report.html,
+        "predictions": out / "predictions",
+        "big-scene": out / "big-scene",
+    }
 
 
 def _mean_accuracy(predictor, images: list[Path]) -> float:
@@ -151,5 +183,7 @@ def _metrics_line(m: dict) -> str:
         v = m.get(key)
         return "n/a" if v is None else format(v, fmt)
 
-    return (f"validation loss {f('loss', '.4f')}, mean IoU {f('mean_iou')}, pixel accuracy {f('pixel_accuracy')} "
-            f"(majority class {f('majority_rate')}), precision/recall {f('precision_ref')}/{f('recall_ref')}")
+    return (
+        f"validation loss {f('loss', '.4f')}, mean IoU {f('mean_iou')}, pixel accuracy {f('pixel_accuracy')} "
+        f"(majority class {f('majority_rate')}), precision/recall {f('precision_ref')}/{f('recall_ref')}"
+    )

@@ -206,8 +206,10 @@ def check_output(
         parent = path.absolute().parent
         if not parent.is_dir():
             what = "is a file" if parent.exists() else "does not exist"
-            raise OutputError(f"{shown}: cannot create {option} because {_display(parent)} {what}; create that "
-                              f"folder first, or choose another {option}")
+            raise OutputError(
+                f"{shown}: cannot create {option} because {_display(parent)} {what}; create that "
+                f"folder first, or choose another {option}"
+            )
         _check_writable(path, parent, option)
     return Output(path, kind, existed, was_empty)
 

@@ -103,8 +103,10 @@ def max_image_pixels() -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise ConfigError(f"{MAX_PIXELS_ENV}={os.environ[MAX_PIXELS_ENV]!r} is not a positive whole number of "
-                          f"pixels; set it like {MAX_PIXELS_ENV}=400000000 or unset it")
+        raise ConfigError(
+            f"{MAX_PIXELS_ENV}={os.environ[MAX_PIXELS_ENV]!r} is not a positive whole number of "
+            f"pixels; set it like {MAX_PIXELS_ENV}=400000000 or unset it"
+        )
     return value
 
 
@@ -147,8 +149,9 @@ def open_image(path: Path, *, what: str = "image") -> Iterator[Any]:
         problem = file_problem(path, exc) or f"{first_line(exc)}; replace or remove the file"
         raise DatasetError(f"{show(path)}: cannot read {what}: {problem}") from None
     except Exception as exc:  # noqa: BLE001 - any decoder failure on a user's file is bad input, not a bug
-        raise DatasetError(f"{show(path)}: cannot read {what}: {type(exc).__name__}: {first_line(exc)}; "
-                           "replace or remove the file") from None
+        raise DatasetError(
+            f"{show(path)}: cannot read {what}: {type(exc).__name__}: {first_line(exc)}; replace or remove the file"
+        ) from None
 
 
 def _too_large(path: Path, what: str, limit: int) -> str:
@@ -165,5 +168,7 @@ def _too_large(path: Path, what: str, limit: int) -> str:
         finally:
             Image.MAX_IMAGE_PIXELS = old
     size = size or " is larger than"
-    return (f"{show(path)}: {what}{size} the limit of {limit:,} (a guard against decompression bombs); "
-            f"if it is a real large scene, raise the limit, e.g. {MAX_PIXELS_ENV}={max(limit * 4, 10**9)}")
+    return (
+        f"{show(path)}: {what}{size} the limit of {limit:,} (a guard against decompression bombs); "
+        f"if it is a real large scene, raise the limit, e.g. {MAX_PIXELS_ENV}={max(limit * 4, 10**9)}"
+    )

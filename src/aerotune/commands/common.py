@@ -48,8 +48,17 @@ def add_data_options(p: argparse.ArgumentParser, *, patches: bool = True) -> Non
 
 
 #: ``args`` attributes that are shortcuts for ``data.*`` settings.
-DATA_OPTIONS = ("classes_file", "unknown_colors", "patch_size", "scale", "mode", "images_dir", "masks_dir",
-                "mask_size", "skip_bad_pairs")
+DATA_OPTIONS = (
+    "classes_file",
+    "unknown_colors",
+    "patch_size",
+    "scale",
+    "mode",
+    "images_dir",
+    "masks_dir",
+    "mask_size",
+    "skip_bad_pairs",
+)
 
 
 def data_overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -87,7 +96,7 @@ def resolve_config(args: argparse.Namespace):
     config = config.with_overrides(extra) if extra else config
     data = getattr(args, "data", None)
     if data is not None:
-        from aerotune.data.patches import settings_from_cache
+        from aerotune.data.run_data import settings_from_cache
 
         config = settings_from_cache(data, config, given=_given_data_keys(args))
     return config

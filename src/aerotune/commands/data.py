@@ -37,8 +37,15 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from aerotune.reading import show
 
     palette = load_palette(args.classes_file)
-    insp = inspect_dataset(args.root, palette, patch_size=args.patch_size or 256, scale=args.scale or 1.0,
-                           images_dir=args.images_dir, masks_dir=args.masks_dir, mask_size=args.mask_size or "error")
+    insp = inspect_dataset(
+        args.root,
+        palette,
+        patch_size=args.patch_size or 256,
+        scale=args.scale or 1.0,
+        images_dir=args.images_dir,
+        masks_dir=args.masks_dir,
+        mask_size=args.mask_size or "error",
+    )
     if args.json:
         print(json.dumps(_inspection_dict(insp), indent=1))
         return 1 if insp.problems else 0
@@ -79,8 +86,12 @@ def _inspection_dict(insp) -> dict:
             for s in insp.samples
         ],
         "colors": [  # a colour palette lists colours ("color"), an index palette mask ids ("id")
-            {**({"id": c} if isinstance(c, int) else {"color": to_hex(c)}), "pixels": n, "class": names.get(c),
-             "files": insp.color_files[c]}
+            {
+                **({"id": c} if isinstance(c, int) else {"color": to_hex(c)}),
+                "pixels": n,
+                "class": names.get(c),
+                "files": insp.color_files[c],
+            }
             for c, n in sorted(insp.colors.items(), key=lambda kv: -kv[1])
         ],
         "problems": [str(p) for p in insp.problems],
@@ -104,8 +115,11 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         f"{cache.root}: {len(cache)} patches of {cache.patch_size}x{cache.patch_size} from "
         f"{len(cache.sources)} images ({config.mode} mode); {px['dropped_share']:.1%} of labelled pixels "
         "outside the patches"
-        + (f"; {len(skipped)} pair(s) or file(s) skipped, listed under \"skipped\" in "
-           f"{cache.root / 'manifest.json'}" if skipped else "")
+        + (
+            f'; {len(skipped)} pair(s) or file(s) skipped, listed under "skipped" in {cache.root / "manifest.json"}'
+            if skipped
+            else ""
+        )
     )
     return 0
 

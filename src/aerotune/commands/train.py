@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from aerotune.data.patches import cache_for, check_cache_current, check_data
+    from aerotune.data.run_data import cache_for, check_cache_current, check_data
     from aerotune.files import check_output, removed_on_failure
 
     config = resolve_config(args)
@@ -31,8 +31,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from aerotune.train.fit import check_resume, fit
 
     if not args.restart and check_resume(out, config) is not None:
-        check_cache_current(args.data, config.data, out / "cache",
-                            fix="train with --restart to start over on the new files, or choose a new --out")
+        check_cache_current(
+            args.data,
+            config.data,
+            out / "cache",
+            fix="train with --restart to start over on the new files, or choose a new --out",
+        )
     output.claim()
     with removed_on_failure(output, keep=lambda: (out / "checkpoints" / "last.pt").is_file()):
         with progress_bar("cutting patches") as progress:

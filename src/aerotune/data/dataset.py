@@ -25,8 +25,13 @@ class Split:
     val_groups: list[str]
 
     def to_dict(self) -> dict:
-        return {"method": self.method, "seed": self.seed, "train": self.train, "val": self.val,
-                "val_groups": self.val_groups}
+        return {
+            "method": self.method,
+            "seed": self.seed,
+            "train": self.train,
+            "val": self.val,
+            "val_groups": self.val_groups,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> Split:
@@ -55,8 +60,10 @@ def make_split(cache: PatchCache, config: DataConfig) -> Split:
         of_patch = cache.patch_tile
     names = sorted(set(of_patch))
     if len(names) < 2:
-        raise DatasetError(f"{cache.root}: split '{config.split}' needs at least 2 {config.split}s, found "
-                           f"{len(names)}; use --set data.split=random")
+        raise DatasetError(
+            f"{cache.root}: split '{config.split}' needs at least 2 {config.split}s, found "
+            f"{len(names)}; use --set data.split=random"
+        )
     counts = {g: of_patch.count(g) for g in names}
     order = np.random.default_rng(config.split_seed).permutation(len(names))
     held: list[str] = []
@@ -78,7 +85,7 @@ def channel_stats(cache: PatchCache, indices: list[int], chunk: int = 64) -> tup
     count = 0
     idx = np.sort(np.asarray(indices))
     for start in range(0, len(idx), chunk):
-        x = cache.images[idx[start:start + chunk]].astype(np.float64) / 255.0
+        x = cache.images[idx[start : start + chunk]].astype(np.float64) / 255.0
         total += x.sum(axis=(0, 1, 2))
         total_sq += (x**2).sum(axis=(0, 1, 2))
         count += x.shape[0] * x.shape[1] * x.shape[2]
@@ -112,9 +119,16 @@ class PatchDataset(Dataset):
     faster than one read per patch.
     """
 
-    def __init__(self, cache: PatchCache, indices: list[int], *, normalization: str = "minmax",
-                 stats: tuple[list[float], list[float]] | None = None, augment: bool = False,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        cache: PatchCache,
+        indices: list[int],
+        *,
+        normalization: str = "minmax",
+        stats: tuple[list[float], list[float]] | None = None,
+        augment: bool = False,
+        seed: int = 0,
+    ) -> None:
         self.cache = cache
         self.indices = np.asarray(indices, dtype=np.int64)
         self.normalization = normalization

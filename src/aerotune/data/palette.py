@@ -36,8 +36,26 @@ DUBAI_CLASSES: tuple[tuple[str, str], ...] = (
 #: Display colours of index-palette classes, by position in the classes file (20 distinct colours after
 #: Sasha Trubetskoy's list); classes beyond these get evenly spread hues.
 DISPLAY_COLORS: tuple[str, ...] = (
-    "#E6194B", "#3CB44B", "#FFE119", "#4363D8", "#F58231", "#911EB4", "#42D4F4", "#F032E6", "#BFEF45", "#FABED4",
-    "#469990", "#DCBEFF", "#9A6324", "#FFFAC8", "#800000", "#AAFFC3", "#808000", "#FFD8B1", "#000075", "#A9A9A9",
+    "#E6194B",
+    "#3CB44B",
+    "#FFE119",
+    "#4363D8",
+    "#F58231",
+    "#911EB4",
+    "#42D4F4",
+    "#F032E6",
+    "#BFEF45",
+    "#FABED4",
+    "#469990",
+    "#DCBEFF",
+    "#9A6324",
+    "#FFFAC8",
+    "#800000",
+    "#AAFFC3",
+    "#808000",
+    "#FFD8B1",
+    "#000075",
+    "#A9A9A9",
 )
 
 
@@ -49,8 +67,9 @@ def parse_hex(value: str, *, where: str = "palette") -> tuple[int, int, int]:
             raise ValueError
         return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
     except ValueError:
-        raise PaletteError(f"{where}: colour {value!r} is not of the form #RRGGBB (or a whole-number mask id); "
-                           "fix the classes file") from None
+        raise PaletteError(
+            f"{where}: colour {value!r} is not of the form #RRGGBB (or a whole-number mask id); fix the classes file"
+        ) from None
 
 
 def to_hex(rgb: tuple[int, int, int]) -> str:
@@ -89,14 +108,18 @@ def _check(names: tuple[str, ...], colors: tuple, ids: tuple[int, ...] | None, i
     if not names or len(names) != len(colors) or (ids is not None and len(ids) != len(names)):
         raise PaletteError(f"{where}: needs at least one class, each with one colour or mask id")
     if len(names) >= ignore_index:
-        raise PaletteError(f"{where}: {len(names)} classes, but at most {ignore_index - 1} are supported (class "
-                           f"indices are stored as uint8 and {ignore_index} marks ignored pixels); merge classes")
+        raise PaletteError(
+            f"{where}: {len(names)} classes, but at most {ignore_index - 1} are supported (class "
+            f"indices are stored as uint8 and {ignore_index} marks ignored pixels); merge classes"
+        )
     for label, values, show_value in (("name", names, repr), ("colour", colors, to_hex), ("mask id", ids, str)):
         seen: dict[Any, str] = {}
         for name, value in zip(names, values or ()):
             if value in seen:
-                raise PaletteError(f"{where}: classes {seen[value]!r} and {name!r} both have {label} "
-                                   f"{show_value(value)}; give each class its own {label}")
+                raise PaletteError(
+                    f"{where}: classes {seen[value]!r} and {name!r} both have {label} "
+                    f"{show_value(value)}; give each class its own {label}"
+                )
             seen[value] = name
 
 
@@ -153,13 +176,16 @@ class Palette:
             if isinstance(value, dict):
                 unknown = set(value) - {"id", "color"}
                 if unknown or "id" not in value:
-                    raise PaletteError(f"{at} = {value!r}: expected {{\"id\": N}} with an optional \"color\"; "
-                                       "fix the classes file")
+                    raise PaletteError(
+                        f'{at} = {value!r}: expected {{"id": N}} with an optional "color"; fix the classes file'
+                    )
                 color, value = value.get("color"), value["id"]
             if isinstance(value, int) and not isinstance(value, bool):
                 if not 0 <= value <= MAX_MASK_ID:
-                    raise PaletteError(f"{at}: mask id {value} is outside 0..{MAX_MASK_ID}; use the pixel value "
-                                       "that marks this class in the masks")
+                    raise PaletteError(
+                        f"{at}: mask id {value} is outside 0..{MAX_MASK_ID}; use the pixel value "
+                        "that marks this class in the masks"
+                    )
                 kinds.setdefault("id", name)
                 ids.append(value)
                 colors.append(None if color is None else parse_hex(color, where=at))
@@ -167,12 +193,15 @@ class Palette:
                 kinds.setdefault("colour", name)
                 colors.append(parse_hex(value, where=at))
             else:
-                raise PaletteError(f"{at} = {value!r}: expected a colour \"#RRGGBB\" or a whole-number mask id; "
-                                   "fix the classes file")
+                raise PaletteError(
+                    f'{at} = {value!r}: expected a colour "#RRGGBB" or a whole-number mask id; fix the classes file'
+                )
             names.append(name)
         if len(kinds) > 1:
-            raise PaletteError(f"{where}: class {kinds['colour']!r} has a colour but class {kinds['id']!r} a mask "
-                               "id; masks hold either colours or ids, so give every class the same kind")
+            raise PaletteError(
+                f"{where}: class {kinds['colour']!r} has a colour but class {kinds['id']!r} a mask "
+                "id; masks hold either colours or ids, so give every class the same kind"
+            )
         if not ids:
             _check(tuple(names), tuple(colors), None, IGNORE_INDEX, where)
             return cls(names=tuple(names), colors=tuple(colors))
@@ -238,8 +267,9 @@ def load_palette(path: str | Path | None) -> Palette:
         return Palette.dubai()
     path = Path(path)
     where = show(path)
-    text = read_text(path, what="classes file", fix="pass an existing JSON or TOML file to --classes",
-                     error=PaletteError)
+    text = read_text(
+        path, what="classes file", fix="pass an existing JSON or TOML file to --classes", error=PaletteError
+    )
     try:
         if path.suffix.lower() == ".toml":
             data = toml_parser().loads(text)
@@ -251,8 +281,9 @@ def load_palette(path: str | Path | None) -> Palette:
         raise PaletteError(f"{where}: cannot parse classes file ({first_line(exc)}); {FORMAT_HINT}") from None
     if isinstance(data, dict) and isinstance(data.get("classes"), list):
         try:
-            entries = [(str(c["title"]), c["id"] if "id" in c and "color" not in c else c["color"])
-                       for c in data["classes"]]
+            entries = [
+                (str(c["title"]), c["id"] if "id" in c and "color" not in c else c["color"]) for c in data["classes"]
+            ]
         except (KeyError, TypeError):
             raise PaletteError(f"{where}: each entry of 'classes' needs 'title' and 'color' (or 'id')") from None
         data = {}
@@ -263,6 +294,8 @@ def load_palette(path: str | Path | None) -> Palette:
     elif isinstance(data, dict) and isinstance(data.get("classes"), dict):
         data = data["classes"]
     if not isinstance(data, dict) or not data:
-        raise PaletteError(f"{where}: expected a mapping of class name to hex colour or mask id, like "
-                           "Building = \"#3C1098\" or Building = 1")
+        raise PaletteError(
+            f"{where}: expected a mapping of class name to hex colour or mask id, like "
+            'Building = "#3C1098" or Building = 1'
+        )
     return Palette.from_dict(data, where=where)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from aerotune.config import DataConfig, RunConfig, keys_with_role
+from aerotune.config import DataConfig, keys_with_role
 from aerotune.data.palette import Palette, key_text
 from aerotune.data.sources import (
     PAIR_HINT,
@@ -113,8 +113,10 @@ def open_cache(path: str | Path) -> PatchCache:
             images = np.memmap(path / "images.u8", dtype=np.uint8, mode="r", shape=shape_i)
             masks = np.memmap(path / "masks.u8", dtype=np.uint8, mode="r", shape=shape_m)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DatasetError(f"{show(path)}: not a readable aerotune patch cache ({first_line(exc)}); "
-                           "rebuild it with: aerotune data prepare ROOT --out CACHE") from None
+        raise DatasetError(
+            f"{show(path)}: not a readable aerotune patch cache ({first_line(exc)}); "
+            "rebuild it with: aerotune data prepare ROOT --out CACHE"
+        ) from None
     return PatchCache(path, manifest, images, masks)
 
 
@@ -135,8 +137,9 @@ def _hash_file(h: Any, path: Path, root: Path) -> None:
 
 def _settings_hash(settings: dict[str, Any], palette: Palette) -> Any:
     h = hashlib.sha256()
-    h.update(json.dumps({"v": CACHE_VERSION, "settings": settings, "palette": palette.to_dict()},
-                        sort_keys=True).encode())
+    h.update(
+        json.dumps({"v": CACHE_VERSION, "settings": settings, "palette": palette.to_dict()}, sort_keys=True).encode()
+    )
     return h
 
 
@@ -158,7 +161,7 @@ def plan_cache(root: Path, config: DataConfig, palette: Palette) -> tuple[list, 
     """
     found = discover(root, images_dir=config.images_dir, masks_dir=config.masks_dir)
     skipped: list[dict[str, str]] = []
-    _check_discovery(root, found, config)
+    check_discovery(root, found, config)
     for problem in found.problems:
         _skip(skipped, root, problem.sample, str(problem), problem.path)
     settings = {k: getattr(config, k) for k in CACHE_KEYS}
@@ -174,8 +177,10 @@ def plan_cache(root: Path, config: DataConfig, palette: Palette) -> tuple[list, 
             w, h_ = scaled_size(size, config.scale)
             rows, cols = patch_starts(h_, p, mode), patch_starts(w, p, mode)
             if not rows or not cols:
-                raise DatasetError(f"{show(s.image)}: image is {w}x{h_} after scale {config.scale}, smaller than one "
-                                   f"{p} patch; use a smaller --patch-size or --mode full, {PAIR_HINT}")
+                raise DatasetError(
+                    f"{show(s.image)}: image is {w}x{h_} after scale {config.scale}, smaller than one "
+                    f"{p} patch; use a smaller --patch-size or --mode full, {PAIR_HINT}"
+                )
             for f in (s.image, s.mask):
                 _hash_file(h, f, root)
         except DatasetError as exc:
@@ -186,13 +191,21 @@ def plan_cache(root: Path, config: DataConfig, palette: Palette) -> tuple[list, 
         plan.append((s, (w, h_), rows, cols))
     if not plan:
         what = f"; {len(skipped)} pair(s) skipped, the first: {skipped[0]['reason']}" if skipped else ""
-        raise DatasetError(f"{show(root)}: no usable image/mask pairs found{what}; run aerotune data inspect "
-                           f"{show(root)}")
+        raise DatasetError(
+            f"{show(root)}: no usable image/mask pairs found{what}; run aerotune data inspect {show(root)}"
+        )
     return plan, skipped, h.hexdigest()
 
 
-def prepare_patches(root: str | Path, out: str | Path, config: DataConfig, palette: Palette, *,
-                    force: bool = False, progress: Callable[[int, int], None] | None = None) -> PatchCache:
+def prepare_patches(
+    root: str | Path,
+    out: str | Path,
+    config: DataConfig,
+    palette: Palette,
+    *,
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> PatchCache:
     """Cut every pair under ``root`` into patches and write the cache at ``out``.
 
     Reuses ``out`` when it already holds a cache of the same inputs and settings. Raises
@@ -223,13 +236,13 @@ def prepare_patches(root: str | Path, out: str | Path, config: DataConfig, palet
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     for entry in skipped:
-        log.warning("skipped %s: %s", " + ".join(v for k, v in entry.items() if k != "reason" and v),
-                    entry["reason"])
+        log.warning("skipped %s: %s", " + ".join(v for k, v in entry.items() if k != "reason" and v), entry["reason"])
     return open_cache(out)
 
 
-def _skip(skipped: list[dict[str, str]], root: Path, sample: Sample | None, reason: str,
-          path: Path | None = None) -> None:
+def _skip(
+    skipped: list[dict[str, str]], root: Path, sample: Sample | None, reason: str, path: Path | None = None
+) -> None:
     """Record a pair (or a lone file) left out by ``--skip-bad-pairs`` (logged once the cache is written)."""
 
     def rel(f: Path | None) -> str | None:
@@ -247,8 +260,15 @@ def _skip(skipped: list[dict[str, str]], root: Path, sample: Sample | None, reas
     skipped.append(entry)
 
 
-def _fill(tmp: Path, plan: list, config: DataConfig, palette: Palette, root: Path, skipped: list[dict[str, str]],
-          progress: Callable[[int, int], None] | None) -> dict[str, Any]:
+def _fill(
+    tmp: Path,
+    plan: list,
+    config: DataConfig,
+    palette: Palette,
+    root: Path,
+    skipped: list[dict[str, str]],
+    progress: Callable[[int, int], None] | None,
+) -> dict[str, Any]:
     p = config.patch_size
     # Plain sequential writes, not a writable memmap: dirty mapped pages would count towards the
     # process's resident memory until the end, and memory must stay bounded by one image.
@@ -288,8 +308,8 @@ def _fill(tmp: Path, plan: list, config: DataConfig, palette: Palette, root: Pat
         covered = np.zeros((h, w), dtype=bool)
         for r in rows:
             for c in cols:
-                tile_img = img[r:r + p, c:c + p]
-                tile_ids = ids[r:r + p, c:c + p]
+                tile_img = img[r : r + p, c : c + p]
+                tile_ids = ids[r : r + p, c : c + p]
                 ph, pw = tile_ids.shape
                 patch_img[:] = 0
                 patch_ids[:] = palette.ignore_index  # padding, where an axis is shorter than a patch
@@ -297,7 +317,7 @@ def _fill(tmp: Path, plan: list, config: DataConfig, palette: Palette, root: Pat
                 patch_ids[:ph, :pw] = tile_ids
                 images.write(patch_img.tobytes())
                 masks.write(patch_ids.tobytes())
-                covered[r:r + ph, c:c + pw] = True
+                covered[r : r + ph, c : c + pw] = True
                 patches.append([i, r, c])
                 k += 1
         labelled = ids != palette.ignore_index
@@ -306,14 +326,23 @@ def _fill(tmp: Path, plan: list, config: DataConfig, palette: Palette, root: Pat
         labelled_kept += int(kept.size)
         class_pixels += np.bincount(kept, minlength=palette.num_classes)[: palette.num_classes]
         # Printable text (bytes that are not UTF-8 as \xNN), so reports and JSON readers never choke on a name.
-        sources.append({"image": show(s.image.relative_to(root)), "mask": show(s.mask.relative_to(root)),
-                        "tile": show(s.tile), "stem": show(s.stem), "size": list(size),
-                        "scaled_size": [w, h], "patches": len(rows) * len(cols)})
+        sources.append(
+            {
+                "image": show(s.image.relative_to(root)),
+                "mask": show(s.mask.relative_to(root)),
+                "tile": show(s.tile),
+                "stem": show(s.stem),
+                "size": list(size),
+                "scaled_size": [w, h],
+                "patches": len(rows) * len(cols),
+            }
+        )
         if progress:
             progress(step + 1, len(plan))
     if not sources:
-        raise DatasetError(f"{show(root)}: every image/mask pair was skipped, the first because: "
-                           f"{skipped[-1]['reason']}")
+        raise DatasetError(
+            f"{show(root)}: every image/mask pair was skipped, the first because: {skipped[-1]['reason']}"
+        )
     if unknown and config.unknown_colors == "error":
         images.close()
         masks.close()
@@ -342,95 +371,7 @@ def _fill(tmp: Path, plan: list, config: DataConfig, palette: Palette, root: Pat
     }
 
 
-def cache_for(data: str | Path, config: DataConfig, cache_dir: str | Path, *,
-              progress: Callable[[int, int], None] | None = None) -> PatchCache:
-    """Open ``data`` if it is a cache; else prepare the dataset folder ``data`` into ``cache_dir``.
-
-    A cache given directly must have been cut with the same patch settings as ``config``.
-    """
-    from aerotune.data.palette import load_palette
-
-    data = Path(data)
-    if is_cache(data):
-        cache = open_cache(data)
-        wanted = {k: getattr(config, k) for k in CACHE_KEYS}
-        defaults = DataConfig()  # caches from before a setting existed were cut with its default
-        have = {k: cache.manifest["settings"].get(k, getattr(defaults, k)) for k in CACHE_KEYS}
-        diff = [k for k in CACHE_KEYS if have[k] != wanted[k]]
-        if diff:
-            k = diff[0]
-            raise DatasetError(f"{data}: cache was cut with {k} = {have.get(k)!r} but the config asks for "
-                               f"{wanted[k]!r}; pass the dataset folder instead, or --set data.{k}={have.get(k)}")
-        return cache
-    return prepare_patches(data, cache_dir, config, load_palette(config.classes_file), progress=progress)
-
-
-def check_cache_current(data: str | Path, config: DataConfig, cache_dir: str | Path, *, fix: str) -> None:
-    """Refuse to resume a run whose own cache ``cache_dir`` was cut from other files than ``data`` holds now.
-
-    Resuming rebuilds the cache from the dataset folder; if the images changed, the run's saved split would
-    index patches that are not the ones it trained on. Checked before anything is written.
-    """
-    from aerotune.data.palette import load_palette
-
-    data, cache_dir = Path(data), Path(cache_dir)
-    if is_cache(data) or not is_cache(cache_dir):
-        return
-    try:
-        old = json.loads((cache_dir / MANIFEST).read_text()).get("inputs_hash")
-    except (OSError, ValueError, AttributeError):
-        old = None
-    if old != plan_cache(data, config, load_palette(config.classes_file))[2]:
-        raise DatasetError(f"{data}: the dataset's files changed since the run in {cache_dir.parent} cut its "
-                           f"patches; {fix}")
-
-
-def settings_from_cache(data: str | Path, config: RunConfig, *, given: set[str]) -> RunConfig:
-    """When ``data`` is a patch cache, make its cut the config's data settings.
-
-    A cache knows how it was cut: its patch size, scale, mode and unknown-colour rule become the defaults, and
-    a setting the user gave explicitly (``given``: ``data.*`` field names) that contradicts the cache, or a
-    classes file whose palette differs from the cache's, is an error rather than silently ignored.
-    """
-    from aerotune.data.palette import load_palette
-
-    if not is_cache(data):
-        return config
-    cache = open_cache(data)
-    have = cache.manifest.get("settings", {})
-    changes: dict[str, Any] = {}
-    for key in CACHE_KEYS:
-        if key not in have:
-            continue
-        wanted = getattr(config.data, key)
-        if key in given and wanted != have[key]:
-            raise DatasetError(f"{data}: this patch cache was cut with {key} = {have[key]!r} but the settings ask "
-                               f"for {wanted!r}; drop that setting (the cache's own is used), or pass the dataset "
-                               "folder to cut new patches")
-        changes[f"data.{key}"] = have[key]
-    if config.data.classes_file is not None:
-        theirs = load_palette(config.data.classes_file)
-        if theirs.to_dict() != cache.palette.to_dict():
-            raise DatasetError(f"{data}: this patch cache was cut with the classes "
-                               f"{', '.join(cache.palette.names)}, which differ from {config.data.classes_file} "
-                               f"({', '.join(theirs.names)}); drop --classes (the cache's palette is used), or "
-                               "pass the dataset folder to cut new patches")
-    return config.with_overrides(changes, where=str(data)) if changes else config
-
-
-def check_data(data: str | Path, config: DataConfig) -> None:
-    """Check that ``data`` is a readable patch cache, or a dataset folder whose pairs and palette are usable,
-    without writing anything (commands call it before they create their output)."""
-    from aerotune.data.palette import load_palette
-
-    if is_cache(data):
-        open_cache(data)
-        return
-    load_palette(config.classes_file)
-    _check_discovery(Path(data), discover(data, images_dir=config.images_dir, masks_dir=config.masks_dir), config)
-
-
-def _check_discovery(root: Path, found: Discovery, config: DataConfig) -> None:
+def check_discovery(root: Path, found: Discovery, config: DataConfig) -> None:
     """Refuse a dataset whose discovery found problems (unless they are to be skipped) or no pairs at all."""
     if found.problems and not config.skip_bad_pairs:
         first = found.problems[0]

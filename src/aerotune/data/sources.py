@@ -26,9 +26,21 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 #: Above this share of unknown mask pixels the palette itself is probably wrong.
 WRONG_PALETTE_SHARE = 0.5
 #: (images folder, masks folder) names of public datasets, compared ignoring case, in order of preference.
-FOLDER_PAIRS = (("images", "masks"), ("image", "mask"), ("img", "gt"), ("images", "labels"), ("rgb", "label"),
-                ("images", "annotations"), ("imgs", "masks"), ("images", "gt"), ("image", "label"),
-                ("img", "mask"), ("img", "masks"), ("imgs", "labels"), ("rgb", "labels"))
+FOLDER_PAIRS = (
+    ("images", "masks"),
+    ("image", "mask"),
+    ("img", "gt"),
+    ("images", "labels"),
+    ("rgb", "label"),
+    ("images", "annotations"),
+    ("imgs", "masks"),
+    ("images", "gt"),
+    ("image", "label"),
+    ("img", "mask"),
+    ("img", "masks"),
+    ("imgs", "labels"),
+    ("rgb", "labels"),
+)
 #: Masks whose aspect ratio differs from their image's by more than this are never resized.
 ASPECT_TOLERANCE = 0.01
 SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
@@ -100,8 +112,10 @@ def _pick(folder: Path, images_dir: str | None, masks_dir: str | None) -> tuple[
     found = list(dict.fromkeys((find(i), find(m)) for i, m in pairs if find(i) and find(m)))
     if len(found) > 1:
         shown = ", ".join(f"{i.name}/ + {m.name}/" for i, m in found)
-        raise DatasetError(f"{show(folder)}: more than one pair of image and mask folders ({shown}); choose one "
-                           "with --images-dir NAME --masks-dir NAME")
+        raise DatasetError(
+            f"{show(folder)}: more than one pair of image and mask folders ({shown}); choose one "
+            "with --images-dir NAME --masks-dir NAME"
+        )
     if found:
         return found[0]
     image = next((find(i) for i, _ in pairs if find(i)), None)
@@ -136,8 +150,13 @@ def _files(folder: Path, problems: list[Problem], bad: set[str]) -> dict[str, Pa
             problems.append(Problem(p, problem))
             bad.add(p.stem)
         elif p.stem in out:
-            problems.append(Problem(p, f"two files share the name {show(p.stem)!s} ({show(out[p.stem].name)} and "
-                                       f"{show(p.name)}), so the pairing is ambiguous; keep one of them"))
+            problems.append(
+                Problem(
+                    p,
+                    f"two files share the name {show(p.stem)!s} ({show(out[p.stem].name)} and "
+                    f"{show(p.name)}), so the pairing is ambiguous; keep one of them",
+                )
+            )
         else:
             out[p.stem] = p
     return out
@@ -150,8 +169,10 @@ def discover(root: str | Path, *, images_dir: str | None = None, masks_dir: str 
         problem = "not found"
         if root.is_symlink() or root.exists():
             problem = f"is not usable ({file_problem(root) or 'it is a file, not a folder'})"
-        raise DatasetError(f"{show(root)}: dataset folder {problem}; pass a folder with images/ and masks/ (or "
-                           "tile folders that each hold them)")
+        raise DatasetError(
+            f"{show(root)}: dataset folder {problem}; pass a folder with images/ and masks/ (or "
+            "tile folders that each hold them)"
+        )
     groups: list[tuple[str, Path, Path | None, Path | None]] = []
     layout = "flat"
     image, mask = _pick(root, images_dir, masks_dir)
@@ -164,9 +185,11 @@ def discover(root: str | Path, *, images_dir: str | None = None, masks_dir: str 
             if image or mask:
                 groups.append((sub.name, sub, image, mask))
     if not groups:
-        raise DatasetError(f"{show(root)}: no image and mask folders found; looked for "
-                           f"{_looked_for(images_dir, masks_dir)} in it and in its sub-folders, and saw "
-                           f"{_seen(root)}; name the folders with --images-dir NAME --masks-dir NAME")
+        raise DatasetError(
+            f"{show(root)}: no image and mask folders found; looked for "
+            f"{_looked_for(images_dir, masks_dir)} in it and in its sub-folders, and saw "
+            f"{_seen(root)}; name the folders with --images-dir NAME --masks-dir NAME"
+        )
     samples: list[Sample] = []
     problems: list[Problem] = []
     for tile, folder, image_dir, mask_dir in groups:
@@ -174,9 +197,14 @@ def discover(root: str | Path, *, images_dir: str | None = None, masks_dir: str 
             if found is None:
                 k = 0 if part == "images" else 1
                 looked = name or "/, ".join(dict.fromkeys(pair[k] for pair in FOLDER_PAIRS))
-                problems.append(Problem(folder / (name or part), f"folder missing (looked for {looked}/, saw "
-                                        f"{_seen(folder, deep=False)}); add the {part} of {show(folder.name or root)} "
-                                        f"or name their folder with --{part}-dir NAME"))
+                problems.append(
+                    Problem(
+                        folder / (name or part),
+                        f"folder missing (looked for {looked}/, saw "
+                        f"{_seen(folder, deep=False)}); add the {part} of {show(folder.name or root)} "
+                        f"or name their folder with --{part}-dir NAME",
+                    )
+                )
         bad: set[str] = set()  # stems of broken links, folders named like images...: already reported
         images = _files(image_dir, problems, bad) if image_dir else {}
         masks = _files(mask_dir, problems, bad) if mask_dir else {}
@@ -185,11 +213,13 @@ def discover(root: str | Path, *, images_dir: str | None = None, masks_dir: str 
             if stem in bad and (stem not in masks or stem not in images):
                 continue
             if stem not in masks:
-                problems.append(Problem(images[stem], f"image has no mask; add {show(mname)}/{show(stem)}.png or "
-                                                      "remove it"))
+                problems.append(
+                    Problem(images[stem], f"image has no mask; add {show(mname)}/{show(stem)}.png or remove it")
+                )
             elif stem not in images:
-                problems.append(Problem(masks[stem], f"mask has no image; add {show(iname)}/{show(stem)}.jpg or "
-                                                     "remove it"))
+                problems.append(
+                    Problem(masks[stem], f"mask has no image; add {show(iname)}/{show(stem)}.jpg or remove it")
+                )
             else:
                 samples.append(Sample(images[stem], masks[stem], tile, stem))
     if not samples and not problems:
@@ -221,12 +251,15 @@ def read_mask(path: Path, palette: Palette | None = None) -> np.ndarray:
         mode = im.mode
         if palette is None or not palette.by_id:
             if mode in SIXTEEN_BIT:
-                raise DatasetError(f"{show(path)}: mask is a 16-bit image (mode {mode}): it holds numbers, not "
-                                   "colours; if they are class ids, map names to ids in the classes file "
-                                   "(Building = 1), else save the mask as an 8-bit RGB PNG")
+                raise DatasetError(
+                    f"{show(path)}: mask is a 16-bit image (mode {mode}): it holds numbers, not "
+                    "colours; if they are class ids, map names to ids in the classes file "
+                    "(Building = 1), else save the mask as an 8-bit RGB PNG"
+                )
             if mode not in ("RGB", "RGBA", "P", "PA", "L", "LA", "1"):
-                raise DatasetError(f"{show(path)}: mask is a {mode} image; save masks as RGB, palette or "
-                                   "greyscale PNGs")
+                raise DatasetError(
+                    f"{show(path)}: mask is a {mode} image; save masks as RGB, palette or greyscale PNGs"
+                )
             return np.asarray(im.convert("RGB"), dtype=np.uint8)
         if mode in ("L", "P", "1") or mode in SIXTEEN_BIT:
             return np.asarray(im).astype(np.int64 if mode in SIXTEEN_BIT else np.uint8)
@@ -236,11 +269,15 @@ def read_mask(path: Path, palette: Palette | None = None) -> np.ndarray:
             rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
             if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
                 return rgb[..., 0].copy()
-            raise DatasetError(f"{show(path)}: mask is a colour (RGB) image but the classes file maps names to ids; "
-                               "give colours in the classes file (Building = \"#3C1098\") or save masks as "
-                               "greyscale or palette PNGs of class ids")
-        raise DatasetError(f"{show(path)}: mask is a {mode} image; masks of class ids must be greyscale (L), "
-                           "palette (P), 1-bit or 16-bit images")
+            raise DatasetError(
+                f"{show(path)}: mask is a colour (RGB) image but the classes file maps names to ids; "
+                'give colours in the classes file (Building = "#3C1098") or save masks as '
+                "greyscale or palette PNGs of class ids"
+            )
+        raise DatasetError(
+            f"{show(path)}: mask is a {mode} image; masks of class ids must be greyscale (L), "
+            "palette (P), 1-bit or 16-bit images"
+        )
 
 
 def read_mask_rgb(path: Path) -> np.ndarray:
@@ -259,8 +296,10 @@ def size_problem(image: tuple[int, int], mask: tuple[int, int], mask_size: str) 
     text = f"mask is {mask[0]}x{mask[1]} but its image is {image[0]}x{image[1]}; "
     if same_shape:
         return text + f"pass --mask-size resize to resample the mask to its image (nearest neighbour), {PAIR_HINT}"
-    return (text + f"their aspect ratios differ by {abs(ratio - 1):.1%} (more than {ASPECT_TOLERANCE:.0%}), so "
-            f"the mask cannot be resized; give both the same size, {PAIR_HINT}")
+    return (
+        text + f"their aspect ratios differ by {abs(ratio - 1):.1%} (more than {ASPECT_TOLERANCE:.0%}), so "
+        f"the mask cannot be resized; give both the same size, {PAIR_HINT}"
+    )
 
 
 @dataclass
@@ -286,9 +325,16 @@ class Inspection:
         return sum(self.colors.values())
 
 
-def inspect_dataset(root: str | Path, palette: Palette, *, patch_size: int = 256, scale: float = 1.0,
-                    images_dir: str | None = None, masks_dir: str | None = None,
-                    mask_size: str = "error") -> Inspection:
+def inspect_dataset(
+    root: str | Path,
+    palette: Palette,
+    *,
+    patch_size: int = 256,
+    scale: float = 1.0,
+    images_dir: str | None = None,
+    masks_dir: str | None = None,
+    mask_size: str = "error",
+) -> Inspection:
     """Read every pair once (one image in memory at a time) and list sizes, colours and problems."""
     found = discover(root, images_dir=images_dir, masks_dir=masks_dir)
     problems = list(found.problems)
@@ -310,8 +356,14 @@ def inspect_dataset(root: str | Path, palette: Palette, *, patch_size: int = 256
             continue
         scaled = (round(size[0] * scale), round(size[1] * scale))
         if min(scaled) < patch_size:
-            problems.append(Problem(s.image, f"image is {scaled[0]}x{scaled[1]} (after scale {scale}), smaller "
-                                             f"than one {patch_size} patch; use a smaller --patch-size", s))
+            problems.append(
+                Problem(
+                    s.image,
+                    f"image is {scaled[0]}x{scaled[1]} (after scale {scale}), smaller "
+                    f"than one {patch_size} patch; use a smaller --patch-size",
+                    s,
+                )
+            )
         sizes[s.name] = size
         for c, n in count_colors(mask).items():
             colors[c] += n
@@ -336,10 +388,17 @@ def unknown_colors_message(unknown: dict, files: dict, total: int) -> str:
     more = f" and {len(unknown) - 8} more {noun}" if len(unknown) > 8 else ""
     if share > WRONG_PALETTE_SHARE:
         greys = not by_id and all(k[0] == k[1] == k[2] and k[0] < 64 for k in unknown)
-        hint = (" (these look like class ids in greyscale masks: map names to ids in the classes file, "
-                "Building = 1)" if greys else "")
-        return (f"{share:.0%} of mask pixels have {noun} outside the palette, so the palette looks wrong for "
-                f"these masks: {'; '.join(parts)}{more}; pass a classes file that matches the masks with "
-                f"--classes{hint}")
-    return (f"unknown mask {noun} ({share:.2%} of pixels): {'; '.join(parts)}{more}; add them to a classes file "
-            "(--classes) or pass --unknown-colors ignore to skip them in loss and metrics")
+        hint = (
+            " (these look like class ids in greyscale masks: map names to ids in the classes file, Building = 1)"
+            if greys
+            else ""
+        )
+        return (
+            f"{share:.0%} of mask pixels have {noun} outside the palette, so the palette looks wrong for "
+            f"these masks: {'; '.join(parts)}{more}; pass a classes file that matches the masks with "
+            f"--classes{hint}"
+        )
+    return (
+        f"unknown mask {noun} ({share:.2%} of pixels): {'; '.join(parts)}{more}; add them to a classes file "
+        "(--classes) or pass --unknown-colors ignore to skip them in loss and metrics"
+    )

@@ -25,8 +25,18 @@ log = logging.getLogger(__name__)
 
 BUILDING, LAND, ROAD, VEGETATION, WATER, UNLABELED = range(len(DUBAI_CLASSES))  # ids in DUBAI_CLASSES order
 MIN_SIZE = 32
-_ROOFS = np.array([(226, 222, 214), (214, 198, 168), (188, 186, 182), (172, 92, 64),
-                   (124, 142, 160), (150, 120, 96), (236, 236, 230)], dtype=np.float32)
+_ROOFS = np.array(
+    [
+        (226, 222, 214),
+        (214, 198, 168),
+        (188, 186, 182),
+        (172, 92, 64),
+        (124, 142, 160),
+        (150, 120, 96),
+        (236, 236, 230),
+    ],
+    dtype=np.float32,
+)
 
 
 @dataclass(frozen=True)
@@ -59,8 +69,9 @@ def _rect(cx: ArrayLike, cy: ArrayLike, w: ArrayLike, h: ArrayLike, ang: ArrayLi
     return np.stack([cx + px * c - py * s, cy + px * s + py * c], -1)
 
 
-def _roads(rng: np.random.Generator, size: int, draw: ImageDraw.ImageDraw,
-           marks: ImageDraw.ImageDraw) -> tuple[float, list[tuple[np.ndarray, np.ndarray, int]]]:
+def _roads(
+    rng: np.random.Generator, size: int, draw: ImageDraw.ImageDraw, marks: ImageDraw.ImageDraw
+) -> tuple[float, list[tuple[np.ndarray, np.ndarray, int]]]:
     """Draw a (possibly rotated) street grid and maybe a curved road; return grid angle and lines."""
     theta = 0.0 if rng.random() < 0.4 else float(rng.uniform(-0.5, 0.5))
     centre, reach = np.array([size / 2, size / 2]), size * 0.75
@@ -91,8 +102,9 @@ def _roads(rng: np.random.Generator, size: int, draw: ImageDraw.ImageDraw,
     return theta, lines
 
 
-def _buildings(rng: np.random.Generator, size: int, road_im: Image.Image, occ: np.ndarray, theta: float,
-               sun: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _buildings(
+    rng: np.random.Generator, size: int, road_im: Image.Image, occ: np.ndarray, theta: float, sun: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pack rotated rectangles near roads, not on ``occ`` nor each other; return mask, roof RGB, shadow."""
     bld_im, roof_im, shadow_im = (Image.new(mode, (size, size)) for mode in ("L", "RGB", "L"))
     bdraw, rdraw, sdraw = map(ImageDraw.Draw, (bld_im, roof_im, shadow_im))
@@ -102,8 +114,9 @@ def _buildings(rng: np.random.Generator, size: int, road_im: Image.Image, occ: n
     pts = rng.choice(cands, n_try) if cands.size else np.empty(0, np.int64)
     big = rng.random(n_try) < 0.08
     dims = np.where(big[:, None], rng.uniform(28, 60, (n_try, 2)), rng.uniform(9, 26, (n_try, 2)))
-    angles = np.where(rng.random(n_try) < 0.8, theta + math.pi / 2 * rng.integers(0, 2, n_try),
-                      rng.uniform(0, math.pi, n_try))
+    angles = np.where(
+        rng.random(n_try) < 0.8, theta + math.pi / 2 * rng.integers(0, 2, n_try), rng.uniform(0, math.pi, n_try)
+    )
     colours = _ROOFS[rng.integers(0, len(_ROOFS), n_try)] + rng.normal(0, 10, (n_try, 3))
     all_corners = _rect(pts % size, pts // size, dims[:, 0], dims[:, 1], angles)
     # Bounding boxes with a small gap, so neighbouring buildings never touch.
@@ -124,8 +137,14 @@ def _buildings(rng: np.random.Generator, size: int, road_im: Image.Image, occ: n
         rdraw.polygon(corners.ravel().tolist(), fill=tuple(np.clip(colours[i], 0, 255).astype(int)))
         co, si, a = math.cos(angles[i]), math.sin(angles[i]), angles[i]
         if rng.random() < 0.5:  # gabled roof: the half on one side of the ridge is darker
-            inner, k = (_rect(x - si * h / 4, y + co * h / 4, w, h / 2, a) if w >= h else
-                        _rect(x + co * w / 4, y + si * w / 4, w / 2, h, a)), 0.8
+            inner, k = (
+                (
+                    _rect(x - si * h / 4, y + co * h / 4, w, h / 2, a)
+                    if w >= h
+                    else _rect(x + co * w / 4, y + si * w / 4, w / 2, h, a)
+                ),
+                0.8,
+            )
         else:  # flat roof with a parapet rim
             inner, k = _rect(x, y, w - 4, h - 4, a), 1.07
         rdraw.polygon(inner.ravel().tolist(), fill=tuple(np.clip(colours[i] * k, 0, 255).astype(int)))
@@ -135,6 +154,7 @@ def _buildings(rng: np.random.Generator, size: int, road_im: Image.Image, occ: n
 
 def _layout(rng: np.random.Generator, size: int) -> dict[str, np.ndarray]:
     """Lay out all objects; return boolean class masks plus shading layers."""
+
     def canvas() -> tuple[Image.Image, ImageDraw.ImageDraw]:
         return (im := Image.new("L", (size, size))), ImageDraw.Draw(im)
 
@@ -192,8 +212,18 @@ def _layout(rng: np.random.Generator, size: int) -> dict[str, np.ndarray]:
     trees = np.asarray(tree_im) > 0
     veg = (park | trees) & free
     shadow = (bld_shadow & ~bld) | ((np.asarray(tshadow_im) > 0) & ~veg & ~bld)
-    return {"water": water, "depth": depth, "road": road, "marks": (np.asarray(marks_im) > 0) & road, "unl": unl,
-            "bld": bld, "roof": roof, "veg": veg, "trees": trees & veg, "shadow": shadow}
+    return {
+        "water": water,
+        "depth": depth,
+        "road": road,
+        "marks": (np.asarray(marks_im) > 0) & road,
+        "unl": unl,
+        "bld": bld,
+        "roof": roof,
+        "veg": veg,
+        "trees": trees & veg,
+        "shadow": shadow,
+    }
 
 
 def make_scene(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -251,8 +281,9 @@ def _check_args(scenes: int, size: int, seed: int, tiles: int | None) -> int:
     return tiles
 
 
-def write_synthetic_dataset(out: str | Path, *, scenes: int = 8, size: int = 512, seed: int = 0,
-                            tiles: int | None = None) -> SynthResult:
+def write_synthetic_dataset(
+    out: str | Path, *, scenes: int = 8, size: int = 512, seed: int = 0, tiles: int | None = None
+) -> SynthResult:
     """Write a tiled dataset like the Dubai set: ``OUT/Tile N/{images,masks}/image_part_NNN.{jpg,png}``.
 
     Files go to a temporary sibling folder renamed to ``out`` at the end: no half-written datasets.

@@ -31,9 +31,11 @@ def save_checkpoint(obj: dict[str, Any], path: Path) -> None:
             os.replace(tmp, path)
     except RuntimeError as exc:  # torch's zip writer reports a failed write (full disk, ulimit -f) this way
         tmp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write the checkpoint (the write failed: {first_line(exc, 120)}); the disk "
-                          "may be full or a file size limit (ulimit -f) reached; free some space or choose "
-                          "another disk") from None
+        raise OutputError(
+            f"{path}: cannot write the checkpoint (the write failed: {first_line(exc, 120)}); the disk "
+            "may be full or a file size limit (ulimit -f) reached; free some space or choose "
+            "another disk"
+        ) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

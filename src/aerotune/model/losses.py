@@ -19,8 +19,16 @@ from aerotune.config import TrainConfig
 SMOOTH = 1e-5
 
 
-def dice_focal_loss(logits: torch.Tensor, target: torch.Tensor, *, ignore_index: int, dice_weight: float = 1.0,
-                    focal_weight: float = 1.0, gamma: float = 2.0, alpha: float = 0.25) -> torch.Tensor:
+def dice_focal_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    ignore_index: int,
+    dice_weight: float = 1.0,
+    focal_weight: float = 1.0,
+    gamma: float = 2.0,
+    alpha: float = 0.25,
+) -> torch.Tensor:
     """logits ``(B, C, H, W)``, target ``(B, H, W)`` of class ids (``ignore_index`` skipped)."""
     c = logits.shape[1]
     logits = logits.float()
@@ -57,5 +65,11 @@ def make_loss(config: TrainConfig, *, ignore_index: int):
     if config.loss == "cross_entropy":
         return lambda logits, target: cross_entropy_loss(logits, target, ignore_index=ignore_index)
     return lambda logits, target: dice_focal_loss(
-        logits, target, ignore_index=ignore_index, dice_weight=config.dice_weight,
-        focal_weight=config.focal_weight, gamma=config.focal_gamma, alpha=config.focal_alpha)
+        logits,
+        target,
+        ignore_index=ignore_index,
+        dice_weight=config.dice_weight,
+        focal_weight=config.focal_weight,
+        gamma=config.focal_gamma,
+        alpha=config.focal_alpha,
+    )

@@ -43,9 +43,13 @@ def metrics(cm: np.ndarray, names: list[str]) -> dict[str, Any]:
     iou = [float(t / u) if u else None for t, u in zip(tp, union)]
     present = [v for v in iou if v is not None]
     total = int(cm.sum())
-    return {"pixels": total, "pixel_accuracy": float(tp.sum() / total) if total else None,
-            "mean_iou": float(np.mean(present)) if present else None,
-            "iou": dict(zip(names, iou)), "confusion": cm.tolist()}
+    return {
+        "pixels": total,
+        "pixel_accuracy": float(tp.sum() / total) if total else None,
+        "mean_iou": float(np.mean(present)) if present else None,
+        "iou": dict(zip(names, iou)),
+        "confusion": cm.tolist(),
+    }
 
 
 def select_samples(samples: list[Sample], split: str, run_split: dict | None, where: str) -> list[Sample]:
@@ -54,13 +58,17 @@ def select_samples(samples: list[Sample], split: str, run_split: dict | None, wh
         return samples
     if not run_split or run_split.get("method") != split:
         found = run_split.get("method") if run_split else "none (an exported model)"
-        raise RunError(f"{where}: --split {split} needs a run that held out whole {split}s, but its split is "
-                       f"{found}; pass --split all")
+        raise RunError(
+            f"{where}: --split {split} needs a run that held out whole {split}s, but its split is "
+            f"{found}; pass --split all"
+        )
     held = set(run_split.get("val_groups", []))
     chosen = [s for s in samples if (s.tile if split == "tile" else s.name) in held]
     if not chosen:
-        raise DatasetError(f"{where}: none of the run's held-out {split}s ({', '.join(sorted(held))}) is in this "
-                           "dataset; pass the dataset the model was trained on, or --split all")
+        raise DatasetError(
+            f"{where}: none of the run's held-out {split}s ({', '.join(sorted(held))}) is in this "
+            "dataset; pass the dataset the model was trained on, or --split all"
+        )
     return chosen
 
 
@@ -70,9 +78,18 @@ class Evaluation:
     data: dict[str, Any]
 
 
-def evaluate_scenes(model: SceneModel, root: str | Path, out: str | Path, *, split: str = "all",
-                    run_split: dict | None = None, tta: str = "none", overlap: float = DEFAULT_OVERLAP,
-                    model_name: str = "", progress=None) -> Evaluation:
+def evaluate_scenes(
+    model: SceneModel,
+    root: str | Path,
+    out: str | Path,
+    *,
+    split: str = "all",
+    run_split: dict | None = None,
+    tta: str = "none",
+    overlap: float = DEFAULT_OVERLAP,
+    model_name: str = "",
+    progress=None,
+) -> Evaluation:
     """Evaluate on whole images of ``root``; write ``metrics.json``, ``evaluation.md`` and ``.html`` to ``out``."""
     out = Path(out)
     check_output(out, "evaluation", inputs=[root])
@@ -94,13 +111,15 @@ def evaluate_scenes(model: SceneModel, root: str | Path, out: str | Path, *, spl
             unknown += sum(unk.values())
             scene = open_scene(s.image, num_bands=model.num_bands)
             if truth.shape != (scene.height, scene.width):
-                raise DatasetError(f"{s.mask}: mask is {truth.shape[1]}x{truth.shape[0]} but its image is "
-                                   f"{scene.width}x{scene.height}; fix the pair")
+                raise DatasetError(
+                    f"{s.mask}: mask is {truth.shape[1]}x{truth.shape[0]} but its image is "
+                    f"{scene.width}x{scene.height}; fix the pair"
+                )
             cm = np.zeros((k, k), np.int64)
             at = [0]
 
             def count(ids: np.ndarray, _probs: np.ndarray, cm=cm, truth=truth, at=at) -> None:
-                cm += confusion(truth[at[0]:at[0] + ids.shape[0]], ids, k)
+                cm += confusion(truth[at[0] : at[0] + ids.shape[0]], ids, k)
                 at[0] += ids.shape[0]
 
             with gdal_cache(scene):
@@ -110,8 +129,15 @@ def evaluate_scenes(model: SceneModel, root: str | Path, out: str | Path, *, spl
             if progress:
                 progress(i + 1 + modes.index(mode) * len(samples), len(samples) * len(modes))
         results[mode] = {"pooled": metrics(pooled, names), "images": per_image, "unknown_pixels": unknown}
-    data = {"model": str(model_name), "data": str(root), "split": split, "overlap": overlap, "classes": names,
-            "images": [s.name for s in samples], "tta": results}
+    data = {
+        "model": str(model_name),
+        "data": str(root),
+        "split": split,
+        "overlap": overlap,
+        "classes": names,
+        "images": [s.name for s in samples],
+        "tta": results,
+    }
     with os_errors(out, "write the evaluation"):
         tmp = temp_dir_beside(out)
         try:
@@ -132,20 +158,29 @@ def _f(v: float | None) -> str:
 
 def summary_rows(data: dict[str, Any]) -> list[list[str]]:
     """One row per TTA mode: TTA, pixel accuracy, mean IoU, then each class's IoU (pooled)."""
-    return [[mode, _f(r["pooled"]["pixel_accuracy"]), _f(r["pooled"]["mean_iou"])]
-            + [_f(r["pooled"]["iou"][c]) for c in data["classes"]] for mode, r in data["tta"].items()]
+    return [
+        [mode, _f(r["pooled"]["pixel_accuracy"]), _f(r["pooled"]["mean_iou"])]
+        + [_f(r["pooled"]["iou"][c]) for c in data["classes"]]
+        for mode, r in data["tta"].items()
+    ]
 
 
 def render_markdown(data: dict[str, Any]) -> str:
     head = ["TTA", "pixel accuracy", "mean IoU", *data["classes"]]
-    lines = [f"# Whole-image evaluation of {data['model']}", "",
-             f"{len(data['images'])} image(s) of {data['data']} (split: {data['split']}), stitched from "
-             f"windows with overlap {data['overlap']}; IoU pooled over the images' pixels.", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [
+        f"# Whole-image evaluation of {data['model']}",
+        "",
+        f"{len(data['images'])} image(s) of {data['data']} (split: {data['split']}), stitched from "
+        f"windows with overlap {data['overlap']}; IoU pooled over the images' pixels.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
     lines += ["| " + " | ".join(r) + " |" for r in summary_rows(data)]
     lines += ["", "## Per image (no TTA)", "", "| image | pixel accuracy | mean IoU |", "|---|---|---|"]
-    lines += [f"| {r['image']} | {_f(r['pixel_accuracy'])} | {_f(r['mean_iou'])} |"
-              for r in data["tta"]["none"]["images"]]
+    lines += [
+        f"| {r['image']} | {_f(r['pixel_accuracy'])} | {_f(r['mean_iou'])} |" for r in data["tta"]["none"]["images"]
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -154,20 +189,28 @@ def render_html(data: dict[str, Any]) -> str:
     head = ["TTA", "pixel accuracy", "mean IoU", *data["classes"]]
 
     def table(header: list[str], rows: list[list[str]]) -> str:
-        return ("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>"
-                + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows) + "</table>")
+        return (
+            "<table><tr>"
+            + "".join(f"<th>{e(h)}</th>" for h in header)
+            + "</tr>"
+            + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows)
+            + "</table>"
+        )
 
     cm = data["tta"]["none"]["pooled"]["confusion"]
     images = [[r["image"], _f(r["pixel_accuracy"]), _f(r["mean_iou"])] for r in data["tta"]["none"]["images"]]
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Whole-image evaluation</title>"
-            "<style>body{font-family:system-ui,sans-serif;max-width:70em;margin:2em auto;padding:0 1em}"
-            "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.25em .6em;"
-            "text-align:right}th{background:#f3f3f3}</style></head><body>"
-            f"<h1>Whole-image evaluation of {e(data['model'])}</h1>"
-            f"<p>{len(data['images'])} image(s) of {e(data['data'])} (split: {e(data['split'])}), stitched from "
-            f"windows with overlap {data['overlap']}; IoU pooled over the images' pixels.</p>"
-            + table(head, summary_rows(data))
-            + "<h2>Confusion matrix (rows: truth, columns: prediction; no TTA)</h2>"
-            + table(["", *data["classes"]], [[c, *map(str, row)] for c, row in zip(data["classes"], cm)])
-            + "<h2>Per image (no TTA)</h2>" + table(["image", "pixel accuracy", "mean IoU"], images)
-            + "</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Whole-image evaluation</title>'
+        "<style>body{font-family:system-ui,sans-serif;max-width:70em;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.25em .6em;"
+        "text-align:right}th{background:#f3f3f3}</style></head><body>"
+        f"<h1>Whole-image evaluation of {e(data['model'])}</h1>"
+        f"<p>{len(data['images'])} image(s) of {e(data['data'])} (split: {e(data['split'])}), stitched from "
+        f"windows with overlap {data['overlap']}; IoU pooled over the images' pixels.</p>"
+        + table(head, summary_rows(data))
+        + "<h2>Confusion matrix (rows: truth, columns: prediction; no TTA)</h2>"
+        + table(["", *data["classes"]], [[c, *map(str, row)] for c, row in zip(data["classes"], cm)])
+        + "<h2>Per image (no TTA)</h2>"
+        + table(["image", "pixel accuracy", "mean IoU"], images)
+        + "</body></html>\n"
+    )

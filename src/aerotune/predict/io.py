@@ -92,9 +92,11 @@ def open_scene(path: Path, *, bands: tuple[int, ...] | None = None, num_bands: i
         with Image.open(path) as im:
             width, height = im.size
     except Image.DecompressionBombError:
-        raise DatasetError(f"{path}: too large for Pillow's PNG/JPEG decoder (over {2 * Image.MAX_IMAGE_PIXELS:,} "
-                           "pixels); convert it to a tiled GeoTIFF (gdal_translate -co TILED=YES -co COMPRESS=DEFLATE "
-                           'IN OUT.tif) and pip install "aerotune[geo]"') from None
+        raise DatasetError(
+            f"{path}: too large for Pillow's PNG/JPEG decoder (over {2 * Image.MAX_IMAGE_PIXELS:,} "
+            "pixels); convert it to a tiled GeoTIFF (gdal_translate -co TILED=YES -co COMPRESS=DEFLATE "
+            'IN OUT.tif) and pip install "aerotune[geo]"'
+        ) from None
     except (OSError, ValueError) as exc:
         raise DatasetError(f"{path}: cannot read image ({first_line(exc)}); replace or remove the file") from None
     return Scene(path, width, height, geo=False)
@@ -113,8 +115,10 @@ def _open_geotiff(path: Path, bands: tuple[int, ...] | None, num_bands: int) -> 
     if bad:
         raise DatasetError(f"{path}: has {count} band(s), no band {bad[0]}; pass --bands with numbers 1..{count}")
     if len(chosen) != num_bands:
-        raise DatasetError(f"{path}: {len(chosen)} band(s) selected but the model takes {num_bands}; pick them with "
-                           f"--bands, e.g. --bands {','.join(str(i) for i in range(1, num_bands + 1))}")
+        raise DatasetError(
+            f"{path}: {len(chosen)} band(s) selected but the model takes {num_bands}; pick them with "
+            f"--bands, e.g. --bands {','.join(str(i) for i in range(1, num_bands + 1))}"
+        )
     if crs is None:
         log.warning("%s: no georeference (CRS); the class map is written without one", path)
     return Scene(path, width, height, geo=True, bands=chosen, profile=profile)
@@ -134,8 +138,9 @@ class SceneRows:
         else:
             image = read_image(scene.path)
             if scale != 1:
-                image = image.resize((self.width, self.height),
-                                     Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR)
+                image = image.resize(
+                    (self.width, self.height), Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+                )
             self.image = np.asarray(image, dtype=np.uint8)
 
     def read(self, r0: int, r1: int) -> np.ndarray:
@@ -146,8 +151,12 @@ class SceneRows:
 
         sy = self.scene.height / self.height
         window = Window(0, r0 * sy, self.scene.width, (r1 - r0) * sy)
-        data = self._src.read(list(self.scene.bands), window=window, out_shape=(len(self.scene.bands), r1 - r0,
-                              self.width), resampling=Resampling.bilinear if sy != 1 else Resampling.nearest)
+        data = self._src.read(
+            list(self.scene.bands),
+            window=window,
+            out_shape=(len(self.scene.bands), r1 - r0, self.width),
+            resampling=Resampling.bilinear if sy != 1 else Resampling.nearest,
+        )
         return _to_uint8(data, self._lo, self._hi).transpose(1, 2, 0)
 
     def close(self) -> None:
@@ -194,8 +203,9 @@ class PngRowWriter:
             self._chunk(b"PLTE", bytes(v for c in palette.colors for v in c))
 
     def _chunk(self, kind: bytes, data: bytes) -> None:
-        self._file.write(struct.pack(">I", len(data)) + kind + data
-                         + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+        self._file.write(
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     def write(self, rows: np.ndarray) -> None:
         """Append rows: ``(h, W)`` class ids or ``(h, W, 3)`` colours, uint8."""
@@ -224,15 +234,25 @@ class PngRowWriter:
 class GeoTiffRowWriter:
     """A tiled, deflate-compressed uint8 GeoTIFF with a source's CRS and transform, written by row blocks."""
 
-    def __init__(self, path: Path, scene: Scene, *, bands: int = 1, palette: Palette | None = None,
-                 nodata: int | None = None) -> None:
+    def __init__(
+        self, path: Path, scene: Scene, *, bands: int = 1, palette: Palette | None = None, nodata: int | None = None
+    ) -> None:
         self.path = path
         self.tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
         src = scene.profile
         tiled = scene.width >= 256 and scene.height >= 256
-        profile = {"driver": "GTiff", "width": scene.width, "height": scene.height, "count": bands,
-                   "dtype": "uint8", "crs": src.get("crs"), "transform": src.get("transform"),
-                   "compress": "deflate", "tiled": tiled, "BIGTIFF": "IF_SAFER"}
+        profile = {
+            "driver": "GTiff",
+            "width": scene.width,
+            "height": scene.height,
+            "count": bands,
+            "dtype": "uint8",
+            "crs": src.get("crs"),
+            "transform": src.get("transform"),
+            "compress": "deflate",
+            "tiled": tiled,
+            "BIGTIFF": "IF_SAFER",
+        }
         if tiled:
             profile.update(blockxsize=256, blockysize=256)
         if nodata is not None:

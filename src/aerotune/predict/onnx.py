@@ -83,15 +83,28 @@ def export_onnx(model_path: str | Path, out: str | Path | None = None, *, opset:
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the exporter reports its steps on stdout
-            torch.onnx.export(WithSoftmax(net), (example,), tmp, input_names=["image"],
-                              output_names=["probabilities"], dynamic_shapes={"image": dims}, dynamo=True,
-                              opset_version=opset, external_data=False)
+            torch.onnx.export(
+                WithSoftmax(net),
+                (example,),
+                tmp,
+                input_names=["image"],
+                output_names=["probabilities"],
+                dynamic_shapes={"image": dims},
+                dynamo=True,
+                opset_version=opset,
+                external_data=False,
+            )
         graph = onnx.load(str(tmp))
-        meta = {"format": FORMAT_VERSION, "classes": predictor.palette.to_dict(),
-                "normalization": predictor.config.data.normalization,
-                "norm_stats": [list(s) for s in predictor.stats] if predictor.stats else None,
-                "patch_size": p, "scale": predictor.scale, "bands": predictor.num_bands,
-                "config": predictor.config.to_dict()}
+        meta = {
+            "format": FORMAT_VERSION,
+            "classes": predictor.palette.to_dict(),
+            "normalization": predictor.config.data.normalization,
+            "norm_stats": [list(s) for s in predictor.stats] if predictor.stats else None,
+            "patch_size": p,
+            "scale": predictor.scale,
+            "bands": predictor.num_bands,
+            "config": predictor.config.to_dict(),
+        }
         entry = graph.metadata_props.add()
         entry.key, entry.value = METADATA_KEY, json.dumps(meta)
         graph.producer_name = "aerotune"
@@ -121,8 +134,10 @@ def _open_session(path: Path):
     try:
         return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - onnxruntime's exception types are not public API
-        raise RunError(f"{path}: not a readable ONNX model ({first_line(exc, 200)}); export one with "
-                       "aerotune export MODEL --format onnx") from None
+        raise RunError(
+            f"{path}: not a readable ONNX model ({first_line(exc, 200)}); export one with "
+            "aerotune export MODEL --format onnx"
+        ) from None
 
 
 @dataclass
@@ -144,16 +159,27 @@ class OnnxPredictor:
         session = _open_session(path)
         raw = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         if raw is None:
-            raise RunError(f"{path}: an ONNX model without aerotune metadata (classes, normalisation, window); "
-                           "only files written by aerotune export can segment scenes")
+            raise RunError(
+                f"{path}: an ONNX model without aerotune metadata (classes, normalisation, window); "
+                "only files written by aerotune export can segment scenes"
+            )
         try:
             meta = json.loads(raw)
             palette = Palette.from_dict(meta["classes"], where=f"{path} metadata")
-            return cls(session, palette, int(meta["patch_size"]), float(meta["scale"]), int(meta["bands"]),
-                       str(meta["normalization"]), meta.get("norm_stats"), batch_size)
+            return cls(
+                session,
+                palette,
+                int(meta["patch_size"]),
+                float(meta["scale"]),
+                int(meta["bands"]),
+                str(meta["normalization"]),
+                meta.get("norm_stats"),
+                batch_size,
+            )
         except (ValueError, KeyError, TypeError) as exc:
-            raise RunError(f"{path}: aerotune metadata is damaged ({first_line(exc, 200)}); export the model "
-                           "again") from None
+            raise RunError(
+                f"{path}: aerotune metadata is damaged ({first_line(exc, 200)}); export the model again"
+            ) from None
 
     def scorer(self) -> Scorer:
         def score(batch: np.ndarray) -> np.ndarray:

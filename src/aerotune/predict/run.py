@@ -48,22 +48,32 @@ def _nearest_rows(work: tuple[int, int], size: tuple[int, int]):
 
     def resample(r0: int, block: np.ndarray) -> np.ndarray:
         end = int(np.searchsorted(ys, r0 + block.shape[-2]))
-        sel = ys[state["next"]:end] - r0
+        sel = ys[state["next"] : end] - r0
         state["next"] = end
         return np.take(np.take(block, sel, axis=-2), xs, axis=-1)
 
     return resample
 
 
-def segment_scene(model: SceneModel, scene: Scene, *, overlap: float = DEFAULT_OVERLAP, blend: str = "smooth",
-                  tta: str = "none", on_rows: Callable[[np.ndarray, np.ndarray], None],
-                  progress: Callable[[int, int], None] | None = None) -> None:
+def segment_scene(
+    model: SceneModel,
+    scene: Scene,
+    *,
+    overlap: float = DEFAULT_OVERLAP,
+    blend: str = "smooth",
+    tta: str = "none",
+    on_rows: Callable[[np.ndarray, np.ndarray], None],
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
     """Stream ``scene`` through the model; ``on_rows(ids (h, W) uint8, probs (K, h, W) float32)`` gets the
     output rows top to bottom at the scene's own size."""
     rows = SceneRows(scene, model.scale)
     try:
-        resample = None if (rows.width, rows.height) == (scene.width, scene.height) else \
-            _nearest_rows((rows.width, rows.height), (scene.width, scene.height))
+        resample = (
+            None
+            if (rows.width, rows.height) == (scene.width, scene.height)
+            else _nearest_rows((rows.width, rows.height), (scene.width, scene.height))
+        )
 
         def emit(r0: int, probs: np.ndarray) -> None:
             if resample is not None:
@@ -71,9 +81,19 @@ def segment_scene(model: SceneModel, scene: Scene, *, overlap: float = DEFAULT_O
             if probs.shape[1]:
                 on_rows(probs.argmax(axis=0).astype(np.uint8), probs)
 
-        stream_scene(rows.read, rows.height, rows.width, with_tta(model.scorer(), tta), patch=model.patch_size,
-                     num_classes=model.palette.num_classes, overlap=overlap, blend=blend,
-                     batch_size=model.batch_size, emit=emit, progress=progress)
+        stream_scene(
+            rows.read,
+            rows.height,
+            rows.width,
+            with_tta(model.scorer(), tta),
+            patch=model.patch_size,
+            num_classes=model.palette.num_classes,
+            overlap=overlap,
+            blend=blend,
+            batch_size=model.batch_size,
+            emit=emit,
+            progress=progress,
+        )
     finally:
         rows.close()
 
@@ -85,7 +105,7 @@ def segment_array(model: SceneModel, path: Path, **options) -> np.ndarray:
     at = [0]
 
     def keep(ids: np.ndarray, _probs: np.ndarray) -> None:
-        out[at[0]:at[0] + ids.shape[0]] = ids
+        out[at[0] : at[0] + ids.shape[0]] = ids
         at[0] += ids.shape[0]
 
     with gdal_cache(scene):
@@ -111,8 +131,11 @@ def list_images(inputs: list[str | Path]) -> list[Path]:
     files: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            files += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-                            and not p.name.startswith("."))
+            files += sorted(
+                p
+                for p in item.iterdir()
+                if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith(".")
+            )
         elif item.is_file():
             files.append(item)
         else:
@@ -140,10 +163,19 @@ def _check_clash(files: list[Path], planned: list[Path]) -> None:
         raise DatasetError(f"{clash}: would overwrite an input image; pass another --out folder")
 
 
-def predict_files(model: SceneModel, inputs: list[str | Path], out: str | Path, *, overlay: bool = False,
-                  probabilities: bool = False, bands: tuple[int, ...] | None = None,
-                  overlap: float = DEFAULT_OVERLAP, blend: str = "smooth", tta: str = "none",
-                  progress: Callable[[int, int], None] | None = None) -> list[Path]:
+def predict_files(
+    model: SceneModel,
+    inputs: list[str | Path],
+    out: str | Path,
+    *,
+    overlay: bool = False,
+    probabilities: bool = False,
+    bands: tuple[int, ...] | None = None,
+    overlap: float = DEFAULT_OVERLAP,
+    blend: str = "smooth",
+    tta: str = "none",
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Path]:
     """Segment every input; write ``OUT/<stem>.png`` (palette PNG) or ``OUT/<stem>.tif`` (GeoTIFF input).
 
     Every input is opened and checked (readable, band count, no output overwriting an input) before
@@ -156,8 +188,10 @@ def predict_files(model: SceneModel, inputs: list[str | Path], out: str | Path, 
     stems = [f.stem for f in files]
     if len(set(stems)) != len(stems):
         dup = next(s for s in stems if stems.count(s) > 1)
-        raise DatasetError(f"two inputs are named {dup!r}; their masks would overwrite each other: predict them "
-                           "into separate --out folders")
+        raise DatasetError(
+            f"two inputs are named {dup!r}; their masks would overwrite each other: predict them "
+            "into separate --out folders"
+        )
     scenes = [open_scene(f, bands=bands, num_bands=model.num_bands) for f in files]
     if probabilities and not all(s.geo for s in scenes):
         bad = next(s.path for s in scenes if not s.geo)
@@ -171,14 +205,21 @@ def predict_files(model: SceneModel, inputs: list[str | Path], out: str | Path, 
     base = 0
     try:
         for scene, plan in zip(scenes, plans):
+
             def step(done: int, _total: int, base: int = base) -> None:
                 if progress:
                     progress(base + done, total)
 
             with gdal_cache(scene, model.palette.num_classes if probabilities else 0):
-                written += _predict_one(model, scene, plan, overlay=overlay and not scene.geo,
-                                        probabilities=probabilities, progress=step,
-                                        options={"overlap": overlap, "blend": blend, "tta": tta})
+                written += _predict_one(
+                    model,
+                    scene,
+                    plan,
+                    overlay=overlay and not scene.geo,
+                    probabilities=probabilities,
+                    progress=step,
+                    options={"overlap": overlap, "blend": blend, "tta": tta},
+                )
             base += max(1, round(scene.height * model.scale))
             log.info("%s -> %s", scene.path, plan[0])
     except BaseException:
@@ -192,8 +233,9 @@ def predict_files(model: SceneModel, inputs: list[str | Path], out: str | Path, 
     return written
 
 
-def _predict_one(model: SceneModel, scene: Scene, plan: list[Path], *, overlay: bool, probabilities: bool,
-                 progress, options: dict) -> list[Path]:
+def _predict_one(
+    model: SceneModel, scene: Scene, plan: list[Path], *, overlay: bool, probabilities: bool, progress, options: dict
+) -> list[Path]:
     palette = model.palette
     if scene.geo:
         writers = [GeoTiffRowWriter(plan[0], scene, palette=palette)]
@@ -209,7 +251,7 @@ def _predict_one(model: SceneModel, scene: Scene, plan: list[Path], *, overlay: 
         if probabilities:
             writers[1].write(np.clip(probs * 255.0 + 0.5, 0, 255).astype(np.uint8))
         if colours is not None:
-            colours[at[0]:at[0] + ids.shape[0]] = palette.decode(ids)
+            colours[at[0] : at[0] + ids.shape[0]] = palette.decode(ids)
         at[0] += ids.shape[0]
 
     try:

@@ -32,8 +32,10 @@ def find_checkpoint(path: str | Path) -> Path:
     candidates = [path] if path.is_file() else [path / "best_checkpoint.pt", path / "checkpoints" / "best.pt"]
     found = next((p for p in candidates if p.is_file()), None)
     if found is None:
-        raise RunError(f"{path}: no checkpoint found (looked for {', '.join(str(c) for c in candidates)}); "
-                       "pass a run folder or a .pt checkpoint")
+        raise RunError(
+            f"{path}: no checkpoint found (looked for {', '.join(str(c) for c in candidates)}); "
+            "pass a run folder or a .pt checkpoint"
+        )
     return found
 
 
@@ -88,11 +90,20 @@ class Predictor:
         out = np.empty((self.palette.num_classes, h, w), dtype=np.float32)
 
         def keep(r0: int, probs: np.ndarray) -> None:
-            out[:, r0:r0 + probs.shape[1]] = probs
+            out[:, r0 : r0 + probs.shape[1]] = probs
 
-        stream_scene(lambda r0, r1: image[r0:r1], h, w, self.scorer(), patch=self.patch_size,
-                     num_classes=self.palette.num_classes, overlap=overlap, blend=blend,
-                     batch_size=self.batch_size, emit=keep)
+        stream_scene(
+            lambda r0, r1: image[r0:r1],
+            h,
+            w,
+            self.scorer(),
+            patch=self.patch_size,
+            num_classes=self.palette.num_classes,
+            overlap=overlap,
+            blend=blend,
+            batch_size=self.batch_size,
+            emit=keep,
+        )
         return out
 
     def segment(self, image: Image.Image, **options) -> np.ndarray:
@@ -101,8 +112,11 @@ class Predictor:
 
         size = image.size
         scale = self.scale
-        work = image.resize(scaled_size(size, scale), Image.Resampling.BOX if scale < 1 else
-                            Image.Resampling.BILINEAR) if scale != 1 else image
+        work = (
+            image.resize(scaled_size(size, scale), Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR)
+            if scale != 1
+            else image
+        )
         ids = self.scores(np.asarray(work, dtype=np.uint8), **options).argmax(axis=0).astype(np.uint8)
         if ids.shape[::-1] != size:
             ids = np.asarray(Image.fromarray(ids, "L").resize(size, Image.Resampling.NEAREST))

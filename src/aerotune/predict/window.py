@@ -57,7 +57,7 @@ def blend_window(patch: int, overlap_px: int, kind: str = "smooth") -> np.ndarra
         n = min(overlap_px, patch // 2)
         rise = 0.5 - 0.5 * np.cos(np.pi * (np.arange(n, dtype=np.float32) + 0.5) / n)
         ramp[:n] = rise
-        ramp[patch - n:] = rise[::-1]
+        ramp[patch - n :] = rise[::-1]
         ramp = np.maximum(ramp, EDGE_WEIGHT)
     elif kind not in BLENDS:
         raise ValueError(f"blend must be one of {BLENDS}, got {kind!r}")
@@ -82,9 +82,20 @@ def _padded_reader(read: RowReader, height: int, width: int, patch: int) -> RowR
     return padded
 
 
-def stream_scene(read: RowReader, height: int, width: int, scorer: Scorer, *, patch: int, num_classes: int,
-                 overlap: float = 0.25, blend: str = "smooth", batch_size: int = 16, emit: Emit,
-                 progress: Callable[[int, int], None] | None = None) -> None:
+def stream_scene(
+    read: RowReader,
+    height: int,
+    width: int,
+    scorer: Scorer,
+    *,
+    patch: int,
+    num_classes: int,
+    overlap: float = 0.25,
+    blend: str = "smooth",
+    batch_size: int = 16,
+    emit: Emit,
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
     """Segment a ``height x width`` scene window by window; hand finished rows to ``emit`` top to bottom."""
     stride = stride_for(patch, overlap)
     weight = blend_window(patch, patch - stride, blend)
@@ -97,19 +108,19 @@ def stream_scene(read: RowReader, height: int, width: int, scorer: Scorer, *, pa
     for i, r in enumerate(rows):
         strip = read(r, r + patch)
         for b in range(0, len(cols), batch_size):
-            batch = cols[b:b + batch_size]
-            probs = scorer(np.stack([strip[:, q:q + patch] for q in batch]))
+            batch = cols[b : b + batch_size]
+            probs = scorer(np.stack([strip[:, q : q + patch] for q in batch]))
             for q, pr in zip(batch, probs):
-                total[:, :, q:q + patch] += pr * weight
-                norm[:, q:q + patch] += weight
+                total[:, :, q : q + patch] += pr * weight
+                norm[:, q : q + patch] += weight
         done = (rows[i + 1] if i + 1 < len(rows) else hh) - r  # rows no later window reaches
         keep = min(done, max(0, height - r))
         for c in range(0, keep, EMIT_ROWS):  # in small blocks: the normalised copy stays small too
-            emit(r + c, total[:, c:min(keep, c + EMIT_ROWS), :width] / norm[c:min(keep, c + EMIT_ROWS), :width])
+            emit(r + c, total[:, c : min(keep, c + EMIT_ROWS), :width] / norm[c : min(keep, c + EMIT_ROWS), :width])
         for k in range(num_classes):  # class by class: each move is one contiguous block, no temporary copy
-            total[k, :patch - done] = total[k, done:]
-        total[:, patch - done:] = 0
-        norm[:patch - done] = norm[done:]
-        norm[patch - done:] = 0
+            total[k, : patch - done] = total[k, done:]
+        total[:, patch - done :] = 0
+        norm[: patch - done] = norm[done:]
+        norm[patch - done :] = 0
         if progress:
             progress(min(r + done, height), height)

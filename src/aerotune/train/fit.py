@@ -66,17 +66,26 @@ class Callback:
 def make_datasets(cache: PatchCache, config: RunConfig, split: Split) -> tuple[PatchDataset, PatchDataset, Any]:
     d = config.data
     stats = channel_stats(cache, split.train) if d.normalization == "meanstd" else None
-    train = PatchDataset(cache, split.train, normalization=d.normalization, stats=stats, augment=d.augment,
-                         seed=config.train.seed)
+    train = PatchDataset(
+        cache, split.train, normalization=d.normalization, stats=stats, augment=d.augment, seed=config.train.seed
+    )
     val = PatchDataset(cache, split.val, normalization=d.normalization, stats=stats)
     return train, val, stats
 
 
 @torch.inference_mode()
-def evaluate(model: torch.nn.Module, dataset: PatchDataset, palette: Palette, *, batch_size: int,
-             device: torch.device, loss_fn: Callable | None = None, dtype: torch.dtype | None = None,
-             extra: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
-             channels_last: bool | None = None) -> SegmentationMetrics:
+def evaluate(
+    model: torch.nn.Module,
+    dataset: PatchDataset,
+    palette: Palette,
+    *,
+    batch_size: int,
+    device: torch.device,
+    loss_fn: Callable | None = None,
+    dtype: torch.dtype | None = None,
+    extra: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
+    channels_last: bool | None = None,
+) -> SegmentationMetrics:
     """Run the model over a dataset in eval mode and accumulate metrics (and ``extra(logits, y)``).
 
     ``channels_last`` None: on CUDA only. Metrics and loss accumulate on the device.
@@ -95,15 +104,29 @@ def evaluate(model: torch.nn.Module, dataset: PatchDataset, palette: Palette, *,
     return metrics
 
 
-def fit(config: RunConfig, cache: PatchCache, out: str | Path, *, split: Split | None = None,
-        callback: Callback | None = None, resume: bool = True) -> RunResult:
+def fit(
+    config: RunConfig,
+    cache: PatchCache,
+    out: str | Path,
+    *,
+    split: Split | None = None,
+    callback: Callback | None = None,
+    resume: bool = True,
+) -> RunResult:
     """Train the configured U-Net on a patch cache and write the run folder ``out``."""
     with torch_threads(config.train.threads):  # scoped: the caller's thread count is restored afterwards
         return _fit(config, cache, out, split=split, callback=callback, resume=resume)
 
 
-def _fit(config: RunConfig, cache: PatchCache, out: str | Path, *, split: Split | None,
-         callback: Callback | None, resume: bool) -> RunResult:
+def _fit(
+    config: RunConfig,
+    cache: PatchCache,
+    out: str | Path,
+    *,
+    split: Split | None,
+    callback: Callback | None,
+    resume: bool,
+) -> RunResult:
     config.validate()
     out = Path(out)
     tc = config.train
@@ -159,22 +182,53 @@ def _fit(config: RunConfig, cache: PatchCache, out: str | Path, *, split: Split 
         # Seeds per epoch, so a resumed run draws the same batches and dropout masks as an unbroken one.
         torch.manual_seed(tc.seed * 100_003 + epoch)
         train_ds.rng = np.random.default_rng([tc.seed, epoch])
-        order = (torch.randperm(len(train_ds), generator=torch.Generator().manual_seed(tc.seed + epoch))
-                 if tc.shuffle else torch.arange(len(train_ds)))
+        order = (
+            torch.randperm(len(train_ds), generator=torch.Generator().manual_seed(tc.seed + epoch))
+            if tc.shuffle
+            else torch.arange(len(train_ds))
+        )
         train_metrics = SegmentationMetrics(palette.names, ignore_index=palette.ignore_index, device=device)
-        epoch_stats = train_epoch(step_model, optimizer, loss_fn, train_ds, order.tolist(), batch_size=tc.batch_size,
-                            device=device, dtype=dtype, channels_last=speed.channels_last, metrics=train_metrics,
-                            scaler=scaler, desc=f"epoch {epoch}/{tc.epochs}", progress=tc.progress)
+        epoch_stats = train_epoch(
+            step_model,
+            optimizer,
+            loss_fn,
+            train_ds,
+            order.tolist(),
+            batch_size=tc.batch_size,
+            device=device,
+            dtype=dtype,
+            channels_last=speed.channels_last,
+            metrics=train_metrics,
+            scaler=scaler,
+            desc=f"epoch {epoch}/{tc.epochs}",
+            progress=tc.progress,
+        )
         if epoch_stats.diverged:
             status, reason = "diverged", f"training loss became non-finite in epoch {epoch}"
             log.warning("%s: %s", out, reason)
             break
-        val_metrics = evaluate(step_model, val_ds, palette, batch_size=max(tc.batch_size, 8), device=device,
-                               loss_fn=loss_fn, dtype=dtype, channels_last=speed.channels_last)
-        record = {"epoch": epoch, **train_metrics.compute("train_"), **val_metrics.compute("val_"),
-                  "seconds": time.perf_counter() - t0}
-        log.debug("epoch %d: %.1f s training, of which %.1f s waiting for data", epoch, epoch_stats.seconds,
-                  epoch_stats.data_seconds)
+        val_metrics = evaluate(
+            step_model,
+            val_ds,
+            palette,
+            batch_size=max(tc.batch_size, 8),
+            device=device,
+            loss_fn=loss_fn,
+            dtype=dtype,
+            channels_last=speed.channels_last,
+        )
+        record = {
+            "epoch": epoch,
+            **train_metrics.compute("train_"),
+            **val_metrics.compute("val_"),
+            "seconds": time.perf_counter() - t0,
+        }
+        log.debug(
+            "epoch %d: %.1f s training, of which %.1f s waiting for data",
+            epoch,
+            epoch_stats.seconds,
+            epoch_stats.data_seconds,
+        )
         if not math.isfinite(record["val_loss"]):
             status, reason = "diverged", f"validation loss became non-finite in epoch {epoch}"
             break
@@ -182,10 +236,18 @@ def _fit(config: RunConfig, cache: PatchCache, out: str | Path, *, split: Split 
         improved = record["val_loss"] < best_val
         if improved:
             best_val, best_epoch = record["val_loss"], epoch
-        ckpt = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                "config": config.to_dict(), "palette": palette.to_dict(), "split": split.to_dict(),
-                "history": history, "best_val_loss": best_val, "best_epoch": best_epoch,
-                "norm_stats": list(stats) if stats else None}
+        ckpt = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "epoch": epoch,
+            "config": config.to_dict(),
+            "palette": palette.to_dict(),
+            "split": split.to_dict(),
+            "history": history,
+            "best_val_loss": best_val,
+            "best_epoch": best_epoch,
+            "norm_stats": list(stats) if stats else None,
+        }
         save_checkpoint(ckpt, ckpt_dir / "last.pt")
         if improved:
             save_checkpoint({k: v for k, v in ckpt.items() if k != "optimizer"}, ckpt_dir / "best.pt")
@@ -193,15 +255,27 @@ def _fit(config: RunConfig, cache: PatchCache, out: str | Path, *, split: Split 
         if settings_pending:
             write_settings()
             settings_pending = False
-        log.info("epoch %d: train loss %.4f, val loss %.4f, val mIoU %.3f", epoch, record["train_loss"],
-                 record["val_loss"], record["val_mean_iou"])
+        log.info(
+            "epoch %d: train loss %.4f, val loss %.4f, val mIoU %.3f",
+            epoch,
+            record["train_loss"],
+            record["val_loss"],
+            record["val_mean_iou"],
+        )
         callback.on_epoch_end(epoch, record)
 
     final = history[-1] if history else {}
-    record = RunMetrics(status=status, reason=reason, epochs=len(history), best_epoch=best_epoch,
-                        best_val_loss=best_val if best_epoch else None, final=final, device=str(device),
-                        precision=str(dtype).replace("torch.", "") if dtype else "fp32",
-                        patches={"train": len(split.train), "val": len(split.val)})
+    record = RunMetrics(
+        status=status,
+        reason=reason,
+        epochs=len(history),
+        best_epoch=best_epoch,
+        best_val_loss=best_val if best_epoch else None,
+        final=final,
+        device=str(device),
+        precision=str(dtype).replace("torch.", "") if dtype else "fp32",
+        patches={"train": len(split.train), "val": len(split.val)},
+    )
     if settings_pending and status == "completed":  # resumed with nothing left to train
         write_settings()
     _write_history(out, history)
@@ -226,8 +300,10 @@ def check_resume(out: Path, config: RunConfig) -> dict[str, Any] | None:
     mine, theirs = _without_epochs(config), _without_epochs(old)
     if mine != theirs:
         key = next(f"{s}.{k}" for s in mine for k in mine[s] if mine[s][k] != theirs.get(s, {}).get(k))
-        raise RunError(f"{out}: run folder holds a run with a different config ({key} = {_get(theirs, key)!r}, "
-                       f"not {_get(mine, key)!r}); repeat its settings to resume it, or choose a new --out")
+        raise RunError(
+            f"{out}: run folder holds a run with a different config ({key} = {_get(theirs, key)!r}, "
+            f"not {_get(mine, key)!r}); repeat its settings to resume it, or choose a new --out"
+        )
     if "split" not in state:
         raise RunError(f"{last}: checkpoint has no split; it was not written by aerotune train; choose a new --out")
     return state

@@ -21,8 +21,9 @@ import torch
 class SegmentationMetrics:
     """Accumulates metrics batch by batch; :meth:`compute` returns a flat dict of floats."""
 
-    def __init__(self, class_names: list[str] | tuple[str, ...], *, ignore_index: int,
-                 device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self, class_names: list[str] | tuple[str, ...], *, ignore_index: int, device: torch.device | str = "cpu"
+    ) -> None:
         self.names = list(class_names)
         self.ignore_index = ignore_index
         c = len(self.names)

@@ -81,10 +81,23 @@ class EpochStats:
     seconds: float = 0.0
 
 
-def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable, dataset: PatchDataset,
-                order: list[int], *, batch_size: int, device: torch.device, dtype: torch.dtype | None,
-                channels_last: bool, metrics: SegmentationMetrics, scaler: torch.amp.GradScaler | None = None,
-                desc: str = "", progress: bool = False, max_batches: int | None = None) -> EpochStats:
+def train_epoch(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable,
+    dataset: PatchDataset,
+    order: list[int],
+    *,
+    batch_size: int,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    channels_last: bool,
+    metrics: SegmentationMetrics,
+    scaler: torch.amp.GradScaler | None = None,
+    desc: str = "",
+    progress: bool = False,
+    max_batches: int | None = None,
+) -> EpochStats:
     """One epoch of training over ``dataset`` in ``order``; metrics and loss accumulate on the device.
 
     Nothing waits for the device inside the loop except the divergence check on CPU (where it is free);
@@ -98,7 +111,7 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_f
     t_start = time.perf_counter()
     for i, start in enumerate(bar):
         t0 = time.perf_counter()
-        x, y = dataset.batch(order[start:start + batch_size])
+        x, y = dataset.batch(order[start : start + batch_size])
         x, y = to_device(x, device, channels_last), y.to(device, non_blocking=True)
         stats.data_seconds += time.perf_counter() - t0
         with autocast(device, dtype):

@@ -41,7 +41,8 @@ def run_tune(settings: TuneSettings) -> TuneResult:
             removed again).
     """
     from aerotune.data.dataset import make_split
-    from aerotune.data.patches import cache_for, check_cache_current, check_data, is_cache
+    from aerotune.data.patches import is_cache
+    from aerotune.data.run_data import cache_for, check_cache_current, check_data
 
     settings.validate()
     out = Path(settings.out)
@@ -58,8 +59,9 @@ def run_tune(settings: TuneSettings) -> TuneResult:
                 "settings to resume it, or choose a new --out"
             )
         desc = replace(desc, baseline_trial=old.baseline_trial)
-        check_cache_current(settings.data, settings.config.data, out / "cache",
-                            fix="choose a new --out for a study of the new files")
+        check_cache_current(
+            settings.data, settings.config.data, out / "cache", fix="choose a new --out for a study of the new files"
+        )
     t0 = time.time()
     output.claim()
     with removed_on_failure(output, keep=lambda: any((out / "trials").glob("*/checkpoints/last.pt"))):
