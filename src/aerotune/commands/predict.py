@@ -149,8 +149,10 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import logging
 
+    from aerotune.files import check_output
     from aerotune.predict.evaluate import evaluate_scenes
 
+    check_output(args.out, "evaluation", inputs=[args.data])  # before loading anything or warning
     model = load_model(args.model, device=args.device, batch_size=args.batch_size)
     run_split = None
     if not str(args.model).lower().endswith(".onnx"):
