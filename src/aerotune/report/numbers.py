@@ -38,7 +38,7 @@ def protocol(run: TrainingRun, cache, *, seed: int, train_eval: int, thresholds:
         "image": "whole images held out",
         "tile": "whole tile folders held out",
     }.get(split.method, split.method)
-    return {
+    found = {
         "data": m.get("root", str(cache.root)),
         "images": len(cache.sources),
         "classes": ", ".join(cache.palette.names),
@@ -63,6 +63,17 @@ def protocol(run: TrainingRun, cache, *, seed: int, train_eval: int, thresholds:
         if d.unknown_colors == "ignore"
         else "none (unknown colours are errors)",
     }
+    skipped = m.get("skipped") or []
+    if skipped:  # pairs and files --skip-bad-pairs left out of the cache, with why
+        shown = "; ".join(
+            f"{' + '.join(str(e[k]) for k in ('image', 'mask', 'file') if e.get(k))}: {e.get('reason', '')}"
+            for e in skipped[:5]
+        )
+        more = f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        found["skipped"] = (
+            f"{len(skipped)} left out by --skip-bad-pairs ({shown}{more}; all in the cache's manifest.json)"
+        )
+    return found
 
 
 def parameters(src: Sources) -> list[dict[str, Any]]:

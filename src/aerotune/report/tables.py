@@ -91,6 +91,7 @@ def _model_columns(data: dict[str, Any]) -> list[Column]:
 PROTOCOL_LABELS = [
     ("data", "data"),
     ("images", "source images"),
+    ("skipped", "pairs left out"),
     ("classes", "classes"),
     ("patch_size", "patch size (px)"),
     ("scale", "scale"),
