@@ -12,6 +12,7 @@ from aerotune.config import RunConfig
 from aerotune.predict.scene import Predictor
 from aerotune.train.fit import fit
 
+from snapshot import assert_unchanged, snapshot
 from test_cli import ROOT, aerotune, assert_one_line_error
 
 onnx = pytest.importorskip("onnx", reason="needs aerotune[onnx]")
@@ -112,3 +113,19 @@ def test_onnx_files_that_are_not_ours(tmp_path):
         proc = aerotune("predict", tmp_path / "a.png", "--model", tmp_path / name, "--out", tmp_path / "out")
         assert_one_line_error(proc, needle)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "target, needle",
+    [
+        ("missing/model.onnx", "does not exist; create that folder first"),
+        (".", "is a folder; give a file name"),
+        ("notes.txt", "is not an aerotune ONNX export"),
+    ],
+)
+def test_export_refuses_a_bad_out_before_any_work(exported, tmp_path, target, needle):
+    (tmp_path / "notes.txt").write_text("keep me")
+    before = snapshot(tmp_path)
+    proc = aerotune("export", exported[0], "--out", tmp_path / target)
+    assert_one_line_error(proc, needle)
+    assert_unchanged(before, tmp_path)

@@ -214,6 +214,39 @@ def check_output(
     return Output(path, kind, existed, was_empty)
 
 
+def check_output_file(
+    path: str | Path,
+    *,
+    inputs: Iterable[str | Path] = (),
+    ours: Callable[[Path], bool],
+    what: str,
+    option: str = "--out",
+) -> Path:
+    """Check a single output file before any work: not a folder, not an input, in an existing folder we may
+    write to, and either new or an earlier output of ours (``ours(path)``) that may be replaced."""
+    path = Path(path)
+    shown = _display(path)
+    _check_inputs(path, inputs, option, inside_inputs=True)
+    if path.is_dir():
+        raise OutputError(f"{shown}: {option} is a folder; give a file name, e.g. {_display(path / 'model.onnx')}")
+    if path.is_symlink() and not path.exists():
+        raise OutputError(f"{shown}: {option} is a broken symbolic link; remove it or choose another file")
+    if path.exists() and not ours(path):
+        raise OutputError(
+            f"{shown}: exists and is not an aerotune {what}; aerotune never overwrites your files, "
+            f"choose another {option}"
+        )
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        state = "is a file" if parent.exists() else "does not exist"
+        raise OutputError(
+            f"{shown}: cannot write {option} because {_display(parent)} {state}; create that folder "
+            f"first, or choose another {option}"
+        )
+    _check_writable(path, parent, option)
+    return path
+
+
 #: Kinds of output that are replaced whole when written again: nothing else may live inside them.
 REPLACED_WHOLE = ("cache", "report")
 

@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import numpy as np
 
 from aerotune.data.palette import Palette
 from aerotune.errors import MissingExtraError, RunError, first_line
+from aerotune.files import check_output_file
 from aerotune.predict.window import Scorer
 
 log = logging.getLogger(__name__)
@@ -63,9 +65,9 @@ def export_onnx(model_path: str | Path, out: str | Path | None = None, *, opset:
 
     from aerotune.predict.scene import Predictor
 
-    out = Path(out) if out else default_out(model_path)
-    if out.exists() and not _is_ours(out):
-        raise RunError(f"{out}: exists and is not an aerotune ONNX export; pass another --out")
+    out = check_output_file(
+        Path(out) if out else default_out(model_path), inputs=[model_path], ours=_is_ours, what="ONNX export"
+    )
     predictor = Predictor.load(model_path, device="cpu")
     net = predictor.model.to(memory_format=torch.contiguous_format).float().eval()
 
@@ -81,8 +83,13 @@ def export_onnx(model_path: str | Path, out: str | Path | None = None, *, opset:
     example = torch.rand(2, predictor.num_bands, p, p)
     dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # the exporter reports its steps on stdout
+        # The exporter reports its steps on stdout and torch's own deprecations as warnings: neither is ours.
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quiet.setLevel(logging.ERROR)  # e.g. "torchvision is not installed": not the user's concern
             torch.onnx.export(
                 WithSoftmax(net),
                 (example,),
@@ -94,6 +101,7 @@ def export_onnx(model_path: str | Path, out: str | Path | None = None, *, opset:
                 opset_version=opset,
                 external_data=False,
             )
+        quiet.setLevel(level)
         graph = onnx.load(str(tmp))
         meta = {
             "format": FORMAT_VERSION,
@@ -111,6 +119,7 @@ def export_onnx(model_path: str | Path, out: str | Path | None = None, *, opset:
         onnx.save(graph, str(tmp))
         os.replace(tmp, out)
     finally:
+        quiet.setLevel(level)
         tmp.unlink(missing_ok=True)
     log.info("%s -> %s", model_path, out)
     return out
