@@ -7,6 +7,7 @@ reads it: a file that would run code when unpickled is refused, never executed.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +49,17 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise RunError(f"{path}: checkpoint not found; {fix}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about odd pickle protocols on its way to refusing them
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - unpickling errors come in many types; all mean a bad file
-        text = first_line(exc, 160)
-        if "weights_only" in text or "Unsupported global" in text or "GLOBAL" in text:
+        text = str(exc)
+        if "GLOBAL" in text or "Unsupported global" in text:
             reason = "it holds Python objects that could run code when loaded, so it is refused"
+        elif "Weights only load failed" in text:
+            reason = "not a PyTorch checkpoint: its contents are not tensors and plain values"
         else:
-            reason = f"not a readable PyTorch file: {text}"
+            reason = f"not a readable PyTorch file: {first_line(exc, 160)}"
         raise RunError(f"{path}: cannot load checkpoint ({reason}); {fix}") from None
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS):
         have = sorted(map(str, ckpt))[:6] if isinstance(ckpt, dict) else type(ckpt).__name__
