@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from typing import NoReturn
 
 from aerotune import __version__
@@ -51,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("aerotune").setLevel(level)
+    if not args.debug:  # third-party deprecation warnings are not the user's business (--debug shows them)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
