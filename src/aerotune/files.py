@@ -319,8 +319,16 @@ def describe_os_error(exc: OSError, path: Path | None = None, action: str = "wri
     """One line for a file-system error: the path, what failed, why, and what to do."""
     import errno
 
-    where = _display(Path(exc.filename)) if exc.filename else _display(path) if path else "output"
+    failing = Path(os.fsdecode(exc.filename)) if exc.filename else None
     reason = exc.strerror or type(exc).__name__
+    if path is not None and failing is not None and not _belongs_to(failing, Path(path)):
+        where, action = _display(failing), "use this file"  # an input or another path, not the output
+    elif path is not None:
+        where = _display(path)
+        if failing is not None and _display(failing) != where:
+            reason += f" at {_display(failing)}"
+    else:
+        where = _display(failing) if failing is not None else "output"
     fixes = {
         errno.ENOSPC: "free some space or choose another disk",
         errno.EDQUOT: "free some space or choose another disk",
@@ -336,6 +344,18 @@ def describe_os_error(exc: OSError, path: Path | None = None, action: str = "wri
     }
     fix = fixes.get(exc.errno or 0, "check the path and the disk")
     return f"{where}: cannot {action} ({reason}); {fix}"
+
+
+def _belongs_to(failing: Path, out: Path) -> bool:
+    """Whether ``failing`` is ``out``, inside it, its parent, or one of its temporary siblings (``.out.tmp-…``)."""
+    f, o = _resolved(failing), _resolved(out)
+    return (
+        f == o
+        or o in f.parents
+        or f == o.parent
+        or (f.parent == o.parent and f.name.startswith(f".{o.name}."))
+        or (f.parent == o.parent and f.name.startswith(f"{o.name}.tmp"))
+    )
 
 
 @contextlib.contextmanager
