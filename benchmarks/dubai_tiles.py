@@ -11,7 +11,8 @@ The dataset is never copied: each fold's data folders hold symlinks to the tile 
 appended to ``<work>/results.jsonl`` as they finish; a rerun skips what is already there.
 
 One epoch by default: seven tiles at scale 0.25 give about 1,400 training patches of 64 px, and one epoch
-(validation included) took 89 s on the 2-core fp32 machine (110-240 s while other jobs shared it).
+(validation included) took 12-240 s on the 2-core fp32 machine, depending on what else ran (89 s for the first
+one measured, which set the default).
 
 Usage: python benchmarks/dubai_tiles.py [--data ../shared/datasets/dubai-aerial] [--epochs 1]
        [--work /tmp/aerotune-dubai-tiles] [--folds 1,2,...]
