@@ -127,7 +127,7 @@ class Output:
     was_empty: bool = False  # it existed as an empty folder (a failure empties it again, it is not removed)
 
     def claim(self) -> Path:
-        """Create the folder (and its parents) and mark it as ours; call only after every check passed."""
+        """Create the folder (its parent exists: checked) and mark it as ours; call only after every check passed."""
         with os_errors(self.path, "create the output folder"):
             self.path.mkdir(parents=True, exist_ok=True)
             mark(self.path, self.kind)
