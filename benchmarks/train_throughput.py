@@ -208,6 +208,7 @@ def main() -> None:
                 "train.device": args.device,
             }
         )
+        Path(args.work).mkdir(parents=True, exist_ok=True)
         cache = cache_for(args.data, base.data, Path(args.work) / f"cache-{size}")
         split = make_split(cache, base.data)
         runs = {"aerotune": Aerotune(base, cache, split)}
