@@ -16,7 +16,7 @@
 #   bash benchmarks/gpu_lease.sh [OUT]        # OUT defaults to $OUT (the device tool's), else runs/gpu-lease
 #
 # Settings: BUDGET (seconds, default 540), SHARDS (default 8), SCENE (default 4096), SYNTH (default 1152),
-# PYTHON (default python3); for a smoke test on a CPU: DEVICE=cpu SIZES=64, THROUGHPUT_S,
+# PARTS (default record,throughput,predict,study), PYTHON (default python3); for a smoke test on a CPU: DEVICE=cpu SIZES=64, THROUGHPUT_S,
 # PREDICT_S, STUDY_ARGS (extra tune options, e.g. a smaller patch size). Wheels in .whl/ (optuna and its needs, for a machine without them) are installed
 # into /tmp/site first. At most 8 files land in OUT.
 set -uo pipefail
@@ -45,6 +45,9 @@ export PYTHONPATH="$here/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 PYTH
 } > "$out/env.txt" 2>&1
 cat "$out/env.txt"
 
+parts="${PARTS:-record,throughput,predict,study}"
+has() { [[ ",$parts," == *",$1,"* ]]; }
+has record || shards=0
 echo "== 1. learning-curve table: $shards CPU shards in the background ($(left) s left)"
 for i in $(seq 0 $(( shards - 1 ))); do
   CUDA_VISIBLE_DEVICES="" nice -n 5 "$python" "$here/benchmarks/hpo_replay/record.py" --shard "$i/$shards" \
@@ -56,15 +59,16 @@ echo "== data: synthetic set of Dubai's scale"
   || echo "synthetic data failed"
 
 echo "== 2. training throughput at 256 ($(left) s left)"
-timeout -k 10 "${THROUGHPUT_S:-200}" "$python" "$here/benchmarks/train_throughput.py" --device "${DEVICE:-cuda}" \
+has throughput && timeout -k 10 "${THROUGHPUT_S:-200}" "$python" "$here/benchmarks/train_throughput.py" --device "${DEVICE:-cuda}" \
   --data "$work/data" --sizes "${SIZES:-256}" --repeats 5 --batches 10 --variants "channels_last=off,compile=on" --work "$work/throughput" \
   2>&1 | tee "$out/throughput.txt"
 
 echo "== 3. whole-scene prediction ($(left) s left)"
-timeout -k 10 "${PREDICT_S:-120}" "$python" "$here/benchmarks/predict_scene.py" --parts throughput --no-tta \
+has predict && timeout -k 10 "${PREDICT_S:-120}" "$python" "$here/benchmarks/predict_scene.py" --parts throughput --no-tta \
   --size "${SCENE:-4096}" --work "$work/scene" 2>&1 | tee "$out/predict.txt"
 
 echo "== 4. reference-scale study until the budget ends ($(left) s left)"
+has study || exit 0
 study_s=$(( $(left) - 45 ))
 start=$(date +%s)
 AEROTUNE_DATA="$work/data" TIMEOUT=$(( study_s - 30 )) timeout -s INT -k 20 "$study_s" \

@@ -107,8 +107,8 @@ def normalize(images: torch.Tensor, method: str, stats: tuple[list[float], list[
         return (x - lo) / (hi - lo).clamp_min(1.0)
     if stats is None:
         raise ValueError("meanstd normalisation needs channel statistics")
-    mean = torch.tensor(stats[0]).view(1, 3, 1, 1) * 255.0
-    std = torch.tensor(stats[1]).view(1, 3, 1, 1) * 255.0
+    mean = torch.tensor(stats[0], device=x.device).view(1, 3, 1, 1) * 255.0
+    std = torch.tensor(stats[1], device=x.device).view(1, 3, 1, 1) * 255.0
     return (x - mean) / std
 
 
@@ -147,14 +147,23 @@ class PatchDataset(Dataset):
         x, y = self.batch(items)
         return list(zip(x, y))
 
-    def batch(self, items: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Read, normalise and (optionally) augment the patches at positions ``items``."""
+    def batch(self, items: list[int], device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Read, normalise and (optionally) augment the patches at positions ``items``.
+
+        With an accelerator ``device``, the patches travel as they are stored (uint8, a quarter of the bytes of
+        float images and an eighth of int64 masks, from pinned memory without blocking) and are normalised and
+        augmented there: on a GPU the host's share of a step is then the read alone. The result is the same.
+        """
         idx = self.indices[np.asarray(items, dtype=np.int64)]
         order = np.argsort(idx, kind="stable")
         inverse = np.empty_like(order)
         inverse[order] = np.arange(len(order))
         images = torch.from_numpy(np.ascontiguousarray(self.cache.images[idx[order]][inverse]))
-        masks = torch.from_numpy(np.ascontiguousarray(self.cache.masks[idx[order]][inverse])).long()
+        masks = torch.from_numpy(np.ascontiguousarray(self.cache.masks[idx[order]][inverse]))
+        if device is not None and device.type != "cpu":
+            images = images.pin_memory().to(device, non_blocking=True)
+            masks = masks.pin_memory().to(device, non_blocking=True)
+        masks = masks.long()
         x = normalize(images, self.normalization, self.stats)
         if self.augment:
             x, masks = self._augment(x, masks)

@@ -94,7 +94,7 @@ def evaluate(
     channels_last = device.type == "cuda" if channels_last is None else channels_last
     metrics = SegmentationMetrics(palette.names, ignore_index=palette.ignore_index, device=device)
     for start in range(0, len(dataset), batch_size):
-        x, y = dataset.batch(list(range(start, min(start + batch_size, len(dataset)))))
+        x, y = dataset.batch(list(range(start, min(start + batch_size, len(dataset)))), device)
         x, y = to_device(x, device, channels_last), y.to(device, non_blocking=True)
         with autocast(device, dtype):
             logits = model(x)
