@@ -41,7 +41,6 @@ export PYTHONPATH="$here/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 PYTH
   date -u; nproc; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   "$python" -c "import torch, optuna, numpy; print('torch', torch.__version__, 'cuda', torch.version.cuda, \
 'optuna', optuna.__version__, 'numpy', numpy.__version__, torch.cuda.get_device_name(0))"
-  git -C "$here" rev-parse HEAD 2>/dev/null
 } > "$out/env.txt" 2>&1
 cat "$out/env.txt"
 
