@@ -119,9 +119,17 @@ def test_a_tuning_run_with_a_test_portion_is_judged_on_it(tiny_cache, tmp_path):
 def test_changed_files_are_refused_rather_than_judged(synth_root, tmp_path):
     root = shutil.copytree(synth_root, tmp_path / "data")
     cache = prepare_patches(root, tmp_path / "cache", DataConfig(patch_size=32), Palette.dubai())
-    fit(tiny_config(**{**HELD, "train.epochs": 1}), cache, tmp_path / "run")
+    fit(tiny_config(**{**HELD, "train.epochs": 1}), cache, tmp_path / "held")
+    fit(tiny_config(**{"data.split": "image", "train.epochs": 1}), cache, tmp_path / "val")
     image = next(root.glob("Tile 1/images/*"))
     image.write_bytes(image.read_bytes() + b"\0")  # the same picture, other bytes: another fingerprint
     with pytest.raises(RunError, match="files changed since .* drew its test images"):
-        make_report(tmp_path / "run", out=tmp_path / "r")
+        make_report(tmp_path / "held", out=tmp_path / "r")
     assert not (tmp_path / "r").exists()
+    # Without a test portion nothing is at stake: the whole validation images are left out, with a note.
+    for gone in (False, True):
+        if gone:
+            shutil.rmtree(root)
+        data = make_report(tmp_path / "val", out=tmp_path / "r").data
+        assert "whole_images" not in data and data["verdict"]["basis"] == "validation"
+        assert any("gone or its files changed" in n for n in data["notes"])

@@ -76,9 +76,10 @@ def evaluate_whole(src: Sources, cache, *, device: str, say: Callable[[str], Non
     if not wanted:
         return result
     samples = _find_samples(tuned, cache, wanted)
-    if samples is None:  # the files changed, and there is no test portion to insist on
+    if samples is None:  # the folder is gone or its files changed, and there is no test portion to insist on
         result.notes.append(
-            "The dataset's files changed since the run cut its patches, so the report shows no whole-image numbers."
+            "The dataset folder the run was cut from is gone or its files changed, so the report shows no "
+            "whole-image numbers."
         )
         return result
     runs = {"tuned": tuned} | ({"baseline": base} if base is not None else {})
@@ -109,14 +110,16 @@ def _load(run: TrainingRun, device: str):
 
 def _find_samples(run: TrainingRun, cache, wanted: dict[str, list[str]]):
     """The image/mask pairs of each set in the dataset folder the cache was cut from, checked to be the same
-    files (its fingerprint); None when they changed and no test portion is at stake."""
+    files (its fingerprint); None when the folder is gone or changed and no test portion is at stake."""
     from aerotune.data.patches import plan_cache
     from aerotune.data.sources import discover
 
     root = Path(cache.manifest.get("root", ""))
     fix = "restore the dataset folder the run was trained on (its path is in the cache's manifest.json)"
     if not root.is_dir():
-        raise RunError(f"{run.path}: its dataset folder {root} is gone, so its held-out images cannot be read; {fix}")
+        if "test" not in wanted:
+            return None
+        raise RunError(f"{run.path}: its dataset folder {root} is gone, so its test images cannot be read; {fix}")
     recorded = run.split.dataset_hash or cache.manifest.get("inputs_hash")
     if plan_cache(root, run.config.data, cache.palette)[2] != recorded:
         if "test" in wanted:
