@@ -68,6 +68,7 @@ def evaluate_whole(src: Sources, cache, *, device: str, say: Callable[[str], Non
     trained on them, and a note says the verdict stays on the validation patches). Raises ``RunError`` when the
     dataset folder is gone or its files changed since the run drew its test images.
     """
+    from aerotune.predict.evaluate import score_samples
     from aerotune.predict.run import DEFAULT_OVERLAP
 
     tuned, base = src.tuned, src.baseline
@@ -95,10 +96,12 @@ def evaluate_whole(src: Sources, cache, *, device: str, say: Callable[[str], Non
             if set_name == "test" and name == "baseline" and not same_test_portion(tuned, run):
                 continue
             say(f"evaluating the {name} model on {len(chosen)} whole {set_name} image(s)")
-            from aerotune.predict.evaluate import score_samples
-
-            scored = score_samples(model, chosen, overlap=result.overlap)
-            result.models.setdefault(name, {})[set_name] = scored["pooled"]
+            pooled = score_samples(model, chosen, overlap=result.overlap)["pooled"]
+            if pooled["mean_iou"] is None:  # every pixel ignored (unknown colours): nothing to judge on
+                note = f"The {set_name} images have no labelled pixel, so they give no whole-image numbers."
+                result.notes += [note] if note not in result.notes else []
+                continue
+            result.models.setdefault(name, {})[set_name] = pooled
     return result
 
 
