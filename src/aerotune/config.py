@@ -50,6 +50,10 @@ class DataConfig:
     split: str = field(default="random", metadata=role("split"))
     val_fraction: float = field(default=0.2, metadata=role("split"))
     split_seed: int = field(default=42, metadata=role("split"))
+    # A test portion tuning never sees (whole images, never cut into training or validation patches):
+    # a share of the images drawn with split_seed (stratified by tile), or whole tile folders by name.
+    test_fraction: float = field(default=0.0, metadata=role("split"))  # 0: none
+    test_tiles: str | None = field(default=None, metadata=role("split"))  # "Tile 7,Tile 8"
     # None: images/, image/, img/, rgb/, imgs/ (any case); else this folder name
     images_dir: str | None = None
     masks_dir: str | None = None  # None: masks/, mask/, gt/, labels/, label/, annotations/ (any case)
@@ -75,6 +79,23 @@ class DataConfig:
         )
         _check(self.split in ("random", "image", "tile"), "data.split", self.split, "random, image or tile")
         _check(0.0 < self.val_fraction < 1.0, "data.val_fraction", self.val_fraction, "between 0 and 1")
+        _check(
+            0.0 <= self.test_fraction < 1.0,
+            "data.test_fraction",
+            self.test_fraction,
+            "a share between 0 and 1 (0: no test portion)",
+        )
+        _check(
+            self.test_tiles is None or bool(test_tile_names(self.test_tiles)),
+            "data.test_tiles",
+            self.test_tiles,
+            'tile folder names separated by commas, like "Tile 7,Tile 8"',
+        )
+        if self.test_fraction and self.test_tiles:
+            raise ConfigError(
+                f"data.test_fraction = {self.test_fraction} and data.test_tiles = {self.test_tiles!r} contradict "
+                "each other; hold out a share of the images or whole tiles, not both"
+            )
         _check(self.mask_size in ("error", "resize"), "data.mask_size", self.mask_size, "error or resize")
         for key in ("images_dir", "masks_dir"):
             name = getattr(self, key)
@@ -84,6 +105,11 @@ class DataConfig:
                 name,
                 "the name of a folder inside the dataset (or each tile folder), like images",
             )
+
+
+def test_tile_names(text: str | None) -> list[str]:
+    """The tile folder names of ``data.test_tiles`` (comma-separated; blanks around names dropped)."""
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
 
 
 @dataclass(frozen=True)

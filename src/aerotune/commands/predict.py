@@ -137,9 +137,10 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="dataset folder (images/ + masks/, or tile folders)")
     p.add_argument(
         "--split",
-        choices=["tile", "image", "all"],
-        help="images to evaluate: those the run held out by tile or by image, or all (default: the "
-        "run's own held-out tiles/images when it split by tile or image, else all)",
+        choices=["test", "tile", "image", "all"],
+        help="images to evaluate: the run's test portion, those it held out for validation by tile or by image, "
+        "or all (default: its test images when it has them, else its held-out tiles/images when it split by "
+        "tile or image, else all)",
     )
     p.add_argument("--out", required=True, help="folder for metrics.json, evaluation.md and evaluation.html")
     add_window_options(p)
@@ -163,7 +164,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     split = args.split
     if split is None:
         method = (run_split or {}).get("method")
-        split = method if method in ("tile", "image") else "all"
+        split = "test" if (run_split or {}).get("test_images") else method if method in ("tile", "image") else "all"
         if split == "all":
             logging.getLogger("aerotune").warning(
                 "evaluating on every image of %s, including any the model was "

@@ -26,6 +26,7 @@ from aerotune.report.collect import Sources
 from aerotune.report.evaluate import ModelEval, evaluate_model, open_run_cache, pick_patches
 from aerotune.report.figures import FIGURE_DPI
 from aerotune.report.records import ReportRecord
+from aerotune.report.whole import evaluate_whole
 from aerotune.train.records import TrainingRun
 
 log = logging.getLogger(__name__)
@@ -176,6 +177,11 @@ def _assemble(
         "parameters": numbers.parameters(src),
         "models": {k: numbers.model_numbers(runs[k], e, names) for k, e in evals.items()},
     }
+    whole = evaluate_whole(src, cache, device=device, say=say)  # the held-out whole images, if the run has any
+    for name, sets in whole.models.items():
+        data["models"][name]["whole"] = {k: {"images": len(whole.images[k]), **v} for k, v in sets.items()}
+    data["whole_images"] = whole.section()
+    data["notes"] += whole.notes
     data["verdict"] = numbers.verdict(data["models"], src)
     data["headline"] = numbers.headline(data["models"])
     if src.study is not None:
