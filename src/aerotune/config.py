@@ -61,7 +61,7 @@ class DataConfig:
 
     @property
     def band_list(self) -> tuple[int, ...] | None:
-        return parse_bands(self.bands, where="data.bands")
+        return parse_bands(self.bands, where="data.bands (--bands)")
 
     def validate(self) -> None:
         _check(
