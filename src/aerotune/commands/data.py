@@ -110,10 +110,14 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             args.root, args.out, config, load_palette(config.classes_file), force=args.force, progress=progress
         )
     px = cache.manifest["pixels"]
+    bands = cache.bands
+    picked = f" (GeoTIFF bands {','.join(map(str, bands.select))})" if bands.select else ""
+    scaled = ", uint16 values scaled per band by the training set's range" if bands.lo else ""
     skipped = cache.manifest.get("skipped", [])
     print(
         f"{cache.root}: {len(cache)} patches of {cache.patch_size}x{cache.patch_size} from "
-        f"{len(cache.sources)} images ({config.mode} mode); {px['dropped_share']:.1%} of labelled pixels "
+        f"{len(cache.sources)} images ({config.mode} mode, {bands.count} bands{picked}{scaled}); "
+        f"{px['dropped_share']:.1%} of labelled pixels "
         "outside the patches"
         + (
             f'; {len(skipped)} pair(s) or file(s) skipped, listed under "skipped" in {cache.root / "manifest.json"}'

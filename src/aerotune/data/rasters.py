@@ -306,6 +306,21 @@ def raster_size(path: Path, *, what: str = "image") -> tuple[int, int]:
     return size
 
 
+def decode(path: Path) -> None:
+    """Decode every pixel of an image (truncated files often fail only here), keeping none."""
+    if not is_geotiff(path):
+        read_image(path)
+        return
+    with open_raster(path) as src:
+        for band in range(1, src.count + 1):
+            try:
+                src.read(band)
+            except Exception as exc:  # noqa: BLE001 - as in SceneRows.read
+                raise DatasetError(
+                    f"{show(path)}: cannot read GeoTIFF ({first_line(exc)}); replace or remove the file"
+                ) from None
+
+
 def read_scaled(scene: Scene, scale: float) -> np.ndarray:
     """The whole scene at ``scale`` as uint8 ``(H, W, bands)``, exactly as prediction reads it."""
     rows = SceneRows(scene, scale)

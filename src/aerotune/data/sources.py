@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from aerotune.data.palette import Palette, count_colors, key_text
-from aerotune.data.rasters import is_geotiff, open_scene, raster_size, read_image, read_scaled  # noqa: F401
+from aerotune.data.rasters import decode, is_geotiff, raster_size, read_image  # noqa: F401 - read_image: public
 from aerotune.errors import DatasetError, first_line
 from aerotune.reading import file_problem, open_image, show
 
@@ -347,7 +347,7 @@ def inspect_dataset(
     for s in found.samples:
         try:
             size = image_size(s.image)
-            read_scaled(open_scene(s.image, num_bands=None), 1.0)  # decode fully: truncated JPEGs only fail here
+            decode(s.image)  # decode fully: truncated JPEGs only fail here
             mask = read_mask(s.mask, palette)
         except DatasetError as exc:
             problems.append(Problem(None, str(exc), s))
