@@ -24,7 +24,7 @@ from PIL import Image
 
 from aerotune.config import DataConfig, keys_with_role
 from aerotune.data.palette import Palette, key_text
-from aerotune.data.rasters import Bands, check_training_image, open_scene, read_scaled, scaled_size, training_bands
+from aerotune.data.rasters import Bands, check_training_image, read_scaled, scaled_size, training_bands
 from aerotune.data.sources import (
     PAIR_HINT,
     Discovery,
@@ -291,15 +291,15 @@ def _fill(
     k = 0
     for step, (s, (w, h), rows, cols) in enumerate(plan):
         try:
-            scene = open_scene(s.image, bands=bands.select, num_bands=bands.count, trained=bands)
+            scene = check_training_image(s.image, bands.select, bands)
+            img = read_scaled(scene, config.scale)  # as prediction reads it: same bands, scaling and resampling
+            if img.shape != (h, w, bands.count):
+                raise DatasetError(f"{show(s.image)}: the image changed while the patches were cut; run again")
             mask = read_mask(s.mask, palette)
             size = (scene.width, scene.height)
             problem = size_problem(size, (mask.shape[1], mask.shape[0]), config.mask_size)
             if problem:  # the file changed since its header was read
                 raise DatasetError(f"{show(s.mask)}: {problem}")
-            img = read_scaled(scene, config.scale)  # as prediction reads it: same bands, scaling and resampling
-            if img.shape[:2] != (h, w):
-                raise DatasetError(f"{show(s.image)}: the image changed while the patches were cut; run again")
         except DatasetError as exc:
             if not config.skip_bad_pairs:
                 raise

@@ -337,7 +337,7 @@ def training_bands(images: list[Path], select: tuple[int, ...] | None) -> Bands:
     for path in images:
         if not is_geotiff(path):
             continue
-        scene = open_scene(path, bands=select, num_bands=None)
+        scene = check_training_image(path, select)
         count = scene.num_bands
         if scene.dtype != "uint16":
             continue
@@ -351,10 +351,19 @@ def training_bands(images: list[Path], select: tuple[int, ...] | None) -> Bands:
     return Bands(count, select, tuple(lo.tolist()), tuple(hi.tolist()))
 
 
-def check_training_image(path: Path, select: tuple[int, ...] | None) -> Scene:
-    """Open a training image; a GeoTIFF must hold uint8 or uint16 values."""
-    scene = open_scene(path, bands=select, num_bands=None)
-    if scene.geo and scene.dtype not in ("uint8", "uint16"):
+def check_training_image(path: Path, select: tuple[int, ...] | None, trained: Bands | None = None) -> Scene:
+    """Open a training image (its header): a GeoTIFF must hold uint8 or uint16 values; PNG/JPEG headers are
+    read with the checks of ``reading.open_image`` (file problems, the pixel limit)."""
+    if not is_geotiff(path) and not select:
+        try:
+            with open_image(path) as im:
+                return Scene(path, *im.size, geo=False, trained=trained)
+        except DatasetError:
+            if path.suffix.lower() in GEOTIFF_SUFFIXES:  # a multi-band or 16-bit GeoTIFF Pillow cannot decode
+                raise MissingExtraError("rasterio", "geo") from None
+            raise
+    scene = open_scene(path, bands=select, num_bands=None, trained=trained)
+    if scene.dtype not in ("uint8", "uint16"):
         raise DatasetError(
             f"{show(path)}: GeoTIFF of {scene.dtype} values; training reads uint8 or uint16 images: convert "
             "it (gdal_translate -ot UInt16 -scale ...)"

@@ -235,8 +235,8 @@ def image_size(path: Path, *, what: str = "image") -> tuple[int, int]:
     with open_image(path, what=what) as im:
         if what == "mask" and im.mode.startswith("F"):
             raise DatasetError(
-                f"{show(path)}: mask is a F image (floating-point values, not integer class ids); save it as "
-                "uint8 or uint16 class ids, or as an 8-bit RGB image of colours"
+                f"{show(path)}: mask holds floating-point values (mode {im.mode}), not integer class ids or "
+                "colours; save it as uint8 (or uint16) class ids, or as an 8-bit RGB image of colours"
             )
         return im.size
 
