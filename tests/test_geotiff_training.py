@@ -99,6 +99,12 @@ def test_four_band_uint16_set_trains_and_predicts_a_georeferenced_map(geo_root, 
     assert not (tmp_path / "out3").exists()
 
 
+def test_report_of_a_four_band_run(geo_run, tmp_path):
+    proc = aerotune("report", geo_run / "run", "--out", tmp_path / "report", "--max-patches", "4")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "report" / "report.html").is_file()
+
+
 def test_bands_pick_and_order_the_channels_and_predict_uses_them_by_default(geo_root, tmp_path):
     proc = aerotune(
         "train", "--data", geo_root, "--bands", "4,2,1", "--patch-size", "32", "--out", tmp_path / "run",
