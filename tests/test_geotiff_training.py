@@ -193,3 +193,15 @@ def test_without_rasterio_one_line_names_the_extra(tmp_path, options):
     )
     assert_one_line_error(proc, 'pip install "aerotune[geo]"')
     assert not (tmp_path / "cache").exists()
+
+
+def test_onnx_export_carries_the_bands_and_their_scaling(geo_run, tmp_path):
+    pytest.importorskip("onnxruntime", reason="needs aerotune[onnx]")
+    from aerotune.predict.load import load_model
+    from aerotune.predict.onnx import export_onnx
+
+    onnx_model = load_model(export_onnx(geo_run / "run", tmp_path / "m.onnx"))
+    assert onnx_model.trained == Predictor.load(geo_run / "run").trained and onnx_model.num_bands == 4
+    write_tif(tmp_path / "scene.tif", bands16(40, 50, seed=4))
+    proc = aerotune("predict", tmp_path / "scene.tif", "--model", tmp_path / "m.onnx", "--out", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
