@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 from test_predict_geotiff import write_tif
 
 from aerotune.data.palette import Palette
@@ -97,6 +98,9 @@ def test_four_band_uint16_set_trains_and_predicts_a_georeferenced_map(geo_root, 
     proc = aerotune("predict", tmp_path / "rgb.tif", "--model", geo_run / "run", "--out", tmp_path / "out3")
     assert_one_line_error(proc, "rgb.tif: 3 band(s) selected but the model takes 4")
     assert not (tmp_path / "out3").exists()
+    Image.new("RGB", (40, 40)).save(tmp_path / "photo.png")
+    proc = aerotune("predict", tmp_path / "photo.png", "--model", geo_run / "run", "--out", tmp_path / "out3")
+    assert_one_line_error(proc, "photo.png: an RGB image (3 bands) but the model takes 4")
 
 
 def test_report_of_a_four_band_run(geo_run, tmp_path):
@@ -175,6 +179,9 @@ def test_bad_geotiff_pairs_are_one_line_before_anything_is_written(tmp_path, cas
     proc = aerotune("data", "prepare", root, "--out", tmp_path / "cache", "--patch-size", "32", *options)
     assert_one_line_error(proc, *needles)
     assert not (tmp_path / "cache").exists()
+    if case == "unknown band":  # inspect checks the bands too
+        proc = aerotune("data", "inspect", root, "--patch-size", "32", *options)
+        assert proc.returncode == 1 and "s0.tif: has 4 band(s), no band 5" in proc.stdout, proc.stdout
 
 
 @pytest.mark.parametrize("options", [(), ("--bands", "1,2,3")])

@@ -32,6 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from aerotune.config import parse_bands
     from aerotune.data.palette import key_text, load_palette
     from aerotune.data.sources import inspect_dataset
     from aerotune.reading import show
@@ -45,6 +46,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         images_dir=args.images_dir,
         masks_dir=args.masks_dir,
         mask_size=args.mask_size or "error",
+        bands=parse_bands(args.bands),
     )
     if args.json:
         print(json.dumps(_inspection_dict(insp), indent=1))

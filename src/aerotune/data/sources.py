@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from aerotune.data.palette import Palette, count_colors, key_text
-from aerotune.data.rasters import decode, is_geotiff, raster_size, read_image  # noqa: F401 - read_image: public
+from aerotune.data.rasters import check_training_image, decode, is_geotiff, raster_size, read_image  # noqa: F401
 from aerotune.errors import DatasetError, first_line
 from aerotune.reading import file_problem, open_image, show
 
@@ -336,8 +336,10 @@ def inspect_dataset(
     images_dir: str | None = None,
     masks_dir: str | None = None,
     mask_size: str = "error",
+    bands: tuple[int, ...] | None = None,
 ) -> Inspection:
-    """Read every pair once (one image in memory at a time) and list sizes, colours and problems."""
+    """Read every pair once (one image in memory at a time) and list sizes, colours and problems (``bands``:
+    the GeoTIFF bands that training would read, checked)."""
     found = discover(root, images_dir=images_dir, masks_dir=masks_dir)
     problems = list(found.problems)
     colors: dict = defaultdict(int)
@@ -347,6 +349,8 @@ def inspect_dataset(
     for s in found.samples:
         try:
             size = image_size(s.image)
+            if bands:
+                check_training_image(s.image, bands)
             decode(s.image)  # decode fully: truncated JPEGs only fail here
             mask = read_mask(s.mask, palette)
         except DatasetError as exc:
