@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from test_predict_geotiff import write_tif
 
@@ -212,3 +213,13 @@ def test_onnx_export_carries_the_bands_and_their_scaling(geo_run, tmp_path):
     write_tif(tmp_path / "scene.tif", bands16(40, 50, seed=4))
     proc = aerotune("predict", tmp_path / "scene.tif", "--model", tmp_path / "m.onnx", "--out", tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_damaged_bands_entry_in_a_checkpoint_is_one_line(geo_run, tmp_path):
+    from aerotune.errors import RunError
+
+    ckpt = load_checkpoint(geo_run / "run" / "checkpoints" / "best.pt")
+    ckpt["bands"] = {"count": 4, "select": [1, 2]}
+    torch.save(ckpt, tmp_path / "bad.pt")
+    with pytest.raises(RunError, match="bad.pt: the checkpoint's 'bands' entry is unreadable"):
+        Predictor.load(tmp_path / "bad.pt")

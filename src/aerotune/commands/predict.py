@@ -59,7 +59,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="GeoTIFF inputs: also write <stem>_probabilities.tif, one uint8 band per class",
     )
-    p.add_argument("--bands", metavar="LIST", help="GeoTIFF bands to read, 1-based, e.g. 1,2,3 (default: all)")
+    p.add_argument(
+        "--bands",
+        metavar="LIST",
+        help="GeoTIFF bands to read, 1-based, e.g. 1,2,3 (default: those the model was trained on, else all)",
+    )
     add_window_options(p)
     p.set_defaults(func=cmd_predict)
     add_export_parser(sub)

@@ -97,15 +97,22 @@ class Bands:
         """From a manifest or checkpoint; None (written before bands existed) is 3-band RGB."""
         if not raw:
             return cls()
-        scaling = raw.get("scaling") or {}
-        select = raw.get("select")
-        lo, hi = scaling.get("lo"), scaling.get("hi")
-        return cls(
-            int(raw.get("count", 3)),
-            tuple(int(b) for b in select) if select else None,
-            tuple(map(float, lo)) if lo else None,
-            tuple(map(float, hi)) if hi else None,
-        )
+        if not isinstance(raw, dict):
+            raise ValueError(f"bands {raw!r} are not a table")
+        try:
+            scaling = raw.get("scaling") or {}
+            select, lo, hi = raw.get("select"), scaling.get("lo"), scaling.get("hi")
+            bands = cls(
+                int(raw.get("count", 3)),
+                tuple(int(b) for b in select) if select else None,
+                tuple(map(float, lo)) if lo else None,
+                tuple(map(float, hi)) if hi else None,
+            )
+        except (AttributeError, TypeError) as exc:
+            raise ValueError(f"bands {raw!r} are unreadable ({exc})") from None
+        if bands.count < 1 or any(v is not None and len(v) != bands.count for v in (bands.select, bands.lo, bands.hi)):
+            raise ValueError(f"bands {raw!r} do not agree with their count")
+        return bands
 
 
 @dataclass

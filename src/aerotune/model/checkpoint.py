@@ -15,6 +15,7 @@ import torch
 
 from aerotune.config import RunConfig
 from aerotune.data.palette import Palette
+from aerotune.data.rasters import Bands
 from aerotune.errors import AerotuneError, OutputError, RunError, first_line
 from aerotune.files import os_errors
 from aerotune.model.unet import UNet, build_model
@@ -80,7 +81,7 @@ def model_from_checkpoint(ckpt: dict[str, Any], *, where: str | Path = "checkpoi
     except (TypeError, ValueError, AttributeError) as exc:
         raise RunError(f"{where}: checkpoint settings are unreadable ({first_line(exc)}); train again") from None
     try:
-        in_channels = int((ckpt.get("bands") or {}).get("count", 3))
+        in_channels = Bands.from_dict(ckpt.get("bands")).count
     except (TypeError, ValueError, AttributeError):
         raise RunError(f"{where}: the checkpoint's 'bands' entry is unreadable; train again") from None
     model = build_model(config.model, num_classes=palette.num_classes, in_channels=in_channels)
