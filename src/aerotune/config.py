@@ -61,6 +61,11 @@ class DataConfig:
     mask_size: str = field(default="error", metadata=role("cache"))
     # leave out unreadable or mismatched pairs (listed in the manifest) instead of failing
     skip_bad_pairs: bool = field(default=False, metadata=role("cache"))
+    bands: str | None = field(default=None, metadata=role("cache"))  # GeoTIFF bands, 1-based: "4,3,2"; None: all
+
+    @property
+    def band_list(self) -> tuple[int, ...] | None:
+        return parse_bands(self.bands, where="data.bands (--bands)")
 
     def validate(self) -> None:
         _check(
@@ -97,6 +102,7 @@ class DataConfig:
                 "each other; hold out a share of the images or whole tiles, not both"
             )
         _check(self.mask_size in ("error", "resize"), "data.mask_size", self.mask_size, "error or resize")
+        self.band_list  # noqa: B018 - raises a ConfigError when malformed
         for key in ("images_dir", "masks_dir"):
             name = getattr(self, key)
             _check(
@@ -247,6 +253,19 @@ ALIASES = {
     "lr": "train.learning_rate",
     "batch": "train.batch_size",
 }
+
+
+def parse_bands(text: str | None, *, where: str = "--bands") -> tuple[int, ...] | None:
+    """``"4,3,2"`` -> ``(4, 3, 2)`` (1-based GeoTIFF bands, in the model's channel order); empty: None (all)."""
+    if text is None or not str(text).strip():
+        return None
+    try:
+        bands = tuple(int(b) for b in str(text).split(","))
+    except ValueError:
+        raise ConfigError(f"{where} {text!r}: expected band numbers separated by commas, e.g. 1,2,3") from None
+    if any(b < 1 for b in bands):
+        raise ConfigError(f"{where} {text!r}: band numbers start at 1")
+    return bands
 
 
 def keys_with_role(*roles: str) -> tuple[str, ...]:

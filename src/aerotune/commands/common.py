@@ -45,6 +45,11 @@ def add_data_options(p: argparse.ArgumentParser, *, patches: bool = True) -> Non
             choices=["reference", "full"],
             help="reference: crop to a multiple of the patch size; full: keep every labelled pixel",
         )
+        p.add_argument(
+            "--bands",
+            metavar="LIST",
+            help="GeoTIFF bands to train on, 1-based, in channel order, e.g. 4,3,2 (default: all); needs aerotune[geo]",
+        )
 
 
 #: ``args`` attributes that are shortcuts for ``data.*`` settings.
@@ -60,6 +65,7 @@ DATA_OPTIONS = (
     "skip_bad_pairs",
     "test_fraction",
     "test_tiles",
+    "bands",
 )
 
 

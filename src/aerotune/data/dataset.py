@@ -114,8 +114,8 @@ def make_split(cache: PatchCache, config: DataConfig) -> Split:
 
 def channel_stats(cache: PatchCache, indices: list[int], chunk: int = 64) -> tuple[list[float], list[float]]:
     """Per-channel mean and std (0..1 scale) over the given patches, streamed in chunks."""
-    total = np.zeros(3)
-    total_sq = np.zeros(3)
+    total = np.zeros(cache.images.shape[-1])
+    total_sq = np.zeros(cache.images.shape[-1])
     count = 0
     idx = np.sort(np.asarray(indices))
     for start in range(0, len(idx), chunk):
@@ -129,7 +129,7 @@ def channel_stats(cache: PatchCache, indices: list[int], chunk: int = 64) -> tup
 
 
 def normalize(images: torch.Tensor, method: str, stats: tuple[list[float], list[float]] | None = None) -> torch.Tensor:
-    """uint8 ``(B, H, W, 3)`` -> float ``(B, 3, H, W)``.
+    """uint8 ``(B, H, W, bands)`` -> float ``(B, bands, H, W)``.
 
     ``minmax`` scales each patch and channel to [0, 1] by its own min and max (the reference);
     ``meanstd`` standardises with dataset statistics.
@@ -141,13 +141,13 @@ def normalize(images: torch.Tensor, method: str, stats: tuple[list[float], list[
         return (x - lo) / (hi - lo).clamp_min(1.0)
     if stats is None:
         raise ValueError("meanstd normalisation needs channel statistics")
-    mean = torch.tensor(stats[0], device=x.device).view(1, 3, 1, 1) * 255.0
-    std = torch.tensor(stats[1], device=x.device).view(1, 3, 1, 1) * 255.0
+    mean = torch.tensor(stats[0], device=x.device).view(1, -1, 1, 1) * 255.0
+    std = torch.tensor(stats[1], device=x.device).view(1, -1, 1, 1) * 255.0
     return (x - mean) / std
 
 
 class PatchDataset(Dataset):
-    """Patches of a cache, by index. Items are ``(image float (3, P, P), mask int64 (P, P))``.
+    """Patches of a cache, by index. Items are ``(image float (bands, P, P), mask int64 (P, P))``.
 
     ``__getitems__`` reads a whole batch with one sorted fancy index into the memmap, which is far
     faster than one read per patch.

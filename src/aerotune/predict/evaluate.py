@@ -22,8 +22,8 @@ import numpy as np
 from aerotune.data.sources import Sample, discover, read_mask_rgb
 from aerotune.errors import DatasetError, RunError
 from aerotune.files import check_output, mark, os_errors, replace_dir, temp_dir_beside, write_json, write_text
-from aerotune.predict.io import gdal_cache, open_scene
-from aerotune.predict.run import DEFAULT_OVERLAP, SceneModel, segment_scene
+from aerotune.predict.io import gdal_cache
+from aerotune.predict.run import DEFAULT_OVERLAP, SceneModel, open_for, segment_scene
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def score_samples(
     for i, s in enumerate(samples):
         truth, unk = model.palette.encode(read_mask_rgb(s.mask))
         unknown += sum(unk.values())
-        scene = open_scene(s.image, num_bands=model.num_bands)
+        scene = open_for(model, s.image)
         if truth.shape != (scene.height, scene.width):
             raise DatasetError(
                 f"{s.mask}: mask is {truth.shape[1]}x{truth.shape[0]} but its image is "
@@ -151,7 +151,7 @@ def evaluate_scenes(
     if not samples:
         raise DatasetError(f"{root}: no image/mask pairs found; check the folder with aerotune data inspect")
     for s in samples:
-        open_scene(s.image, num_bands=model.num_bands)  # every image readable before any work
+        open_for(model, s.image)  # every image readable before any work
     names = list(model.palette.names)
     modes = ["none"] + ([tta] if tta != "none" else [])
     results: dict[str, Any] = {}

@@ -188,6 +188,8 @@ def _assemble(
         data["study"] = numbers.study_numbers(src, say)
 
     images = np.asarray(cache.images[np.asarray(shown_idx)])
+    if images.shape[-1] != 3:  # a GeoTIFF cache: its first three bands as RGB, or its first band in grey
+        images = images[..., :3] if images.shape[-1] > 3 else np.repeat(images[..., :1], 3, axis=-1)
     truths = np.asarray(cache.masks[np.asarray(shown_idx)])
     labels = [f"patch {i}" for i in shown_idx]
     figs: dict[str, Callable] = {
