@@ -195,8 +195,9 @@ class PatchDataset(Dataset):
         images = torch.from_numpy(np.ascontiguousarray(self.cache.images[idx[order]][inverse]))
         masks = torch.from_numpy(np.ascontiguousarray(self.cache.masks[idx[order]][inverse]))
         if device is not None and device.type != "cpu":
-            images = images.pin_memory().to(device, non_blocking=True)
-            masks = masks.pin_memory().to(device, non_blocking=True)
+            pinned = device.type == "cuda"  # page-locked host memory: an asynchronous copy
+            images = (images.pin_memory() if pinned else images).to(device, non_blocking=pinned)
+            masks = (masks.pin_memory() if pinned else masks).to(device, non_blocking=pinned)
         masks = masks.long()
         x = normalize(images, self.normalization, self.stats)
         if self.augment:
