@@ -57,6 +57,10 @@ class DataConfig:
     # None: images/, image/, img/, rgb/, imgs/ (any case); else this folder name
     images_dir: str | None = None
     masks_dir: str | None = None  # None: masks/, mask/, gt/, labels/, label/, annotations/ (any case)
+    # Stripped from the file stems before pairing (123_sat.jpg + 123_mask.png: "_sat", "_mask"); with one given,
+    # a folder may hold both kinds. None: images and masks have the same stems.
+    image_suffix: str | None = field(default=None, metadata=role("cache"))
+    mask_suffix: str | None = field(default=None, metadata=role("cache"))
     # error | resize: masks of another size but the same aspect ratio, nearest neighbour
     mask_size: str = field(default="error", metadata=role("cache"))
     # leave out unreadable or mismatched pairs (listed in the manifest) instead of failing
@@ -111,6 +115,24 @@ class DataConfig:
                 name,
                 "the name of a folder inside the dataset (or each tile folder), like images",
             )
+        for key in ("image_suffix", "mask_suffix"):
+            text = getattr(self, key)
+            _check(
+                text is None or (text.strip() != "" and not any(c in text for c in "/\\") and not _is_extension(text)),
+                f"data.{key}",
+                text,
+                "the end of the file names before the extension, like _mask (not .png)",
+            )
+        if self.image_suffix is not None and self.image_suffix == self.mask_suffix:
+            raise ConfigError(
+                f"data.image_suffix and data.mask_suffix are both {self.image_suffix!r}; give the endings that tell "
+                "images from masks, like --image-suffix _sat --mask-suffix _mask"
+            )
+
+
+def _is_extension(text: str) -> bool:
+    """True for a suffix that ends in an image file extension (``_mask.png``): suffixes end before it."""
+    return text.lower().endswith((".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"))
 
 
 def test_tile_names(text: str | None) -> list[str]:

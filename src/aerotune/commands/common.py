@@ -19,6 +19,15 @@ def add_data_options(p: argparse.ArgumentParser, *, patches: bool = True) -> Non
     p.add_argument("--images-dir", metavar="NAME", help="name of the images folder (default: images, img, rgb...)")
     p.add_argument("--masks-dir", metavar="NAME", help="name of the masks folder (default: masks, gt, labels...)")
     p.add_argument(
+        "--image-suffix",
+        metavar="TEXT",
+        help="end of the image file names, stripped before pairing (a_sat.jpg: _sat); with --mask-suffix, images "
+        "and masks may share one folder",
+    )
+    p.add_argument(
+        "--mask-suffix", metavar="TEXT", help="end of the mask file names, stripped before pairing (a_mask.png: _mask)"
+    )
+    p.add_argument(
         "--mask-size",
         choices=["error", "resize"],
         help="masks of another size than their image: error (default) or resize them (nearest neighbour, "
@@ -61,6 +70,8 @@ DATA_OPTIONS = (
     "mode",
     "images_dir",
     "masks_dir",
+    "image_suffix",
+    "mask_suffix",
     "mask_size",
     "skip_bad_pairs",
     "test_fraction",

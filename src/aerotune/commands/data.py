@@ -32,11 +32,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from aerotune.config import parse_bands
+    from aerotune.config import DataConfig, parse_bands
     from aerotune.data.palette import key_text, load_palette
     from aerotune.data.sources import inspect_dataset
     from aerotune.reading import show
 
+    DataConfig(**{k: getattr(args, k) for k in ("images_dir", "masks_dir", "image_suffix", "mask_suffix")}).validate()
     palette = load_palette(args.classes_file)
     insp = inspect_dataset(
         args.root,
@@ -45,6 +46,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         scale=args.scale or 1.0,
         images_dir=args.images_dir,
         masks_dir=args.masks_dir,
+        image_suffix=args.image_suffix,
+        mask_suffix=args.mask_suffix,
         mask_size=args.mask_size or "error",
         bands=parse_bands(args.bands),
     )

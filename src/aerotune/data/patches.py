@@ -29,7 +29,7 @@ from aerotune.data.sources import (
     PAIR_HINT,
     Discovery,
     Sample,
-    discover,
+    discover_for,
     image_size,
     read_mask,
     size_problem,
@@ -157,12 +157,15 @@ def plan_cache(root: Path, config: DataConfig, palette: Palette) -> tuple[list, 
     Returns the plan (sample, scaled size, row starts, column starts), the pairs left out by
     ``--skip-bad-pairs`` and the hash of the inputs (every file's bytes, the cache settings and the palette).
     """
-    found = discover(root, images_dir=config.images_dir, masks_dir=config.masks_dir)
+    found = discover_for(root, config)
     skipped: list[dict[str, str]] = []
     check_discovery(root, found, config)
     for problem in found.problems:
         _skip(skipped, root, problem.sample, str(problem), problem.path)
     settings = {k: getattr(config, k) for k in CACHE_KEYS}
+    for key in ("image_suffix", "mask_suffix"):  # hashed only when set: caches cut before they existed stay current
+        if settings[key] is None:
+            del settings[key]
     h = _settings_hash(settings, palette)
     p, mode = config.patch_size, config.mode
     plan = []  # (sample, scaled size, row starts, col starts)

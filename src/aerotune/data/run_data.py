@@ -19,7 +19,7 @@ from aerotune.data.patches import (
     plan_cache,
     prepare_patches,
 )
-from aerotune.data.sources import discover
+from aerotune.data.sources import discover_for
 from aerotune.errors import DatasetError
 
 
@@ -119,6 +119,6 @@ def check_data(data: str | Path, config: DataConfig) -> None:
         choose_test_images([(s["tile"], image_id(s["tile"], s["stem"])) for s in sources], config, where=str(data))
         return
     load_palette(config.classes_file)
-    found = discover(data, images_dir=config.images_dir, masks_dir=config.masks_dir)
+    found = discover_for(data, config)
     check_discovery(Path(data), found, config)
     choose_test_images([(s.tile, s.name) for s in found.samples], config, where=str(data))

@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from aerotune.data import stems
 from aerotune.data.palette import Palette, count_colors, key_text
 from aerotune.data.rasters import check_training_image, decode, is_geotiff, raster_size, read_image  # noqa: F401
 from aerotune.errors import DatasetError, first_line
 from aerotune.reading import file_problem, open_image, show
+
+if TYPE_CHECKING:
+    from aerotune.config import DataConfig
 
 log = logging.getLogger(__name__)
 
@@ -140,31 +146,70 @@ def _seen(root: Path, *, deep: bool = True) -> str:
     return text
 
 
-def _files(folder: Path, problems: list[Problem], bad: set[str]) -> dict[str, Path]:
-    """Image files in ``folder`` by stem; odd entries named like images become problems (their stems: ``bad``)."""
-    out: dict[str, Path] = {}
+def _files(
+    folder: Path, problems: list[Problem], odd: list[Problem], bad: set[str], sort: Callable
+) -> dict[str, dict[str, Path]]:
+    """Image files in ``folder`` by kind ("image", "mask") and stem (suffix stripped, by ``sort``, which returns
+    the kind and stem, or why the name fits neither: a problem in ``odd``); odd entries named like images
+    become problems (their stems: ``bad``)."""
+    out: dict[str, dict[str, Path]] = {"image": {}, "mask": {}}
     for p in _entries(folder):
         if p.name.startswith(".") or p.suffix.lower() not in IMAGE_SUFFIXES:
             continue
-        problem = file_problem(p)
+        problem, kind = file_problem(p), sort(p.stem)
+        if isinstance(kind, str):
+            odd.append(Problem(p, kind))
+            continue
+        kind, stem = kind
         if problem and "permission denied" not in problem:
             problems.append(Problem(p, problem))
-            bad.add(p.stem)
-        elif p.stem in out:
+            bad.add(stem)
+        elif stem in out[kind]:
             problems.append(
                 Problem(
                     p,
-                    f"two files share the name {show(p.stem)!s} ({show(out[p.stem].name)} and "
+                    f"two files share the name {show(stem)!s} ({show(out[kind][stem].name)} and "
                     f"{show(p.name)}), so the pairing is ambiguous; keep one of them",
                 )
             )
         else:
-            out[p.stem] = p
+            out[kind][stem] = p
     return out
 
 
-def discover(root: str | Path, *, images_dir: str | None = None, masks_dir: str | None = None) -> Discovery:
-    """Find every image/mask pair under ``root``; unpaired or odd files become problems, not errors."""
+def _image_stems(folder: Path) -> list[tuple[str, str]]:
+    """(stem, extension) of the files in ``folder`` named like images."""
+    return [
+        (p.stem, p.suffix)
+        for p in _entries(folder)
+        if not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES and not _is_dir(p)
+    ]
+
+
+def _suggestion(folder: Path, image_dir: Path, mask_dir: Path, pairs: int, given: tuple) -> Problem | None:
+    """One problem naming the suffix options that would pair the files, when their names show them."""
+    if image_dir == mask_dir:
+        text = stems.suggestion(_image_stems(image_dir), None, pairs, given)
+        return Problem(image_dir, text) if text else None
+    where = f" in {show(image_dir.name)}/ and {show(mask_dir.name)}/"
+    text = stems.suggestion(_image_stems(image_dir), _image_stems(mask_dir), pairs, given, where)
+    return Problem(folder, text) if text else None
+
+
+def discover(
+    root: str | Path,
+    *,
+    images_dir: str | None = None,
+    masks_dir: str | None = None,
+    image_suffix: str | None = None,
+    mask_suffix: str | None = None,
+) -> Discovery:
+    """Find every image/mask pair under ``root``; unpaired or odd files become problems, not errors.
+
+    ``image_suffix`` / ``mask_suffix`` are stripped from the stems before pairing (the sample's stem is the
+    stripped one); with one of them, a folder may hold both kinds (``--images-dir X --masks-dir X``, or a
+    dataset root or tile folder that holds image files and no image/mask folders).
+    """
     root = Path(root)
     if not _is_dir(root):
         problem = "not found"
@@ -174,18 +219,27 @@ def discover(root: str | Path, *, images_dir: str | None = None, masks_dir: str 
             f"{show(root)}: dataset folder {problem}; pass a folder with images/ and masks/ (or "
             "tile folders that each hold them)"
         )
+    given = (image_suffix, mask_suffix)
     groups: list[tuple[str, Path, Path | None, Path | None]] = []
     layout = "flat"
     image, mask = _pick(root, images_dir, masks_dir)
     if image or mask:
         groups.append(("", root, image, mask))
+    elif any(given) and _image_stems(root):
+        groups.append(("", root, root, root))
     else:
         layout = "tiled"
         for sub in (p for p in _entries(root) if _is_dir(p) and not p.name.startswith(".")):
             image, mask = _pick(sub, images_dir, masks_dir)
             if image or mask:
                 groups.append((sub.name, sub, image, mask))
+            elif any(given) and _image_stems(sub):
+                groups.append((sub.name, sub, sub, sub))
     if not groups:
+        shared = next((f for f in (root, *_entries(root)) if _is_dir(f) and _image_stems(f)), None)
+        hint = _suggestion(shared, shared, shared, 0, given) if shared else None
+        if hint:
+            raise DatasetError(str(hint))
         raise DatasetError(
             f"{show(root)}: no image and mask folders found; looked for "
             f"{_looked_for(images_dir, masks_dir)} in it and in its sub-folders, and saw "
@@ -206,26 +260,45 @@ def discover(root: str | Path, *, images_dir: str | None = None, masks_dir: str 
                         f"or name their folder with --{part}-dir NAME",
                     )
                 )
+        shared = image_dir is not None and image_dir == mask_dir
+        if shared and not any(given):
+            problems.append(_suggestion(folder, image_dir, mask_dir, 0, given) or Problem(image_dir, stems.SHARED))
+            continue
         bad: set[str] = set()  # stems of broken links, folders named like images...: already reported
-        images = _files(image_dir, problems, bad) if image_dir else {}
-        masks = _files(mask_dir, problems, bad) if mask_dir else {}
+        odd: list[Problem] = []  # names that fit no suffix, pairs without a partner: a suffix may explain them
+        files: dict[str, dict[str, Path]] = {"image": {}, "mask": {}}
+        for kind, folder_ in (("image", image_dir), ("mask", mask_dir)):
+            if folder_ is not None and (kind == "image" or not shared):
+                sort = stems.sorter(kind, *given, shared=shared)
+                for k, found_ in _files(folder_, problems, odd, bad, sort).items():
+                    files[k].update(found_)
+        images, masks = files["image"], files["mask"]
         mname, iname = (mask_dir or folder / "masks").name, (image_dir or folder / "images").name
         for stem in sorted(images.keys() | masks.keys()):
             if stem in bad and (stem not in masks or stem not in images):
                 continue
             if stem not in masks:
-                problems.append(
-                    Problem(images[stem], f"image has no mask; add {show(mname)}/{show(stem)}.png or remove it")
-                )
+                want = f"{show(mname)}/{show(stem)}{show(mask_suffix or '')}.png"
+                odd.append(Problem(images[stem], f"image has no mask; add {want} or remove it"))
             elif stem not in images:
-                problems.append(
-                    Problem(masks[stem], f"mask has no image; add {show(iname)}/{show(stem)}.jpg or remove it")
-                )
+                want = f"{show(iname)}/{show(stem)}{show(image_suffix or '')}.jpg"
+                odd.append(Problem(masks[stem], f"mask has no image; add {want} or remove it"))
             else:
                 samples.append(Sample(images[stem], masks[stem], tile, stem))
+        hint = None
+        if odd and image_dir is not None and mask_dir is not None:
+            hint = _suggestion(folder, image_dir, mask_dir, len(images.keys() & masks.keys()), given)
+        problems.extend([hint] if hint else odd)
     if not samples and not problems:
         problems.append(Problem(root, f"no image files found ({' '.join(IMAGE_SUFFIXES)})"))
+    problems.sort(key=lambda p: not p.message.startswith(stems.HINT))  # a suggestion comes first
     return Discovery(samples, problems, layout)
+
+
+def discover_for(root: str | Path, config: DataConfig) -> Discovery:
+    """:func:`discover` with the folder names and file name suffixes of ``config``."""
+    names = {k: getattr(config, k) for k in ("images_dir", "masks_dir", "image_suffix", "mask_suffix")}
+    return discover(root, **names)
 
 
 def image_size(path: Path, *, what: str = "image") -> tuple[int, int]:
@@ -335,12 +408,15 @@ def inspect_dataset(
     scale: float = 1.0,
     images_dir: str | None = None,
     masks_dir: str | None = None,
+    image_suffix: str | None = None,
+    mask_suffix: str | None = None,
     mask_size: str = "error",
     bands: tuple[int, ...] | None = None,
 ) -> Inspection:
     """Read every pair once (one image in memory at a time) and list sizes, colours and problems (``bands``:
     the GeoTIFF bands that training would read, checked)."""
-    found = discover(root, images_dir=images_dir, masks_dir=masks_dir)
+    names = {"image_suffix": image_suffix, "mask_suffix": mask_suffix}
+    found = discover(root, images_dir=images_dir, masks_dir=masks_dir, **names)
     problems = list(found.problems)
     colors: dict = defaultdict(int)
     color_files: dict = defaultdict(list)

@@ -115,7 +115,7 @@ def _find_samples(run: TrainingRun, cache, wanted: dict[str, list[str]]):
     """The image/mask pairs of each set in the dataset folder the cache was cut from, checked to be the same
     files (its fingerprint); None when the folder is gone or changed and no test portion is at stake."""
     from aerotune.data.patches import plan_cache
-    from aerotune.data.sources import discover
+    from aerotune.data.sources import discover_for
 
     root = Path(cache.manifest.get("root", ""))
     fix = "restore the dataset folder the run was trained on (its path is in the cache's manifest.json)"
@@ -131,7 +131,7 @@ def _find_samples(run: TrainingRun, cache, wanted: dict[str, list[str]]):
                 f"would describe other images; {fix}"
             )
         return None
-    found = discover(root, images_dir=run.config.data.images_dir, masks_dir=run.config.data.masks_dir)
+    found = discover_for(root, run.config.data)
     by_name = {s.name: s for s in found.samples}
     missing = [i for ids in wanted.values() for i in ids if i not in by_name]
     if missing:
