@@ -5,6 +5,10 @@ names given with ``--images-dir`` / ``--masks-dir``:
 
 * tiled: ``ROOT/<folder>/images/*`` with ``ROOT/<same folder>/masks/*`` (the Dubai set);
 * flat: ``ROOT/images`` and ``ROOT/masks``.
+
+Names that differ by a suffix (``123_sat.jpg`` + ``123_mask.png``) pair once ``--image-suffix`` /
+``--mask-suffix`` are given, and may then share one folder (the root, each tile folder, or a folder named as
+both); without them, a refusal names the options when the names show them (:mod:`aerotune.data.stems`).
 """
 
 from __future__ import annotations
@@ -19,9 +23,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from aerotune.data import stems
+from aerotune.data.folders import (  # noqa: F401 - FOLDER_PAIRS, IMAGE_SUFFIXES: imported from here too
+    FOLDER_PAIRS,
+    IMAGE_SUFFIXES,
+    entries,
+    image_names,
+    is_dir,
+    looked_for,
+    pick,
+    seen,
+)
 from aerotune.data.palette import Palette, count_colors, key_text
 from aerotune.data.rasters import check_training_image, decode, is_geotiff, raster_size, read_image  # noqa: F401
-from aerotune.errors import DatasetError, first_line
+from aerotune.errors import DatasetError
 from aerotune.reading import file_problem, open_image, show
 
 if TYPE_CHECKING:
@@ -29,25 +43,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 #: Above this share of unknown mask pixels the palette itself is probably wrong.
 WRONG_PALETTE_SHARE = 0.5
-#: (images folder, masks folder) names of public datasets, compared ignoring case, in order of preference.
-FOLDER_PAIRS = (
-    ("images", "masks"),
-    ("image", "mask"),
-    ("img", "gt"),
-    ("images", "labels"),
-    ("rgb", "label"),
-    ("images", "annotations"),
-    ("imgs", "masks"),
-    ("images", "gt"),
-    ("image", "label"),
-    ("img", "mask"),
-    ("img", "masks"),
-    ("imgs", "labels"),
-    ("rgb", "labels"),
-)
 #: Masks whose aspect ratio differs from their image's by more than this are never resized.
 ASPECT_TOLERANCE = 0.01
 SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
@@ -85,67 +82,6 @@ class Discovery:
     layout: str = "flat"
 
 
-def _entries(folder: Path) -> list[Path]:
-    try:
-        return sorted(folder.iterdir())
-    except OSError as exc:
-        problem = file_problem(folder, exc) or f"cannot be listed ({first_line(exc)})"
-        raise DatasetError(f"{show(folder)}: folder {problem}") from None
-
-
-def _is_dir(p: Path) -> bool:
-    try:
-        return p.is_dir()
-    except OSError:
-        return False
-
-
-def _pick(folder: Path, images_dir: str | None, masks_dir: str | None) -> tuple[Path | None, Path | None]:
-    """The images and masks folders inside ``folder`` (either may be None)."""
-    dirs = {p.name: p for p in _entries(folder) if _is_dir(p)}
-    lower: dict[str, list[Path]] = defaultdict(list)
-    for name, p in dirs.items():
-        lower[name.lower()].append(p)
-
-    def find(name: str) -> Path | None:
-        if name in dirs:
-            return dirs[name]
-        hits = lower.get(name.lower(), [])
-        return hits[0] if len(hits) == 1 else None
-
-    if images_dir and masks_dir:
-        return find(images_dir), find(masks_dir)
-    pairs = [(images_dir or i, masks_dir or m) for i, m in FOLDER_PAIRS]
-    found = list(dict.fromkeys((find(i), find(m)) for i, m in pairs if find(i) and find(m)))
-    if len(found) > 1:
-        shown = ", ".join(f"{i.name}/ + {m.name}/" for i, m in found)
-        raise DatasetError(
-            f"{show(folder)}: more than one pair of image and mask folders ({shown}); choose one "
-            "with --images-dir NAME --masks-dir NAME"
-        )
-    if found:
-        return found[0]
-    image = next((find(i) for i, _ in pairs if find(i)), None)
-    mask = next((find(m) for _, m in pairs if find(m)), None)
-    return image, mask
-
-
-def _looked_for(images_dir: str | None, masks_dir: str | None) -> str:
-    pairs = dict.fromkeys(f"{images_dir or i}/+{masks_dir or m}/" for i, m in FOLDER_PAIRS)
-    return ", ".join(pairs) + ("" if images_dir and masks_dir else " (any letter case)")
-
-
-def _seen(root: Path, *, deep: bool = True) -> str:
-    entries = [p for p in _entries(root) if not p.name.startswith(".")]
-    names = [show(p.name) + ("/" if _is_dir(p) else "") for p in entries[:10]]
-    text = ", ".join(names) + (f" and {len(entries) - 10} more" if len(entries) > 10 else "") or "nothing"
-    sub = next((p for p in entries if _is_dir(p)), None) if deep else None
-    if sub is not None:
-        inner = [show(p.name) + "/" for p in _entries(sub) if _is_dir(p) and not p.name.startswith(".")][:6]
-        text += f" ({show(sub.name)}/ holds {', '.join(inner) if inner else 'no folders'})"
-    return text
-
-
 def _files(
     folder: Path, problems: list[Problem], odd: list[Problem], bad: set[str], sort: Callable
 ) -> dict[str, dict[str, Path]]:
@@ -153,7 +89,7 @@ def _files(
     the kind and stem, or why the name fits neither: a problem in ``odd``); odd entries named like images
     become problems (their stems: ``bad``)."""
     out: dict[str, dict[str, Path]] = {"image": {}, "mask": {}}
-    for p in _entries(folder):
+    for p in entries(folder):
         if p.name.startswith(".") or p.suffix.lower() not in IMAGE_SUFFIXES:
             continue
         problem, kind = file_problem(p), sort(p.stem)
@@ -177,22 +113,20 @@ def _files(
     return out
 
 
-def _image_stems(folder: Path) -> list[tuple[str, str]]:
-    """(stem, extension) of the files in ``folder`` named like images."""
-    return [
-        (p.stem, p.suffix)
-        for p in _entries(folder)
-        if not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES and not _is_dir(p)
-    ]
+def _holds_images(folder: Path) -> bool:
+    try:
+        return bool(image_names(folder))
+    except DatasetError:  # an unlistable sub-folder: the usual "no folders found" error describes the root
+        return False
 
 
 def _suggestion(folder: Path, image_dir: Path, mask_dir: Path, pairs: int, given: tuple) -> Problem | None:
     """One problem naming the suffix options that would pair the files, when their names show them."""
     if image_dir == mask_dir:
-        text = stems.suggestion(_image_stems(image_dir), None, pairs, given)
+        text = stems.suggestion(image_names(image_dir), None, pairs, given)
         return Problem(image_dir, text) if text else None
     where = f" in {show(image_dir.name)}/ and {show(mask_dir.name)}/"
-    text = stems.suggestion(_image_stems(image_dir), _image_stems(mask_dir), pairs, given, where)
+    text = stems.suggestion(image_names(image_dir), image_names(mask_dir), pairs, given, where)
     return Problem(folder, text) if text else None
 
 
@@ -211,7 +145,7 @@ def discover(
     dataset root or tile folder that holds image files and no image/mask folders).
     """
     root = Path(root)
-    if not _is_dir(root):
+    if not is_dir(root):
         problem = "not found"
         if root.is_symlink() or root.exists():
             problem = f"is not usable ({file_problem(root) or 'it is a file, not a folder'})"
@@ -222,28 +156,28 @@ def discover(
     given = (image_suffix, mask_suffix)
     groups: list[tuple[str, Path, Path | None, Path | None]] = []
     layout = "flat"
-    image, mask = _pick(root, images_dir, masks_dir)
+    image, mask = pick(root, images_dir, masks_dir)
     if image or mask:
         groups.append(("", root, image, mask))
-    elif any(given) and _image_stems(root):
+    elif any(given) and image_names(root):
         groups.append(("", root, root, root))
     else:
         layout = "tiled"
-        for sub in (p for p in _entries(root) if _is_dir(p) and not p.name.startswith(".")):
-            image, mask = _pick(sub, images_dir, masks_dir)
+        for sub in (p for p in entries(root) if is_dir(p) and not p.name.startswith(".")):
+            image, mask = pick(sub, images_dir, masks_dir)
             if image or mask:
                 groups.append((sub.name, sub, image, mask))
-            elif any(given) and _image_stems(sub):
+            elif any(given) and image_names(sub):
                 groups.append((sub.name, sub, sub, sub))
     if not groups:
-        shared = next((f for f in (root, *_entries(root)) if _is_dir(f) and _image_stems(f)), None)
+        shared = next((f for f in (root, *entries(root)) if is_dir(f) and _holds_images(f)), None)
         hint = _suggestion(shared, shared, shared, 0, given) if shared else None
         if hint:
             raise DatasetError(str(hint))
         raise DatasetError(
             f"{show(root)}: no image and mask folders found; looked for "
-            f"{_looked_for(images_dir, masks_dir)} in it and in its sub-folders, and saw "
-            f"{_seen(root)}; name the folders with --images-dir NAME --masks-dir NAME"
+            f"{looked_for(images_dir, masks_dir)} in it and in its sub-folders, and saw "
+            f"{seen(root)}; name the folders with --images-dir NAME --masks-dir NAME"
         )
     samples: list[Sample] = []
     problems: list[Problem] = []
@@ -256,7 +190,7 @@ def discover(
                     Problem(
                         folder / (name or part),
                         f"folder missing (looked for {looked}/, saw "
-                        f"{_seen(folder, deep=False)}); add the {part} of {show(folder.name or root)} "
+                        f"{seen(folder, deep=False)}); add the {part} of {show(folder.name or root)} "
                         f"or name their folder with --{part}-dir NAME",
                     )
                 )
