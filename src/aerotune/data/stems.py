@@ -3,7 +3,7 @@
 With ``--image-suffix`` / ``--mask-suffix`` (``data.image_suffix``, ``data.mask_suffix``) the suffixes are stripped
 from the file stems before pairing, and a folder may hold both kinds. Without them nothing is guessed: when the
 names themselves show a suffix pair that would pair them (every mask stem ends in ``_mask``, every image stem in
-``_sat``, and the stripped stems match), the refusal names the exact options to add (:func:`suggest`).
+``_sat``, and the stripped stems match), the refusal names the exact options to add (:func:`suggestion`).
 """
 
 from __future__ import annotations
@@ -149,7 +149,8 @@ def advice(image_suffix: str, mask_suffix: str, sure: bool = True) -> str:
     """The end of a refusal: the options that would pair the files."""
     text = f"to pair them, rerun with {options(image_suffix or None, mask_suffix or None)}"
     if not sure:
-        text += f" (or the other way round, if the names ending in {image_suffix or 'neither'} are the masks)"
+        which = f"the names ending in {image_suffix}" if image_suffix else "the other names"
+        text += f" (or the other way round, if {which} are the masks)"
     return text
 
 
@@ -185,15 +186,20 @@ def suggestion(
         if found is None or found[:2] == wanted:
             return None
         si, sm, sure = found
-        first: dict[str, str] = {}
+        kinds: dict[str, dict[str, str]] = {"image": {}, "mask": {}}
         for n, x in images:
-            kind = sort_shared(n, si or None, sm or None)
-            if kind:
-                first.setdefault(kind[0], n + x)
-        like = f"like {show(first['image'])} and {show(first['mask'])}"
+            if kind := sort_shared(n, si or None, sm or None):
+                kinds[kind[0]].setdefault(kind[1], n + x)
+        both = sorted(kinds["image"].keys() & kinds["mask"].keys())
+        if len(both) <= pairs:
+            return None
+        like = f"like {show(kinds['image'][both[0]])} and {show(kinds['mask'][both[0]])}"
         return f"{HINT} share one folder ({like}); their names differ by a suffix: {advice(si, sm, sure)}"
     found = suggest_two([n for n, _ in images], [n for n, _ in masks])
     if found is None or found == wanted or count_pairs([n for n, _ in images], [n for n, _ in masks], *found) <= pairs:
         return None
-    like = f"like {show(images[0][0] + images[0][1])} and {show(masks[0][0] + masks[0][1])}"
+    si, sm = found
+    by_stem = {strip(n, sm): n + x for n, x in masks}
+    image, mask = next((n + x, by_stem[strip(n, si)]) for n, x in images if strip(n, si) in by_stem)
+    like = f"like {show(image)} and {show(mask)}"
     return f"{HINT}{where} do not pair by name ({like}); their names differ by a suffix: {advice(*found)}"
