@@ -284,3 +284,19 @@ def test_the_cache_records_the_suffixes_and_a_run_with_others_is_refused(tmp_pat
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (config["data"]["image_suffix"], config["data"]["mask_suffix"]) == ("_gt", "_gt_mask")
     assert_refused(tmp_path, *run, *other, "--set", "train.progress=false", needles=("data.image_suffix",))
+
+
+def test_skip_bad_pairs_does_not_hide_the_suggestion(tmp_path):
+    """Leaving every unpaired file out would leave nothing: the refusal still names the options."""
+    root = potsdam(tmp_path / "data")
+    args = ["--images-dir", "2_Ortho_RGB", "--masks-dir", "5_Labels", "--skip-bad-pairs"]
+    assert_refused(
+        tmp_path,
+        "data",
+        "prepare",
+        root,
+        "--out",
+        tmp_path / "cache",
+        *args,
+        needles=("no image/mask pairs found", "rerun with --image-suffix _RGB --mask-suffix _label"),
+    )
