@@ -87,3 +87,29 @@ def test_cli_evaluate(run, synth_root, tmp_path):
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["split"] == "tile"  # the run's own split
     proc = aerotune("evaluate", run, "--data", synth_root, "--out", tmp_path / "eval", "--split", "image")
     assert_one_line_error(proc, "needs a run that held out whole images")
+
+
+def test_cli_evaluate_finds_suffixed_pairs(run, synth_root, tmp_path):
+    """A dataset laid out like DeepGlobe (``x_sat.jpg`` beside ``x_mask.png`` in one folder) is evaluated with the
+    layout options; the same pictures score exactly as in the usual layout, and without the options the refusal
+    names them."""
+    import shutil
+    from pathlib import Path
+
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for image in sorted(Path(synth_root).glob("*/images/*")):
+        tile = image.parent.parent.name.replace(" ", "")
+        shutil.copy(image, flat / f"{tile}-{image.stem}_sat{image.suffix}")
+        shutil.copy(image.parent.parent / "masks" / f"{image.stem}.png", flat / f"{tile}-{image.stem}_mask.png")
+    usual = aerotune("evaluate", run, "--data", synth_root, "--out", tmp_path / "usual", "--split", "all")
+    assert usual.returncode == 0, usual.stderr
+    proc = aerotune("evaluate", run, "--data", flat, "--out", tmp_path / "flat-eval", "--split", "all")
+    assert_one_line_error(proc, "--image-suffix _sat --mask-suffix _mask")
+    assert not (tmp_path / "flat-eval").exists()
+    opts = ["--image-suffix", "_sat", "--mask-suffix", "_mask"]
+    proc = aerotune("evaluate", run, "--data", flat, "--out", tmp_path / "flat-eval", "--split", "all", *opts)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads((tmp_path / "flat-eval" / "metrics.json").read_text())["tta"]["none"]["pooled"]
+    want = json.loads((tmp_path / "usual" / "metrics.json").read_text())["tta"]["none"]["pooled"]
+    assert got["pixel_accuracy"] == want["pixel_accuracy"] and got["mean_iou"] == want["mean_iou"]

@@ -6,16 +6,12 @@ import argparse
 import contextlib
 from collections.abc import Iterator
 
+#: The options that say where a dataset's images and masks are and how their names pair (``data.*``).
+LAYOUT_OPTIONS = ("images_dir", "masks_dir", "image_suffix", "mask_suffix")
 
-def add_data_options(p: argparse.ArgumentParser, *, patches: bool = True) -> None:
-    """Options that map onto ``data.*`` settings (shortcuts for ``--set data.KEY=VALUE``)."""
-    p.add_argument(
-        "--classes",
-        dest="classes_file",
-        metavar="FILE",
-        help="classes file (JSON or TOML: name -> #RRGGBB, or name -> mask id for masks of class ids); "
-        "default: the built-in Dubai palette",
-    )
+
+def add_layout_options(p: argparse.ArgumentParser) -> None:
+    """``--images-dir``, ``--masks-dir``, ``--image-suffix``, ``--mask-suffix``."""
     p.add_argument("--images-dir", metavar="NAME", help="name of the images folder (default: images, img, rgb...)")
     p.add_argument("--masks-dir", metavar="NAME", help="name of the masks folder (default: masks, gt, labels...)")
     p.add_argument(
@@ -27,6 +23,18 @@ def add_data_options(p: argparse.ArgumentParser, *, patches: bool = True) -> Non
     p.add_argument(
         "--mask-suffix", metavar="TEXT", help="end of the mask file names, stripped before pairing (a_mask.png: _mask)"
     )
+
+
+def add_data_options(p: argparse.ArgumentParser, *, patches: bool = True) -> None:
+    """Options that map onto ``data.*`` settings (shortcuts for ``--set data.KEY=VALUE``)."""
+    p.add_argument(
+        "--classes",
+        dest="classes_file",
+        metavar="FILE",
+        help="classes file (JSON or TOML: name -> #RRGGBB, or name -> mask id for masks of class ids); "
+        "default: the built-in Dubai palette",
+    )
+    add_layout_options(p)
     p.add_argument(
         "--mask-size",
         choices=["error", "resize"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from aerotune.commands.common import progress_bar, whole_number
+from aerotune.commands.common import LAYOUT_OPTIONS, add_layout_options, progress_bar, whole_number
 from aerotune.config import parse_bands
 from aerotune.predict.load import load_model
 
@@ -135,8 +135,23 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
         "tile or image, else all)",
     )
     p.add_argument("--out", required=True, help="folder for metrics.json, evaluation.md and evaluation.html")
+    add_layout_options(p)  # default: the layout the model's run was trained on
     add_window_options(p)
     p.set_defaults(func=cmd_evaluate)
+
+
+def _layout(model, args: argparse.Namespace):
+    """The data settings that find the pairs: the options given, else those the model's run was trained with
+    (an ONNX model records none: the usual folder names)."""
+    from dataclasses import replace
+
+    from aerotune.config import DataConfig
+
+    base = model.config.data if hasattr(model, "config") else DataConfig()
+    given = {k: getattr(args, k) for k in LAYOUT_OPTIONS if getattr(args, k, None) is not None}
+    layout = replace(base, **given)
+    layout.validate()
+    return layout
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -147,6 +162,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     check_output(args.out, "evaluation", inputs=[args.data])  # before loading anything or warning
     model = load_model(args.model, device=args.device, batch_size=args.batch_size)
+    layout = _layout(model, args)
     run_split = None
     if not str(args.model).lower().endswith(".onnx"):
         from aerotune.model.checkpoint import load_checkpoint
@@ -170,6 +186,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             args.out,
             split=split,
             run_split=run_split,
+            layout=layout,
             tta=args.tta,
             overlap=args.overlap,
             model_name=str(args.model),

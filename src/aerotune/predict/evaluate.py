@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from aerotune.data.sources import Sample, discover, read_mask_rgb
+from aerotune.config import DataConfig
+from aerotune.data.sources import Sample, discover, discover_for, read_mask_rgb
 from aerotune.errors import DatasetError, RunError
 from aerotune.files import check_output, mark, os_errors, replace_dir, temp_dir_beside, write_json, write_text
 from aerotune.predict.io import gdal_cache
@@ -138,15 +139,19 @@ def evaluate_scenes(
     *,
     split: str = "all",
     run_split: dict | None = None,
+    layout: DataConfig | None = None,
     tta: str = "none",
     overlap: float = DEFAULT_OVERLAP,
     model_name: str = "",
     progress=None,
 ) -> Evaluation:
-    """Evaluate on whole images of ``root``; write ``metrics.json``, ``evaluation.md`` and ``.html`` to ``out``."""
+    """Evaluate on whole images of ``root``; write ``metrics.json``, ``evaluation.md`` and ``.html`` to ``out``.
+
+    ``layout``: the data settings that find the pairs (folder names, file name suffixes); default the usual ones.
+    """
     out = Path(out)
     check_output(out, "evaluation", inputs=[root])
-    found = discover(root)
+    found = discover(root) if layout is None else discover_for(root, layout)
     samples = select_samples(found.samples, split, run_split, str(model_name or root))
     if not samples:
         raise DatasetError(f"{root}: no image/mask pairs found; check the folder with aerotune data inspect")
