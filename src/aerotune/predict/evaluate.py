@@ -21,7 +21,16 @@ import numpy as np
 
 from aerotune.data.sources import Sample, discover, read_mask_rgb
 from aerotune.errors import DatasetError, RunError
-from aerotune.files import check_output, mark, os_errors, replace_dir, temp_dir_beside, write_json, write_text
+from aerotune.files import (
+    check_output,
+    mark,
+    os_errors,
+    releases_locks,
+    replace_dir,
+    temp_dir_beside,
+    write_json,
+    write_text,
+)
 from aerotune.predict.io import gdal_cache, open_scene
 from aerotune.predict.run import DEFAULT_OVERLAP, SceneModel, segment_scene
 
@@ -131,6 +140,7 @@ class Evaluation:
     data: dict[str, Any]
 
 
+@releases_locks
 def evaluate_scenes(
     model: SceneModel,
     root: str | Path,
