@@ -236,6 +236,17 @@ def test_predict_interrupted_removes_its_new_folder(big_root, synth_root, tmp_pa
     assert_unchanged(before, big_root)
 
 
+def test_predict_interrupted_in_a_users_empty_folder_leaves_it_empty(big_root, synth_root, tmp_path_factory, tmp_path):
+    model = trained_run(tmp_path_factory, synth_root)
+    out = tmp_path / "masks"
+    out.mkdir()
+    proc = start("predict", big_root / "Tile 1" / "images", "--model", model, "--out", out)
+    rc, err = interrupt(proc, (out / ".aerotune.json").is_file, signal.SIGINT, group=True)
+    assert rc == 130
+    assert_one_line(err, CLEAN)
+    assert list(out.iterdir()) == []  # the folder stays, empty as it was (no marker, no lock file)
+
+
 def test_predict_sigterm_keeps_earlier_masks(big_root, synth_root, tmp_path_factory, tmp_path):
     model = trained_run(tmp_path_factory, synth_root)
     out = tmp_path / "masks"

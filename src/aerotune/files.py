@@ -8,7 +8,9 @@ so a refused command leaves every existing file as it was.
 
 While a command writes an output folder it holds an ``fcntl`` lock on ``.aerotune.lock`` inside it, so a
 second command on the same folder is refused before it writes anything. The kernel drops the lock when the
-process ends, however it ends: a killed command never leaves a stale lock behind.
+process ends, however it ends: a killed command never leaves a stale lock behind. Outputs replaced whole
+(cache, report, evaluation) are built in a locked folder beside ``out`` and renamed into place, with the lock;
+two commands that both create the same *new* one at once each build their own and the last rename wins.
 """
 
 from __future__ import annotations
@@ -141,7 +143,7 @@ def temp_dir_beside(out: Path) -> Path:
 
     Both are locked for this command (see :func:`hold_lock`): the folder that will be replaced, and the new
     one, whose lock comes along when it is renamed to ``out``."""
-    if out.is_dir():
+    if (out / LOCK).is_file():  # not made here: a failed command leaves an older or a user's folder as it was
         hold_lock(out)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{time.time_ns()}"
     tmp.mkdir(parents=True)

@@ -58,6 +58,9 @@ def install_once(*, sigint: bool = True) -> None:
 def ignored_by_children() -> Iterator[None]:
     """Start child processes inside this block: they begin with SIGINT ignored (inherited through exec), so a
     Ctrl-C in their first moments, before they set up their own handlers, cannot print a traceback."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
     old = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         yield

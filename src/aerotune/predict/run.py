@@ -18,7 +18,7 @@ from PIL import Image
 from aerotune.data.palette import Palette
 from aerotune.data.sources import IMAGE_SUFFIXES, read_image
 from aerotune.errors import DatasetError
-from aerotune.files import MARKER, check_output, releases_locks
+from aerotune.files import LOCK, MARKER, check_output, releases_locks
 from aerotune.predict.io import GeoTiffRowWriter, PngRowWriter, Scene, SceneRows, gdal_cache, open_scene
 from aerotune.predict.tta import with_tta
 from aerotune.predict.window import Scorer, stream_scene
@@ -228,6 +228,7 @@ def predict_files(
             p.unlink(missing_ok=True)
         if output.was_empty:  # the user's empty folder stays, empty again
             (out / MARKER).unlink(missing_ok=True)
+            (out / LOCK).unlink(missing_ok=True)
         elif not output.existed:
             shutil.rmtree(out, ignore_errors=True)
         raise
