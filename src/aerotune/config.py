@@ -408,7 +408,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
 def read_table(path: str | Path) -> dict[str, Any]:
     """Read a TOML, JSON or YAML file into a dict, with a one-line error on any problem."""
-    from aerotune.reading import load_json, read_text, show, toml_parser
+    from aerotune.reading import load_json, load_yaml, read_text, show, toml_parser
 
     path = Path(path)
     where = show(path)
@@ -422,9 +422,7 @@ def read_table(path: str | Path) -> dict[str, Any]:
         elif suffix == ".json":
             data = load_json(text, where=where)
         else:
-            import yaml
-
-            data = yaml.safe_load(text)
+            data = load_yaml(text, where=where)
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - every parser error is bad input

@@ -8,6 +8,7 @@ baseline and tuned models share the patches, the split and the epoch budget.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass, replace
@@ -15,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from aerotune import interrupts
 from aerotune.config import RunConfig
-from aerotune.files import check_output, removed_on_failure
+from aerotune.files import check_output, os_errors, releases_locks, removed_on_failure
 
 log = logging.getLogger(__name__)
 
@@ -68,17 +70,34 @@ def demo_config(plan: DemoPlan) -> RunConfig:
     )
 
 
+@releases_locks
 def run_demo(out: Path, *, quick: bool = False, echo=print) -> dict[str, Path]:
-    """Run every stage into ``out`` (replaced if it holds an earlier demo) and return the paths written."""
+    """Run every stage into ``out`` and return the paths written.
+
+    An earlier demo in ``out`` is moved aside while the new one runs and removed only when it has finished:
+    a demo that fails or is interrupted half-way leaves no half demo behind and the earlier one as it was."""
     plan = QUICK if quick else FULL
     output = check_output(out, "demo")
     out = output.path
-    if output.existed:  # an earlier demo: replaced whole
-        shutil.rmtree(out)
+    earlier = None
+    if output.existed:
+        earlier = out.parent / f".{out.name}.old-{os.getpid()}-{time.time_ns()}"
+        with os_errors(out, "move the earlier demo aside"):
+            os.replace(out, earlier)
         output = replace(output, existed=False)
-    output.claim()
-    with removed_on_failure(output):  # a demo that fails half-way leaves no half demo behind
-        return _run_stages(out, plan, echo)
+    try:
+        output.claim()
+        with removed_on_failure(output):
+            paths = _run_stages(out, plan, echo)
+    except BaseException:
+        if earlier is not None:
+            with interrupts.deferred():  # a second Ctrl-C must not leave the earlier demo under its hidden name
+                shutil.rmtree(out, ignore_errors=True)
+                os.replace(earlier, out)
+        raise
+    if earlier is not None:
+        shutil.rmtree(earlier, ignore_errors=True)
+    return paths
 
 
 def _run_stages(out: Path, plan: DemoPlan, echo) -> dict[str, Path]:

@@ -5,11 +5,19 @@ The rule, shared by every command that writes (``train``, ``tune``, ``data prepa
 for the same purpose (it carries a ``.aerotune.json`` marker, or the signature files of older versions); it
 never is, contains or lies inside one of the command's inputs; and it is checked before anything is written,
 so a refused command leaves every existing file as it was.
+
+While a command writes an output folder it holds an ``fcntl`` lock on ``.aerotune.lock`` inside it, so a
+second command on the same folder is refused before it writes anything. The kernel drops the lock when the
+process ends, however it ends: a killed command never leaves a stale lock behind. Outputs replaced whole
+(cache, report, evaluation) are built in a locked folder beside ``out`` and renamed into place, with the lock;
+two commands that both create the same *new* one at once each build their own and the last rename wins.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import functools
 import json
 import math
 import os
@@ -18,12 +26,21 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from aerotune import interrupts
 from aerotune.errors import OutputError
+
+T = TypeVar("T")
 
 #: The marker file an aerotune output folder carries: ``{"kind": ..., "version": ...}``.
 MARKER = ".aerotune.json"
+
+#: The lock file an output folder carries while a command writes it (an ``fcntl`` lock; the file stays).
+LOCK = ".aerotune.lock"
+
+#: The lock files this process holds, by folder: kept open (so locked) until the process ends.
+_HELD: dict[str, int] = {}
 
 #: What each kind of output is called in messages, and the files that marked it before markers existed.
 KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -100,18 +117,102 @@ def replace_dir(tmp: Path, out: Path) -> None:
     """Move the finished folder ``tmp`` to ``out``, replacing an old one there with as short a window as possible."""
     if out.exists():
         old = out.parent / f".{out.name}.old-{os.getpid()}-{time.time_ns()}"
-        os.replace(out, old)
-        os.replace(tmp, out)
+        with interrupts.deferred():  # a Ctrl-C between the two renames would leave neither folder at ``out``
+            os.replace(out, old)
+            os.replace(tmp, out)
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, out)
+    _moved_lock(tmp, out)
+
+
+def _moved_lock(tmp: Path, out: Path) -> None:
+    """The lock held on ``tmp`` is now the lock of ``out`` (the folder was renamed); one on the old ``out`` is
+    dropped (that folder is gone)."""
+    held = _HELD.pop(os.fsdecode(_resolved(tmp)), None)
+    if held is None:
+        return
+    old = _HELD.pop(os.fsdecode(_resolved(out)), None)
+    if old is not None:
+        os.close(old)
+    _HELD[os.fsdecode(_resolved(out))] = held
 
 
 def temp_dir_beside(out: Path) -> Path:
-    """A new, empty hidden folder next to ``out`` (same file system, so it can be renamed into place)."""
+    """A new, empty hidden folder next to ``out`` (same file system, so it can be renamed into place).
+
+    Both are locked for this command (see :func:`hold_lock`): the folder that will be replaced, and the new
+    one, whose lock comes along when it is renamed to ``out``."""
+    if (out / LOCK).is_file():  # not made here: a failed command leaves an older or a user's folder as it was
+        hold_lock(out)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{time.time_ns()}"
     tmp.mkdir(parents=True)
+    hold_lock(tmp)
     return tmp
+
+
+def _busy(path: Path, option: str) -> OutputError:
+    return OutputError(
+        f"{_display(path)}: another aerotune command is writing this folder now; wait for it to finish, "
+        f"or choose another {option}"
+    )
+
+
+def hold_lock(folder: Path, option: str = "--out") -> None:
+    """Lock ``folder`` for the rest of this process (an ``fcntl`` lock on ``folder/.aerotune.lock``).
+
+    Raises:
+        OutputError: another process holds the lock (another command is writing this folder now).
+    """
+    key = os.fsdecode(_resolved(folder))
+    if key in _HELD:
+        return
+    with os_errors(folder, "lock the output folder"):
+        fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise _busy(folder, option) from None
+    except OSError:  # a file system without locks: the command runs unlocked, as before locks existed
+        os.close(fd)
+        return
+    _HELD[key] = fd  # the file stays empty: a command refused later must leave it as it was
+
+
+def releases_locks(func: Callable[..., T]) -> Callable[..., T]:
+    """Decorate an operation that writes outputs: the locks it takes are released when it returns or fails
+    (a library caller, a notebook, may run the CLI on the same folder afterwards). Nested operations release
+    only their own."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        before = set(_HELD)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            for key in set(_HELD) - before:
+                os.close(_HELD.pop(key))
+
+    return wrapper
+
+
+def _check_not_busy(path: Path, option: str) -> None:
+    """Refuse ``path`` when another process holds its lock; writes nothing (an absent lock file is not made)."""
+    if os.fsdecode(_resolved(path)) in _HELD:
+        return
+    try:
+        fd = os.open(path / LOCK, os.O_RDWR | os.O_CLOEXEC)  # not created; opened as the lock is taken
+    except OSError:
+        return  # no lock file: no command of this version is writing it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise _busy(path, option) from None
+    except OSError:
+        pass  # a file system without locks: nothing to check
+    finally:
+        os.close(fd)  # closing drops a lock taken here
 
 
 # ---------------------------------------------------------------- the output rule
@@ -127,9 +228,11 @@ class Output:
     was_empty: bool = False  # it existed as an empty folder (a failure empties it again, it is not removed)
 
     def claim(self) -> Path:
-        """Create the folder (its parent exists: checked) and mark it as ours; call only after every check passed."""
+        """Create the folder (its parent exists: checked), lock it for this command (another command writing
+        it now is refused here) and mark it as ours; call only after every check passed."""
         with os_errors(self.path, "create the output folder"):
             self.path.mkdir(parents=True, exist_ok=True)
+            hold_lock(self.path)
             mark(self.path, self.kind)
         return self.path
 
@@ -202,6 +305,7 @@ def check_output(
             existed = True
         was_empty = not entries
         _check_writable(path, path, option)
+        _check_not_busy(path, option)
     else:
         parent = path.absolute().parent
         if not parent.is_dir():

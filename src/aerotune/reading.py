@@ -93,6 +93,29 @@ def load_json(text: str, *, where: str, error: type[AerotuneError] = ConfigError
     return json.loads(text, object_pairs_hook=pairs)
 
 
+def load_yaml(text: str, *, where: str, error: type[AerotuneError] = ConfigError) -> Any:
+    """Parse YAML safely; a key given twice in one mapping is an error (PyYAML would silently keep the last)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):  # noqa: ANN001, ANN202 - PyYAML's signature
+            seen: dict[Any, int] = {}
+            for key_node, _value in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *anchor" may repeat by design
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, (str, int, float, bool)) and key in seen:
+                    line = key_node.start_mark.line + 1
+                    raise error(
+                        f"{where}: key {key!r} appears twice (line {seen[key]} and line {line}); keep one of them"
+                    )
+                if isinstance(key, (str, int, float, bool)):
+                    seen[key] = key_node.start_mark.line + 1
+            return super().construct_mapping(node, deep=deep)
+
+    return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def max_image_pixels() -> int:
     """The pixel limit for decoding images: ``$AEROTUNE_MAX_IMAGE_PIXELS`` or :data:`DEFAULT_MAX_PIXELS`."""
     raw = os.environ.get(MAX_PIXELS_ENV, "").strip().replace("_", "")

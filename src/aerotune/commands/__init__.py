@@ -1,7 +1,9 @@
 """The command line: one module per stage parses its options, calls that stage's function, prints the outcome.
 
 ``main`` turns every ``AerotuneError`` (and every file-system error) into one line on stderr and exit code 2;
-``--debug`` shows the traceback. The stages never import this package: it sits above all of them.
+``--debug`` shows the traceback. Ctrl-C (SIGINT) and SIGTERM end a command the same way: the stages' clean-up
+runs (no half-written file, a folder this call made and that holds nothing worth keeping is removed), then one
+line and exit code 130 (SIGINT) or 143 (SIGTERM). The stages never import this package: it sits above all of them.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 import warnings
 from typing import NoReturn
 
-from aerotune import __version__
+from aerotune import __version__, interrupts
 from aerotune.commands import data, demo, predict, report, train, tune
 from aerotune.errors import AerotuneError, first_line
 
@@ -56,11 +58,14 @@ def main(argv: list[str] | None = None) -> int:
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
+    interrupts.install()  # SIGTERM (a job scheduler's stop) takes the same clean-up path as Ctrl-C
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("aerotune: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        interrupts.ignore_from_now()  # the clean-up is done: a second signal now must not print a traceback
+        then = "rerun the same command to resume" if getattr(args, "resumable", False) else "no partial output was left"
+        print(f"aerotune: interrupted; {then}", file=sys.stderr)
+        return 143 if isinstance(exc, interrupts.Terminated) else 130
     except BrokenPipeError:  # the reader of our output went away (| head): nothing more to say
         sys.stderr.close()
         return 141

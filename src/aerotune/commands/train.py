@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from aerotune.commands.common import add_config_options, progress_bar, resolve_config
+from aerotune.files import releases_locks
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -14,9 +16,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run folder (an existing one is resumed)")
     add_config_options(p)
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, resumable=True)
 
 
+@releases_locks
 def cmd_train(args: argparse.Namespace) -> int:
     from aerotune.data.run_data import cache_for, check_cache_current, check_data
     from aerotune.files import check_output, removed_on_failure
@@ -37,13 +40,50 @@ def cmd_train(args: argparse.Namespace) -> int:
             out / "cache",
             fix="train with --restart to start over on the new files, or choose a new --out",
         )
+    restarting = args.restart and (out / "checkpoints" / "last.pt").is_file()
     output.claim()
     with removed_on_failure(output, keep=lambda: (out / "checkpoints" / "last.pt").is_file()):
         with progress_bar("cutting patches") as progress:
-            cache = cache_for(args.data, config.data, out / "cache", progress=progress)
+            if restarting:
+                cache = restart_cache(args.data, config, out, progress=progress)
+            else:
+                cache = cache_for(args.data, config.data, out / "cache", progress=progress)
         result = fit(config, cache, out, resume=not args.restart)
     print_run_summary(result)
     return 0 if result.status == "completed" else 3
+
+
+def restart_cache(data: str, config, out: Path, *, progress=None):
+    """``--restart`` over an earlier run: new patches are cut beside the run's own and checked as training will
+    check them (settings, split) before they replace the run's, so a refused restart leaves the earlier run
+    whole (its checkpoints still beside the patches they were trained on)."""
+    import shutil
+
+    from aerotune.data.dataset import make_split
+    from aerotune.data.patches import is_cache, open_cache
+    from aerotune.data.run_data import cache_for, check_cache_current
+    from aerotune.errors import AerotuneError, DatasetError
+    from aerotune.files import replace_dir
+
+    current = out / "cache"
+    try:
+        check_cache_current(data, config.data, current, fix="")
+        unchanged = is_cache(data) or is_cache(current)
+    except DatasetError:
+        unchanged = False
+    if unchanged:  # nothing to cut: training checks the patches before it writes anything
+        return cache_for(data, config.data, current, progress=progress)
+    staged = out / f".cache.restart-{os.getpid()}"
+    try:
+        make_split(cache_for(data, config.data, staged, progress=progress), config.data)
+        config.validate()
+    except BaseException as exc:
+        shutil.rmtree(staged, ignore_errors=True)
+        if isinstance(exc, AerotuneError) and str(staged) in str(exc):  # name the run's cache, not the stage
+            raise type(exc)(str(exc).replace(str(staged), str(current))) from None
+        raise
+    replace_dir(staged, current)
+    return open_cache(current)
 
 
 def print_run_summary(result) -> None:

@@ -81,7 +81,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
     )
     b.add_argument("--dry-run", action="store_true", help="print the plan (brackets, rungs, trials, epochs) and stop")
-    p.set_defaults(func=cmd_tune)
+    p.set_defaults(func=cmd_tune, resumable=True)
 
     p = sub.add_parser("dashboard", help="open optuna-dashboard on a tuning run (bound to 127.0.0.1)")
     p.add_argument("run", help="tuning run folder")

@@ -36,7 +36,7 @@ from aerotune.data.sources import (
     unknown_colors_message,
 )
 from aerotune.errors import DatasetError, PaletteError, first_line
-from aerotune.files import check_output, mark, os_errors, replace_dir, temp_dir_beside, write_json
+from aerotune.files import check_output, mark, os_errors, releases_locks, replace_dir, temp_dir_beside, write_json
 from aerotune.reading import file_problem, show
 
 log = logging.getLogger(__name__)
@@ -206,6 +206,7 @@ def plan_cache(root: Path, config: DataConfig, palette: Palette) -> tuple[list, 
     return plan, skipped, h.hexdigest()
 
 
+@releases_locks
 def prepare_patches(
     root: str | Path,
     out: str | Path,

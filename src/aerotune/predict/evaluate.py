@@ -22,7 +22,16 @@ import numpy as np
 from aerotune.config import DataConfig
 from aerotune.data.sources import Sample, discover, discover_for, read_mask_rgb
 from aerotune.errors import DatasetError, RunError
-from aerotune.files import check_output, mark, os_errors, replace_dir, temp_dir_beside, write_json, write_text
+from aerotune.files import (
+    check_output,
+    mark,
+    os_errors,
+    releases_locks,
+    replace_dir,
+    temp_dir_beside,
+    write_json,
+    write_text,
+)
 from aerotune.predict.io import gdal_cache
 from aerotune.predict.run import DEFAULT_OVERLAP, SceneModel, open_for, segment_scene
 
@@ -132,6 +141,7 @@ class Evaluation:
     data: dict[str, Any]
 
 
+@releases_locks
 def evaluate_scenes(
     model: SceneModel,
     root: str | Path,

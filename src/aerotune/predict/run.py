@@ -19,7 +19,7 @@ from aerotune.data.palette import Palette
 from aerotune.data.rasters import Bands
 from aerotune.data.sources import IMAGE_SUFFIXES, read_image
 from aerotune.errors import DatasetError
-from aerotune.files import MARKER, check_output
+from aerotune.files import LOCK, MARKER, check_output, releases_locks
 from aerotune.predict.io import GeoTiffRowWriter, PngRowWriter, Scene, SceneRows, gdal_cache, open_scene
 from aerotune.predict.tta import with_tta
 from aerotune.predict.window import Scorer, stream_scene
@@ -170,6 +170,7 @@ def _check_clash(files: list[Path], planned: list[Path]) -> None:
         raise DatasetError(f"{clash}: would overwrite an input image; pass another --out folder")
 
 
+@releases_locks
 def predict_files(
     model: SceneModel,
     inputs: list[str | Path],
@@ -234,6 +235,7 @@ def predict_files(
             p.unlink(missing_ok=True)
         if output.was_empty:  # the user's empty folder stays, empty again
             (out / MARKER).unlink(missing_ok=True)
+            (out / LOCK).unlink(missing_ok=True)
         elif not output.existed:
             shutil.rmtree(out, ignore_errors=True)
         raise
@@ -261,16 +263,23 @@ def _predict_one(
             colours[at[0] : at[0] + ids.shape[0]] = palette.decode(ids)
         at[0] += ids.shape[0]
 
+    done: list[Path] = []
     try:
         segment_scene(model, scene, on_rows=on_rows, progress=progress, **options)
-    except BaseException:
+        for w in writers:
+            done.append(w.close())
+        if colours is not None:
+            blended = Image.blend(read_image(scene.path), Image.fromarray(colours), 0.45)
+            tmp = plan[-1].with_name(f".{plan[-1].name}.tmp")
+            try:
+                blended.save(tmp, format="JPEG", quality=90)
+                done.append(tmp.replace(plan[-1]))
+            finally:
+                tmp.unlink(missing_ok=True)
+    except BaseException:  # a failure or Ctrl-C at any point: none of this scene's files stays, whole or not
         for w in writers:
             w.abort()
+        for p in done:
+            p.unlink(missing_ok=True)
         raise
-    done = [w.close() for w in writers]
-    if colours is not None:
-        blended = Image.blend(read_image(scene.path), Image.fromarray(colours), 0.45)
-        tmp = plan[-1].with_name(f".{plan[-1].name}.tmp")
-        blended.save(tmp, format="JPEG", quality=90)
-        done.append(tmp.replace(plan[-1]))
     return done

@@ -20,7 +20,16 @@ from typing import Any
 import numpy as np
 
 from aerotune.errors import RunError
-from aerotune.files import check_output, mark, os_errors, replace_dir, temp_dir_beside, write_json, write_text
+from aerotune.files import (
+    check_output,
+    mark,
+    os_errors,
+    releases_locks,
+    replace_dir,
+    temp_dir_beside,
+    write_json,
+    write_text,
+)
 from aerotune.report import collect, figures, numbers, study_figures
 from aerotune.report.collect import Sources
 from aerotune.report.evaluate import ModelEval, evaluate_model, open_run_cache, pick_patches
@@ -47,6 +56,7 @@ class ReportResult:
     data: dict[str, Any]
 
 
+@releases_locks
 def make_report(
     run: str | Path,
     *,

@@ -1,4 +1,5 @@
-"""The HyperBand plan: brackets, rungs, and expected trials and epochs, exactly as Optuna assigns them.
+"""The study's plan for the pruner it uses (``--pruner hyperband``, ``sha`` or ``none``): brackets, rungs, and
+expected trials and epochs, exactly as Optuna assigns them.
 
 Mirrors ``optuna.pruners.HyperbandPruner`` (Optuna 4/5): ``n_brackets = floor(log_eta(R / r)) + 1``;
 bracket ``b`` is a successive-halving pruner with ``min_early_stopping_rate = b``, so its rungs are at
@@ -43,6 +44,7 @@ class Plan:
     baseline: bool
     max_epochs_total: int | None
     trial_brackets: list[int] = field(default_factory=list)  # bracket of trial 0, 1, ...
+    pruner: str = "hyperband"  # hyperband, sha (one bracket, rungs at r * eta**k) or none (no rung)
 
     @property
     def expected_epochs(self) -> float:
@@ -65,10 +67,21 @@ class Plan:
 
     def lines(self, reference_epochs: int = REFERENCE_EPOCHS) -> list[str]:
         eta, r, big_r = self.reduction_factor, self.min_resource, self.max_resource
-        out = [
-            f"HyperBand plan for study {self.study_name!r}: max resource R = {big_r} epochs, min resource "
-            f"r = {r}, reduction factor eta = {eta}: {len(self.brackets)} bracket(s)"
-        ]
+        if self.pruner == "none":
+            out = [
+                f"plan without pruning (--pruner none) for study {self.study_name!r}: every trial trains "
+                f"R = {big_r} epochs"
+            ]
+        elif self.pruner == "sha":
+            out = [
+                f"successive-halving plan (--pruner sha) for study {self.study_name!r}: max resource R = {big_r} "
+                f"epochs, min resource r = {r}, reduction factor eta = {eta}: one bracket"
+            ]
+        else:
+            out = [
+                f"HyperBand plan for study {self.study_name!r}: max resource R = {big_r} epochs, min resource "
+                f"r = {r}, reduction factor eta = {eta}: {len(self.brackets)} bracket(s)"
+            ]
         counts = [self.trial_brackets.count(b.index) for b in self.brackets]
         if self.baseline and self.trial_brackets:
             counts[self.trial_brackets[0]] -= 1
@@ -91,6 +104,8 @@ class Plan:
                 "stops when it is reached"
             )
         out.append(f"the reference spent {reference_epochs:,} epochs on 72 trials")
+        if self.pruner == "none":
+            return out
         out.append(
             "(expected epochs assume 1/eta of the trials pass each rung; Optuna promotes asynchronously, "
             "so the first trials of a rung pass more often)"
@@ -147,14 +162,31 @@ def make_plan(
     trials: int,
     baseline: bool,
     max_epochs_total: int | None = None,
+    pruner: str = "hyperband",
 ) -> Plan:
-    n = n_brackets(min_resource, max_resource, reduction_factor)
-    shares = bracket_shares(n, reduction_factor)
-    brackets = []
-    for b in range(n):
-        rungs = rungs_of(b, min_resource, max_resource, reduction_factor)
-        brackets.append(Bracket(b, rungs, shares[b], expected_epochs(rungs, max_resource, reduction_factor)))
-    assigned = [bracket_of(study_name, i, shares) for i in range(trials)]
+    """The plan of the pruner the study uses: HyperBand's brackets, successive halving's one bracket (rungs at
+    ``r * eta**k``, as ``SuccessiveHalvingPruner(min_early_stopping_rate=0)``), or none (every trial R epochs)."""
+    if pruner in ("sha", "none"):
+        rungs = rungs_of(0, min_resource, max_resource, reduction_factor) if pruner == "sha" else []
+        brackets = [Bracket(0, rungs, 1, expected_epochs(rungs, max_resource, reduction_factor))]
+        assigned = [0] * trials
+    else:
+        n = n_brackets(min_resource, max_resource, reduction_factor)
+        shares = bracket_shares(n, reduction_factor)
+        brackets = []
+        for b in range(n):
+            rungs = rungs_of(b, min_resource, max_resource, reduction_factor)
+            brackets.append(Bracket(b, rungs, shares[b], expected_epochs(rungs, max_resource, reduction_factor)))
+        assigned = [bracket_of(study_name, i, shares) for i in range(trials)]
     return Plan(
-        study_name, min_resource, max_resource, reduction_factor, brackets, trials, baseline, max_epochs_total, assigned
+        study_name,
+        min_resource,
+        max_resource,
+        reduction_factor,
+        brackets,
+        trials,
+        baseline,
+        max_epochs_total,
+        assigned,
+        pruner,
     )

@@ -175,7 +175,7 @@ class WorkerBudget:
 
 
 def plan_tune(settings: TuneSettings) -> Plan:
-    """The HyperBand plan of a study (``--dry-run``), checked but without touching the disk."""
+    """The plan of a study (``--dry-run``) for the pruner it uses, checked but without touching the disk."""
     settings.validate()
     return make_plan(
         study_name=settings.name,
@@ -185,4 +185,5 @@ def plan_tune(settings: TuneSettings) -> Plan:
         trials=settings.trials,
         baseline=settings.baseline is not None,
         max_epochs_total=settings.max_epochs_total,
+        pruner=settings.pruner,
     )

@@ -14,12 +14,15 @@ import math
 import multiprocessing
 import os
 import shutil
+import signal
 import socket
 import time
 import warnings
+from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
+from aerotune import interrupts
 from aerotune.config import RunConfig
 from aerotune.errors import AerotuneError, first_line
 from aerotune.tune.optuna_compat import study_storage, trial_id
@@ -32,27 +35,63 @@ log = logging.getLogger(__name__)
 
 
 def run_worker_processes(out: Path, storage_url: str | None, budget: WorkerBudget) -> None:
+    """Run ``budget.workers`` worker processes and wait for them.
+
+    Ctrl-C reaches every process of the group; SIGTERM (a job scheduler) may reach only this one. Either way
+    this process asks every worker still running to stop (SIGTERM: it fails its trial for a retry on resume
+    and exits quietly), waits for them, and raises ``KeyboardInterrupt``. A worker that ended by an
+    interrupt (exit code 130 or 143) stops the others too.
+    """
     ctx = multiprocessing.get_context("spawn")
     gpus = _gpu_count()
     level = logging.getLogger("aerotune").getEffectiveLevel()
+    keep_sigint = signal.getsignal(signal.SIGINT) != signal.SIG_IGN  # ignored in a background job: keep it so
     procs = []
-    for i in range(budget.workers):
-        env = {"CUDA_VISIBLE_DEVICES": str(i % gpus)} if gpus > 1 else {}
-        p = ctx.Process(
-            target=_worker_process, args=(str(out), storage_url, budget, i, env, level), name=f"aerotune-worker-{i}"
-        )
-        p.start()
-        procs.append(p)
-        log.info("started worker %d (pid %d)", i, p.pid)
     try:
-        for p in procs:
-            p.join()
-            if p.exitcode:
-                log.warning("worker %s ended with exit code %s; its trial, if any, is retried", p.name, p.exitcode)
+        for i in range(budget.workers):
+            env = {"CUDA_VISIBLE_DEVICES": str(i % gpus)} if gpus > 1 else {}
+            p = ctx.Process(
+                target=_worker_process,
+                args=(str(out), storage_url, budget, i, env, level, keep_sigint),
+                name=f"aerotune-worker-{i}",
+            )
+            with interrupts.ignored_by_children():  # until the worker has set up its own handlers
+                p.start()
+            procs.append(p)
+            log.info("started worker %d (pid %d)", i, p.pid)
+        live = list(procs)
+        while live:
+            # Wait with a timeout, never in one blocking call: a signal that another thread of this process
+            # happens to receive does not interrupt the main thread's system call, only its next bytecode.
+            wait([p.sentinel for p in live], timeout=1.0)
+            for p in [p for p in live if not p.is_alive()]:
+                live.remove(p)
+                if p.exitcode in INTERRUPTED:
+                    raise KeyboardInterrupt
+                if p.exitcode:
+                    log.warning("worker %s ended with exit code %s; its trial, if any, is retried", p.name, p.exitcode)
     except KeyboardInterrupt:
-        for p in procs:
-            p.join(timeout=30)
+        _stop(procs)
         raise
+
+
+#: Exit codes of a worker that was interrupted (SIGINT, SIGTERM), or killed by SIGTERM before it had set up.
+INTERRUPTED = (130, 143, -signal.SIGTERM)
+
+
+def _stop(procs: list) -> None:
+    """Ask every live worker to stop and wait for it; one that does not stop within a minute is killed (its
+    trial is then found stale by its heartbeat and retried on resume)."""
+    for p in procs:
+        if p.is_alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    for p in procs:
+        p.join(timeout=max(0.0, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()
+            p.join()
 
 
 def _gpu_count() -> int:
@@ -65,18 +104,26 @@ def _gpu_count() -> int:
 
 
 def _worker_process(
-    out: str, storage_url: str | None, budget: WorkerBudget, index: int, env: dict[str, str], level: int
+    out: str,
+    storage_url: str | None,
+    budget: WorkerBudget,
+    index: int,
+    env: dict[str, str],
+    level: int,
+    sigint: bool,
 ) -> None:
+    # Started with SIGINT ignored and SIGTERM fatal: logging is set up before either can interrupt it.
     os.environ.update(env)
     logging.basicConfig(level=logging.WARNING, format=f"%(levelname)s worker {index} %(name)s: %(message)s")
     logging.getLogger("aerotune").setLevel(level)
-    import optuna  # this process's entry point: it configures its own logging, as the CLI does
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
+        interrupts.install_once(sigint=sigint)  # the first SIGINT or SIGTERM stops this worker, then both are ignored
+        import optuna  # this process's entry point: it configures its own logging, as the CLI does
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
         run_worker(Path(out), storage_url, budget, index=index)
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
+    except KeyboardInterrupt as exc:
+        raise SystemExit(143 if isinstance(exc, interrupts.Terminated) else 130) from None
 
 
 # ---------------------------------------------------------------- one worker
