@@ -178,7 +178,8 @@ def _run_stages(out: Path, plan: DemoPlan, echo) -> dict[str, Path]:
     images = sorted(new.root.glob("*/images/*"))
     tuned = Predictor.load(out / "tune")
     predict_files(tuned, images, out / "predictions", overlay=True)
-    scores = {"tuned": _mean_accuracy(tuned, images)}
+    # the tuned model is scored on the masks it just wrote, not by segmenting the scenes a second time
+    scores = {"tuned": _mean_accuracy(tuned, images, written=out / "predictions")}
     if "baseline" in report.data["models"]:  # the study's baseline trial, as the report evaluated it
         scores["baseline"] = _mean_accuracy(Predictor.load(report.data["models"]["baseline"]["run"]), images)
     echo("      pixel accuracy on the new scenes: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
@@ -221,12 +222,28 @@ def _epoch_seconds(tune: Path) -> float:
     return total
 
 
-def _mean_accuracy(predictor, images: list[Path]) -> float:
-    """Mean whole-scene pixel accuracy over ``images`` against their own masks (labelled pixels only)."""
+def _mean_accuracy(predictor, images: list[Path], written: Path | None = None) -> float:
+    """Mean whole-scene pixel accuracy over ``images`` against their own masks (labelled pixels only).
+
+    ``written``: a folder where ``predict_files`` wrote this predictor's masks (``<stem>.png``, class ids), read
+    instead of segmenting the images again.
+    """
+    from PIL import Image
+
+    from aerotune.data.sources import read_mask_rgb
     from aerotune.predict.run import scene_accuracy
 
     masks = [next(p.parent.parent.joinpath("masks").glob(f"{p.stem}.*")) for p in images]
-    return float(np.mean([scene_accuracy(predictor, i, m) for i, m in zip(images, masks)]))
+    if written is None:
+        return float(np.mean([scene_accuracy(predictor, i, m) for i, m in zip(images, masks)]))
+    scores = []
+    for image, mask in zip(images, masks):
+        truth, _unknown = predictor.palette.encode(read_mask_rgb(mask))
+        with Image.open(written / f"{image.stem}.png") as png:
+            pred = np.asarray(png)
+        labelled = truth != predictor.palette.ignore_index
+        scores.append(np.count_nonzero((pred == truth) & labelled) / max(1, np.count_nonzero(labelled)))
+    return float(np.mean(scores))
 
 
 def _metrics_line(m: dict) -> str:
