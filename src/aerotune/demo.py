@@ -11,6 +11,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def demo_config(plan: DemoPlan) -> RunConfig:
 class StepClock:
     """Wall and CPU seconds of each demo step, printed after the step and summed up at the end."""
 
-    echo: object
+    echo: Callable[[str], None]
     steps: dict[str, tuple[float, float]] = field(default_factory=dict)
     _start: tuple[float, float] = (0.0, 0.0)
 
