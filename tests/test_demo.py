@@ -45,6 +45,9 @@ def test_demo_runs_every_stage(demo):
         assert mask.mode == "P"
         assert mask.size == (96, 96)
     assert "pixel accuracy on the new scenes: tuned" in stdout
+    for step in ("synthesise", "prepare", "tune", "report", "new scenes", "big scene"):  # the time of each step
+        assert re.search(rf"      {step} took \d+\.\d s \(CPU \d+\.\d s\)", stdout), step
+    assert "s in the trials' epochs" in stdout and stdout.count("time per step: synthesise") == 1
     accuracy = re.search(r"whole-image pixel accuracy (\d\.\d+)", stdout)
     assert accuracy and 0.0 < float(accuracy.group(1)) <= 1.0, stdout[-2000:]
 

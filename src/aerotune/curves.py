@@ -44,3 +44,46 @@ def average_precision(precision, recall) -> float:
     p = torch.cat([precision.nan_to_num(0.0), torch.ones(1, dtype=precision.dtype)])
     r = torch.cat([recall.nan_to_num(0.0), torch.zeros(1, dtype=recall.dtype)])
     return float(-torch.sum((r[1:] - r[:-1]) * p[:-1]))
+
+
+class BinnedCurve:
+    """The same ``(thresholds, classes, 2, 2)`` counts as torchmetrics' ``MulticlassPrecisionRecallCurve``
+    with ``thresholds`` equally spaced thresholds, in one pass over the scores instead of one per threshold.
+
+    Each score is put in the bin of the thresholds it reaches (``score >= t``, the same float comparison);
+    a reversed running sum over the bins then counts, for every threshold, the pairs predicted positive.
+    """
+
+    def __init__(self, num_classes: int, thresholds: int = 101) -> None:
+        import torch
+
+        self.num_classes = num_classes
+        self.thresholds = torch.linspace(0, 1, thresholds)
+        self._counts = torch.zeros(num_classes * 2 * (thresholds + 1), dtype=torch.int64)
+
+    def update(self, probs, target) -> None:
+        """``probs`` (pixels, classes) scores, ``target`` (pixels,) class ids."""
+        import torch
+
+        t = len(self.thresholds)
+        edges = self.thresholds.to(probs.device)
+        reached = torch.bucketize(probs.float().contiguous(), edges, right=True)  # how many thresholds <= score
+        truth = torch.nn.functional.one_hot(target.long(), self.num_classes)
+        classes = torch.arange(self.num_classes, device=probs.device)
+        index = (classes * 2 + truth) * (t + 1) + reached
+        self._counts += torch.bincount(index.flatten(), minlength=self._counts.numel()).cpu()
+
+    @property
+    def confmat(self):
+        """``(thresholds, classes, 2, 2)`` counts: ``[t, c, truth, predicted]``."""
+        import torch
+
+        t = len(self.thresholds)
+        counts = self._counts.view(self.num_classes, 2, t + 1)
+        # pairs whose score reaches threshold i: those in bins i+1 .. t
+        positive = counts.flip(-1).cumsum(-1).flip(-1)[..., 1:]  # (classes, truth, thresholds)
+        total = counts.sum(-1, keepdim=True)
+        out = torch.empty((t, self.num_classes, 2, 2), dtype=torch.int64)
+        out[..., 1] = positive.permute(2, 0, 1)
+        out[..., 0] = (total - positive).permute(2, 0, 1)
+        return out

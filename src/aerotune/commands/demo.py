@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 
@@ -14,6 +15,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    # Before torch loads: its OpenMP threads then sleep while they wait instead of spinning. On 2 cores shared
+    # with other work, spinning threads took the cores from the thread doing the work (docs/benchmarks.md).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from aerotune.commands.tune import quiet_optuna
     from aerotune.demo import run_demo
 

@@ -1,8 +1,9 @@
 """Evaluating a run's best checkpoint again on chosen patches: metrics, confusion matrix, binned PR curves.
 
-Curves are accumulated in bounded memory: torchmetrics' ``MulticlassPrecisionRecallCurve`` with a fixed
-number of thresholds keeps a ``thresholds x classes x 2 x 2`` table of counts, never the pixel scores
-(about 100 million one-hot scores for the Dubai validation set at 256x256). The reference's pooled curve
+Curves are accumulated in bounded memory: ``curves.BinnedCurve`` keeps the table of counts of torchmetrics'
+``MulticlassPrecisionRecallCurve`` with a fixed number of thresholds (``thresholds x classes x 2 x 2``), in one
+pass over the scores, never the pixel scores themselves (about 100 million one-hot scores for the Dubai
+validation set at 256x256). The reference's pooled curve
 (every one-hot pixel against its softmax score) is the sum of those per-class tables over classes.
 """
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aerotune.curves import pr_summary
+from aerotune.curves import BinnedCurve, pr_summary
 from aerotune.errors import RunError
 from aerotune.train.records import TrainingRun
 
@@ -69,7 +70,6 @@ def evaluate_model(
     ``shown`` are positions in ``val_indices`` whose predictions are returned for the patch figure.
     """
     import torch
-    from torchmetrics.classification import MulticlassPrecisionRecallCurve
 
     from aerotune.data.dataset import PatchDataset
     from aerotune.model.checkpoint import load_checkpoint, model_from_checkpoint
@@ -104,13 +104,13 @@ def evaluate_model(
     batch = max(config.train.batch_size, 8)  # as in training, so the loss matches the run's history
     c = palette.num_classes
 
-    curve = MulticlassPrecisionRecallCurve(num_classes=c, thresholds=thresholds, validate_args=False)
+    curve = BinnedCurve(c, thresholds)  # torchmetrics' counts, in one pass instead of one per threshold
 
     def extra(logits: torch.Tensor, y: torch.Tensor) -> None:
         valid = y != palette.ignore_index
         if valid.any():
             probs = logits.softmax(dim=1).permute(0, 2, 3, 1)[valid]  # (pixels, classes)
-            curve.update(probs.cpu(), y[valid].cpu())
+            curve.update(probs, y[valid])
 
     val_ds = PatchDataset(cache, val_indices, normalization=norm, stats=stats)
     if progress:
