@@ -41,7 +41,7 @@ def budget_row(summary: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def markdown(rows: dict[int, dict[str, Any]], labels: dict[str, str], seeds: int, configs: int) -> str:
+def markdown(rows: dict[int, dict[str, Any]], labels: dict[str, str], seeds: int, configs: int, epochs: int) -> str:
     methods = list(next(iter(rows.values())))
     lines = [
         f"Median share of random search's epochs needed to reach its final best [quartiles], {seeds} seeds per "
@@ -59,7 +59,7 @@ def markdown(rows: dict[int, dict[str, Any]], labels: dict[str, str], seeds: int
             f"{f(row[m]['share_median'])} [{f(row[m]['share_quartiles'][0])}, {f(row[m]['share_quartiles'][1])}]"
             for m in methods
         ]
-        lines.append(f"| {trainings} ({trainings * 27}) | " + " | ".join(cells) + " |")
+        lines.append(f"| {trainings} ({trainings * epochs}) | " + " | ".join(cells) + " |")
     first = {
         m: next((t for t, r in rows.items() if r[m]["share_median"] is not None and r[m]["share_median"] <= TARGET),
                 None)
@@ -97,7 +97,7 @@ def main() -> None:
         print(f"budget {trainings} trainings ({budget} epochs): {time.time() - t0:.0f} s", flush=True)
         for m, r in out[trainings].items():
             print(f"  {m}: median share {r['share_median']}, reached {r['reached']}", flush=True)
-    text = markdown(out, labels, args.seeds, len(table.curves))
+    text = markdown(out, labels, args.seeds, len(table.curves), table.epochs)
     write_json(args.results, {"seeds": args.seeds, "configs": len(table.curves), "labels": labels,
                               "budgets": {str(k): v for k, v in out.items()}})
     args.table.parent.mkdir(parents=True, exist_ok=True)
