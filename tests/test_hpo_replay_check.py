@@ -26,8 +26,16 @@ CURVES = {  # (lr, batch): validation losses over 3 epochs
 
 
 def _row(lr: float, batch: int, losses: list[float], seed: int = 42) -> dict:
-    return {"learning_rate": lr, "batch_size": batch, "activation": "relu", "seed": seed, "status": "completed",
-            "epochs": len(losses), "val_loss": losses, "val_mean_iou": [1 - v for v in losses]}
+    return {
+        "learning_rate": lr,
+        "batch_size": batch,
+        "activation": "relu",
+        "seed": seed,
+        "status": "completed",
+        "epochs": len(losses),
+        "val_loss": losses,
+        "val_mean_iou": [1 - v for v in losses],
+    }
 
 
 def _rows() -> list[dict]:
@@ -102,8 +110,20 @@ def test_tune_command_is_the_replayed_study(method, tmp_path):
     assert cmd[1:4] == ["-m", "aerotune", "tune"]
     got = settings_from_args(build_parser().parse_args(cmd[3:]))
     want = replay._settings(method, 5, table, budget=9, data=tmp_path / "data", out=tmp_path / "out")
-    for field in ("sampler", "pruner", "min_resource", "reduction_factor", "sampler_scope", "seed", "study_name",
-                  "max_epochs_total", "baseline", "startup_trials", "metric", "direction"):
+    for field in (
+        "sampler",
+        "pruner",
+        "min_resource",
+        "reduction_factor",
+        "sampler_scope",
+        "seed",
+        "study_name",
+        "max_epochs_total",
+        "baseline",
+        "startup_trials",
+        "metric",
+        "direction",
+    ):
         assert getattr(got, field) == getattr(want, field), field
     assert got.space.params == want.space.params
     assert got.config.train.epochs == 27 and got.config.train.threads == 1 and got.config.model.base_filters == 8
@@ -124,7 +144,7 @@ def test_budget_table_from_replays():
 
 
 def test_smac_replay_respects_the_budget():
-    pytest.importorskip("smac", reason="SMAC3 lives in its own environment (benchmarks/hpo_replay/requirements-smac.txt)")
+    pytest.importorskip("smac", reason="SMAC3 has its own environment: benchmarks/hpo_replay/requirements-smac.txt")
     import smac_replay
 
     table = _table()

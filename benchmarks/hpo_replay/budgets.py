@@ -36,8 +36,12 @@ def budget_row(summary: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for m, d in summary["methods"].items():
         q = [None if math.isinf(x) else round(x / b, 3) for x in d["reach_quartiles"]]
-        out[m] = {"share_median": q[1], "share_quartiles": [q[0], q[2]], "reached": d["reached"],
-                  "trials_median": d["trials_median"]}
+        out[m] = {
+            "share_median": q[1],
+            "share_quartiles": [q[0], q[2]],
+            "reached": d["reached"],
+            "trials_median": d["trials_median"],
+        }
     return out
 
 
@@ -45,7 +49,7 @@ def markdown(rows: dict[int, dict[str, Any]], labels: dict[str, str], seeds: int
     methods = list(next(iter(rows.values())))
     lines = [
         f"Median share of random search's epochs needed to reach its final best [quartiles], {seeds} seeds per "
-        f"method and budget, {configs} recorded configurations (\"-\": the median seed does not reach it).",
+        f'method and budget, {configs} recorded configurations ("-": the median seed does not reach it).',
         "",
         "| full trainings (epochs) | " + " | ".join(labels[m] for m in methods) + " |",
         "|---|" + "---|" * len(methods),
@@ -61,12 +65,16 @@ def markdown(rows: dict[int, dict[str, Any]], labels: dict[str, str], seeds: int
         ]
         lines.append(f"| {trainings} ({trainings * epochs}) | " + " | ".join(cells) + " |")
     first = {
-        m: next((t for t, r in rows.items() if r[m]["share_median"] is not None and r[m]["share_median"] <= TARGET),
-                None)
+        m: next(
+            (t for t, r in rows.items() if r[m]["share_median"] is not None and r[m]["share_median"] <= TARGET), None
+        )
         for m in methods
     }
-    lines += ["", "First budget with a median share of at most 1/5: " + "; ".join(
-        f"{labels[m]}: {'none measured' if t is None else f'{t} trainings'}" for m, t in first.items())]
+    lines += [
+        "",
+        "First budget with a median share of at most 1/5: "
+        + "; ".join(f"{labels[m]}: {'none measured' if t is None else f'{t} trainings'}" for m, t in first.items()),
+    ]
     return "\n".join(lines)
 
 
@@ -98,8 +106,15 @@ def main() -> None:
         for m, r in out[trainings].items():
             print(f"  {m}: median share {r['share_median']}, reached {r['reached']}", flush=True)
     text = markdown(out, labels, args.seeds, len(table.curves), table.epochs)
-    write_json(args.results, {"seeds": args.seeds, "configs": len(table.curves), "labels": labels,
-                              "budgets": {str(k): v for k, v in out.items()}})
+    write_json(
+        args.results,
+        {
+            "seeds": args.seeds,
+            "configs": len(table.curves),
+            "labels": labels,
+            "budgets": {str(k): v for k, v in out.items()},
+        },
+    )
     args.table.parent.mkdir(parents=True, exist_ok=True)
     args.table.write_text(text + "\n")
     print(text)

@@ -191,9 +191,7 @@ def compare_cmd(args) -> None:
     table = load_table(rows)
     budget = args.budget_trials * table.epochs
     data = _load(args.check)
-    real = {
-        s["method"]: s for s in data["studies"].values() if s["seed"] == args.seed and s["budget"] == budget
-    }
+    real = {s["method"]: s for s in data["studies"].values() if s["seed"] == args.seed and s["budget"] == budget}
     if "rs" not in real:
         raise SystemExit(f"no real random search of seed {args.seed}, budget {budget} in {args.check}; run first")
     replayed = {m: [replay_fast(table, m, s, budget) for s in range(args.seeds)] for m in real}
@@ -220,7 +218,7 @@ def markdown(result: dict[str, Any]) -> str:
     def fmt(r: float | None) -> str:
         return f"> {b}" if r is None else f"{r:.0f}"
 
-    for method, r in result.items():
+    for r in result.values():
         if not isinstance(r, dict) or "real" not in r:
             continue
         real, same = r["real"], r["replay_same_seed"]
@@ -235,8 +233,11 @@ def markdown(result: dict[str, Any]) -> str:
     gap = result.get("table_gap", {})
     if gap:
         lines += ["", "Real loss minus the table's (nearest recorded configuration), in noise sd: "]
-        lines.append(", ".join(f"{m}: mean {g['mean_z']:+.2f}, sd {g['sd_z']:.2f} ({g['epochs']} epochs)"
-                               for m, g in gap.items()))
+        lines.append(
+            ", ".join(
+                f"{m}: mean {g['mean_z']:+.2f}, sd {g['sd_z']:.2f} ({g['epochs']} epochs)" for m, g in gap.items()
+            )
+        )
     return "\n".join(lines)
 
 
