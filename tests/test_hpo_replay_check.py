@@ -94,7 +94,11 @@ def test_compare_measures_real_studies_against_the_real_random_search():
 def test_table_gap_is_in_noise_units():
     table = _table()  # sd 0.02 at every epoch
     study = _study([(P, [0.92, 0.82, 0.77], [1, 2, 3])])  # recorded 0.90, 0.80, 0.75: +1 sd each
-    assert check.table_gap(study, table) == {"epochs": 3, "mean_z": 1.0, "sd_z": 0.0}
+    gap = check.table_gap(study, table)
+    assert gap["all"] == {"trials": 1, "epochs": 3, "median_z": 1.0, "robust_sd_z": 0.0, "best_diff_median": 0.02}
+    assert gap["on_grid"] == gap["all"]  # lr 0.001 is recorded
+    off = _study([({**P, "train.learning_rate": 0.003}, [0.92, 0.82, 0.77], [1, 2, 3])])  # half-way on a log scale
+    assert check.table_gap(off, table)["on_grid"]["trials"] == 0
 
 
 @pytest.mark.parametrize("method", ["rs", "hb_tpe", "sha_tpe_r3", "hb_tpe_eta2", "hb_tpe_study"])
@@ -155,3 +159,12 @@ def test_smac_replay_respects_the_budget():
         assert math.isfinite(study["picked"])
     assert resumed["trials"] >= native["trials"]  # resumed promotions cost fewer epochs
     assert np.isfinite(min(v for _, v in native["events"]))
+
+
+def test_noise_scale_zero_replays_the_recorded_curves():
+    table = _table()
+    row = table.curves[(0.01, 8, "relu")]
+    quiet = replay.scaled(table, 0.0)
+    assert replay.replayed_curve(quiet, row, np.random.default_rng(0)) == CURVES[(0.01, 8)]
+    assert replay.replayed_curve(table, row, np.random.default_rng(0)) != CURVES[(0.01, 8)]
+    assert replay.scaled(table, 1.0) is table and table.sigma[0] == pytest.approx(0.02)  # the original is kept

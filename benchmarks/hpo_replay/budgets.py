@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from analysis import summarize  # noqa: E402
 from record import CURVES, read_rows  # noqa: E402
-from replay import METHODS, ROOT, load_table, run_all  # noqa: E402
+from replay import METHODS, ROOT, load_table, run_all, scaled  # noqa: E402
 
 TARGET = 0.2
 
@@ -84,6 +84,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=30)
     p.add_argument("--methods", default="rs,hb,hb_tpe,sha_tpe_r3,sha_tpe_r9")
     p.add_argument("--processes", type=int, default=2)
+    p.add_argument("--noise-scale", type=float, default=1.0, help="as replay.py's (0: the recorded curves as they are)")
     p.add_argument("--curves", type=Path, default=CURVES)
     p.add_argument("--results", type=Path, default=HERE / "results-budgets.json")
     p.add_argument("--table", type=Path, default=ROOT / "docs" / "figures" / "hpo_replay" / "budgets.md")
@@ -100,17 +101,20 @@ def main() -> None:
     for trainings in (int(x) for x in args.budgets.split(",")):
         t0 = time.time()
         budget = trainings * table.epochs
-        studies = run_all(rows, methods, args.seeds, budget, args.processes)
-        out[trainings] = budget_row(summarize(studies, rows, table, budget, labels))
+        studies = run_all(rows, methods, args.seeds, budget, args.processes, args.noise_scale)
+        out[trainings] = budget_row(summarize(studies, rows, scaled(table, args.noise_scale), budget, labels))
         print(f"budget {trainings} trainings ({budget} epochs): {time.time() - t0:.0f} s", flush=True)
         for m, r in out[trainings].items():
             print(f"  {m}: median share {r['share_median']}, reached {r['reached']}", flush=True)
     text = markdown(out, labels, args.seeds, len(table.curves), table.epochs)
+    if args.noise_scale != 1:
+        text += f"\n\nReplayed noise scaled by {args.noise_scale:g}."
     write_json(
         args.results,
         {
             "seeds": args.seeds,
             "configs": len(table.curves),
+            "noise_scale": args.noise_scale,
             "labels": labels,
             "budgets": {str(k): v for k, v in out.items()},
         },

@@ -29,8 +29,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from analysis import MARKS, anytime, epochs_to_reach  # noqa: E402
-from record import CURVES, TASK, prepare_cache, read_rows  # noqa: E402
-from replay import METHODS, load_table, replay_fast, space_for  # noqa: E402
+from record import CURVES, LEARNING_RATES, TASK, prepare_cache, read_rows  # noqa: E402
+from replay import METHODS, load_table, replay_fast, scaled, space_for  # noqa: E402
 
 CHECK = HERE / "check.json"
 FLAGS = {  # TuneSettings field -> aerotune tune option
@@ -134,17 +134,37 @@ def _pct(x: np.ndarray, v: float) -> float | None:
     return round(float(((x < v).sum() + 0.5 * (x == v).sum()) / len(x)), 3)
 
 
-def table_gap(study: dict[str, Any], table) -> dict[str, float]:
+def table_gap(study: dict[str, Any], table) -> dict[str, Any]:
     """How far the real trials lie from the table: real loss minus the recorded loss of the configuration the
-    replay would use (nearest learning rate), per epoch, in units of the measured noise sd at that epoch."""
-    z = []
-    for t in study["trials"]:
-        p = t["params"]
-        row = table.lookup(p["train.learning_rate"], p["train.batch_size"], p["model.activation"])
-        for i, v in enumerate(t["values"][: len(row["val_loss"])]):
-            z.append((v - row["val_loss"][i]) / max(float(table.sigma[i]), 1e-9))
-    z_arr = np.asarray(z, float)
-    return {"epochs": len(z), "mean_z": round(float(z_arr.mean()), 2), "sd_z": round(float(z_arr.std()), 2)}
+    replay would use, per epoch in units of the measured noise sd at that epoch (median and 1.4826 x the median
+    absolute deviation: diverging runs without activation reach losses of 1e8), and per trial the difference of
+    the best losses; over all trials and over those the table holds (same batch size and activation, learning
+    rate within half a grid step of a recorded one: on a partial table the others are snapped further)."""
+    half_step = math.log(LEARNING_RATES[1] / LEARNING_RATES[0]) / 2
+    out: dict[str, Any] = {}
+    for scope in ("all", "on_grid"):
+        z, best = [], []
+        for t in study["trials"]:
+            p = t["params"]
+            lr, batch, act = p["train.learning_rate"], p["train.batch_size"], p["model.activation"]
+            row = table.lookup(lr, batch, act)
+            near = (row["batch_size"], row["activation"]) == (batch, act) and abs(
+                math.log(lr / row["learning_rate"])
+            ) <= half_step + 1e-9
+            if scope == "on_grid" and not near:
+                continue
+            n = min(len(t["values"]), len(row["val_loss"]))
+            z += [(t["values"][i] - row["val_loss"][i]) / max(float(table.sigma[i]), 1e-9) for i in range(n)]
+            if n:
+                best.append(min(t["values"][:n]) - min(row["val_loss"][:n]))
+        out[scope] = {
+            "trials": len(best),
+            "epochs": len(z),
+            "median_z": round(float(np.median(z)), 2) if z else None,
+            "robust_sd_z": round(float(1.4826 * np.median(np.abs(np.asarray(z) - np.median(z)))), 2) if z else None,
+            "best_diff_median": round(float(np.median(best)), 4) if best else None,
+        }
+    return out
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -188,7 +208,7 @@ def run(args) -> None:
 
 def compare_cmd(args) -> None:
     rows = read_rows(args.curves)
-    table = load_table(rows)
+    table = scaled(load_table(rows), args.noise_scale)
     budget = args.budget_trials * table.epochs
     data = _load(args.check)
     real = {s["method"]: s for s in data["studies"].values() if s["seed"] == args.seed and s["budget"] == budget}
@@ -198,7 +218,8 @@ def compare_cmd(args) -> None:
     result = compare(real, replayed, args.seed, budget)
     result["table_gap"] = {m: table_gap(s, table) for m, s in real.items()}
     result["table_configs"] = len(table.curves)
-    data["comparison"] = result
+    result["noise_scale"] = args.noise_scale
+    data.setdefault("comparisons", {})[f"seed{args.seed}-budget{budget}-noise{args.noise_scale:g}"] = result
     _save(args.check, data)
     print(markdown(result))
 
@@ -206,8 +227,9 @@ def compare_cmd(args) -> None:
 def markdown(result: dict[str, Any]) -> str:
     b = result["budget"]
     lines = [
-        f"Real studies (seed {result['seed']}, budget {b} epochs) against {'the'} replay; yardstick: each study's "
-        f"random search's final best (real: {result['real_rs_final_best']:.4f}).",
+        f"Real studies (seed {result['seed']}, budget {b} epochs) against the replay (noise scale "
+        f"{result.get('noise_scale', 1.0):g}); yardstick: each study's random search's final best (real: "
+        f"{result['real_rs_final_best']:.4f}).",
         "",
         "| method | real: trials | real: epochs to reach (share) | replay, same seed | replay over seeds: median "
         "[quartiles], reached | real's percentile among replays | real best at 10/25/50/100 % | "
@@ -232,13 +254,25 @@ def markdown(result: dict[str, Any]) -> str:
         )
     gap = result.get("table_gap", {})
     if gap:
-        lines += ["", "Real loss minus the table's (nearest recorded configuration), in noise sd: "]
-        lines.append(
-            ", ".join(
-                f"{m}: mean {g['mean_z']:+.2f}, sd {g['sd_z']:.2f} ({g['epochs']} epochs)" for m, g in gap.items()
+        lines += [
+            "",
+            "Real trials against the table (real minus the recorded loss of the configuration the replay uses; per "
+            "epoch in noise sd: median and robust sd; and the median difference of a trial's best loss), all trials / "
+            "those on the grid:",
+            "",
+        ]
+        for m, g in gap.items():
+            a, o = g["all"], g["on_grid"]
+            lines.append(
+                f"* {result[m]['label']}: {a['trials']} trials, median {a['median_z']:+.2f} sd {a['robust_sd_z']:.2f}, "
+                f"best {a['best_diff_median']:+.4f} / {o['trials']} trials, median {_f(o['median_z'], '+.2f')} sd "
+                f"{_f(o['robust_sd_z'], '.2f')}, best {_f(o['best_diff_median'], '+.4f')}"
             )
-        )
     return "\n".join(lines)
+
+
+def _f(x: float | None, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
 
 
 def main() -> None:
@@ -248,6 +282,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--budget-trials", type=int, default=16)
     p.add_argument("--seeds", type=int, default=100, help="replayed seeds to compare with (compare)")
+    p.add_argument("--noise-scale", type=float, default=1.0, help="replayed noise, as replay.py's (compare)")
     p.add_argument("--curves", type=Path, default=CURVES)
     p.add_argument("--check", type=Path, default=CHECK)
     p.add_argument("--work", type=Path, default=Path("/tmp/aerotune-hpo-check"))
