@@ -12,6 +12,7 @@
 #   AEROTUNE_DATA   the Dubai folder (default ../shared/datasets/dubai-aerial next to the repository)
 #   PYTHON          the interpreter with aerotune installed (default .venv/bin/python, else python3)
 #   TIMEOUT         seconds after which no new trial starts (default 7200)
+#   DEVICE          cpu to run it without a GPU (a smoke test of the script; default cuda)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,11 +23,11 @@ python="${PYTHON:-$here/.venv/bin/python}"
 [ -x "$python" ] || python="python3"
 timeout="${TIMEOUT:-7200}"
 
-if ! "$python" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+if [ "${DEVICE:-cuda}" = cuda ] && ! "$python" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
   echo "no CUDA device visible to $python; this study is meant for a GPU machine" >&2
   exit 1
 fi
-"$python" -c "import torch; print('GPUs:', [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())])"
+"$python" -c "import torch; print('GPUs:', [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())])" || true
 nproc_all="$(nproc)"
 
 args=(tune --data "$data" --out "$out"

@@ -86,7 +86,8 @@ def write_geotiff(path: Path, height: int, width: int) -> Path:
 
 def run_case(case: dict) -> dict:
     """In the child: segment one scene as ``case`` says; report seconds and peak memory."""
-    from aerotune.predict.load import load_model, predict_files
+    from aerotune.predict.load import load_model
+    from aerotune.predict.run import predict_files
     from aerotune.predict.scene import Predictor
 
     model = load_model(case["model"])
@@ -141,7 +142,7 @@ def main() -> None:
     import torch
 
     from aerotune.predict.io import has_rasterio
-    from aerotune.train.fit import cpu_has_native_bf16
+    from aerotune.runtime import cpu_has_native_bf16
 
     parts = set(args.parts.split(","))
     work = Path(args.work)

@@ -154,7 +154,7 @@ class Aerotune:
         self.step_model.eval()
         t = time.perf_counter()
         for start in range(0, n * BATCH, BATCH):
-            x, _ = self.train_ds.batch(self.order[start : start + BATCH])
+            x, _ = self.train_ds.batch(self.order[start : start + BATCH], self.device)
             with autocast(self.device, self.dtype):
                 self.step_model(to_device(x, self.device, self.speed.channels_last))
         sync(self.device)
@@ -208,6 +208,7 @@ def main() -> None:
                 "train.device": args.device,
             }
         )
+        Path(args.work).mkdir(parents=True, exist_ok=True)
         cache = cache_for(args.data, base.data, Path(args.work) / f"cache-{size}")
         split = make_split(cache, base.data)
         runs = {"aerotune": Aerotune(base, cache, split)}

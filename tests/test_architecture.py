@@ -112,3 +112,20 @@ def test_importing_predict_stays_light(module):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "", f"importing {module} loads {done.stdout.strip()}"
+
+
+def test_benchmarks_import_names_that_exist():
+    """Every ``from aerotune.X import name`` in benchmarks/ (lazy ones too) names something aerotune.X has:
+    a refactor that moves a function breaks no benchmark unseen."""
+    import importlib
+
+    missing = []
+    for path in sorted((SRC.parent / "benchmarks").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if not (isinstance(node, ast.ImportFrom) and (node.module or "").startswith("aerotune")):
+                continue
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                if not hasattr(module, alias.name) and importlib.util.find_spec(f"{node.module}.{alias.name}") is None:
+                    missing.append(f"{path.name}: from {node.module} import {alias.name}")
+    assert not missing, missing

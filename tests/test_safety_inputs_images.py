@@ -85,7 +85,7 @@ CASES = {
     ),
     "16-bit mask": (lambda r: _replace_mask(r, "I;16", ".png"), ["masks/b.png", "16-bit", "Building = 1"]),
     "32-bit mask": (lambda r: _replace_mask(r, "I", ".tif"), ["masks/b.tif", "16-bit image (mode I)"]),
-    "float mask": (lambda r: _replace_mask(r, "F", ".tif"), ["masks/b.tif", "mask is a F image"]),
+    "float mask": (lambda r: _replace_mask(r, "F", ".tif"), ["masks/b.tif", "values, not integer class ids"]),
     "CMYK mask": (lambda r: _replace_mask(r, "CMYK", ".tif"), ["masks/b.tif", "mask is a CMYK image"]),
     "1-bit mask, colour palette": (lambda r: _replace_mask(r, "1", ".png"), ["#000000", "masks/b.png"]),
     "two images, one stem": (

@@ -15,6 +15,12 @@ covers the whole grid.
 
     nice -n 15 python benchmarks/hpo_replay/record.py            # background-friendly, resumes
     python benchmarks/hpo_replay/record.py --limit 1 --out /tmp/x.jsonl   # time one configuration
+    python benchmarks/hpo_replay/record.py --shard 3/8 --out /tmp/s3.jsonl --work /tmp/w3   # one of 8 processes
+
+With ``--shard I/N`` (N processes on N cores, each with its own ``--out`` and ``--work``) a process records every
+N-th configuration, starting at the I-th (0-based), of those that neither the committed table nor its ``--out``
+holds; the shards' files are then appended to ``curves.jsonl`` (``benchmarks/gpu_lease.sh`` does this on the
+16 cores of a lent GPU machine).
 """
 
 from __future__ import annotations
@@ -140,15 +146,19 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=CURVES, help="JSON-lines table, appended to (default: %(default)s)")
     p.add_argument("--work", type=Path, default=Path("/tmp/aerotune-hpo-record"), help="dataset, cache, run folder")
     p.add_argument("--limit", type=int, default=None, help="record at most this many new configurations")
+    p.add_argument("--shard", default=None, help="I/N: record every N-th missing configuration, from the I-th")
     args = p.parse_args()
+    shard, shards = (int(x) for x in args.shard.split("/")) if args.shard else (0, 1)
+    if not 0 <= shard < shards:
+        p.error(f"--shard {args.shard}: I/N with 0 <= I < N")
     logging.basicConfig(level=logging.WARNING)
     import torch
 
     torch.set_num_threads(1)
     args.work.mkdir(parents=True, exist_ok=True)
     config, cache = prepare_cache(args.work)
-    done = {job_key(r) for r in read_rows(args.out)}
-    todo = [j for j in jobs() if job_key(j) not in done]
+    done = {job_key(r) for r in read_rows(args.out) + (read_rows(CURVES) if args.out != CURVES else [])}
+    todo = [j for j in jobs() if job_key(j) not in done][shard::shards]
     if args.limit is not None:
         todo = todo[: args.limit]
     print(f"{len(done)} recorded, {len(todo)} to record; {len(cache)} patches", flush=True)

@@ -50,6 +50,10 @@ class DataConfig:
     split: str = field(default="random", metadata=role("split"))
     val_fraction: float = field(default=0.2, metadata=role("split"))
     split_seed: int = field(default=42, metadata=role("split"))
+    # A test portion tuning never sees (whole images, never cut into training or validation patches):
+    # a share of the images drawn with split_seed (stratified by tile), or whole tile folders by name.
+    test_fraction: float = field(default=0.0, metadata=role("split"))  # 0: none
+    test_tiles: str | None = field(default=None, metadata=role("split"))  # "Tile 7,Tile 8"
     # None: images/, image/, img/, rgb/, imgs/ (any case); else this folder name
     images_dir: str | None = None
     masks_dir: str | None = None  # None: masks/, mask/, gt/, labels/, label/, annotations/ (any case)
@@ -57,6 +61,11 @@ class DataConfig:
     mask_size: str = field(default="error", metadata=role("cache"))
     # leave out unreadable or mismatched pairs (listed in the manifest) instead of failing
     skip_bad_pairs: bool = field(default=False, metadata=role("cache"))
+    bands: str | None = field(default=None, metadata=role("cache"))  # GeoTIFF bands, 1-based: "4,3,2"; None: all
+
+    @property
+    def band_list(self) -> tuple[int, ...] | None:
+        return parse_bands(self.bands, where="data.bands (--bands)")
 
     def validate(self) -> None:
         _check(
@@ -75,7 +84,25 @@ class DataConfig:
         )
         _check(self.split in ("random", "image", "tile"), "data.split", self.split, "random, image or tile")
         _check(0.0 < self.val_fraction < 1.0, "data.val_fraction", self.val_fraction, "between 0 and 1")
+        _check(
+            0.0 <= self.test_fraction < 1.0,
+            "data.test_fraction",
+            self.test_fraction,
+            "a share between 0 and 1 (0: no test portion)",
+        )
+        _check(
+            self.test_tiles is None or bool(test_tile_names(self.test_tiles)),
+            "data.test_tiles",
+            self.test_tiles,
+            'tile folder names separated by commas, like "Tile 7,Tile 8"',
+        )
+        if self.test_fraction and self.test_tiles:
+            raise ConfigError(
+                f"data.test_fraction = {self.test_fraction} and data.test_tiles = {self.test_tiles!r} contradict "
+                "each other; hold out a share of the images or whole tiles, not both"
+            )
         _check(self.mask_size in ("error", "resize"), "data.mask_size", self.mask_size, "error or resize")
+        self.band_list  # noqa: B018 - raises a ConfigError when malformed
         for key in ("images_dir", "masks_dir"):
             name = getattr(self, key)
             _check(
@@ -84,6 +111,11 @@ class DataConfig:
                 name,
                 "the name of a folder inside the dataset (or each tile folder), like images",
             )
+
+
+def test_tile_names(text: str | None) -> list[str]:
+    """The tile folder names of ``data.test_tiles`` (comma-separated; blanks around names dropped)."""
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
 
 
 @dataclass(frozen=True)
@@ -221,6 +253,19 @@ ALIASES = {
     "lr": "train.learning_rate",
     "batch": "train.batch_size",
 }
+
+
+def parse_bands(text: str | None, *, where: str = "--bands") -> tuple[int, ...] | None:
+    """``"4,3,2"`` -> ``(4, 3, 2)`` (1-based GeoTIFF bands, in the model's channel order); empty: None (all)."""
+    if text is None or not str(text).strip():
+        return None
+    try:
+        bands = tuple(int(b) for b in str(text).split(","))
+    except ValueError:
+        raise ConfigError(f"{where} {text!r}: expected band numbers separated by commas, e.g. 1,2,3") from None
+    if any(b < 1 for b in bands):
+        raise ConfigError(f"{where} {text!r}: band numbers start at 1")
+    return bands
 
 
 def keys_with_role(*roles: str) -> tuple[str, ...]:

@@ -45,6 +45,11 @@ def add_data_options(p: argparse.ArgumentParser, *, patches: bool = True) -> Non
             choices=["reference", "full"],
             help="reference: crop to a multiple of the patch size; full: keep every labelled pixel",
         )
+        p.add_argument(
+            "--bands",
+            metavar="LIST",
+            help="GeoTIFF bands to train on, 1-based, in channel order, e.g. 4,3,2 (default: all); needs aerotune[geo]",
+        )
 
 
 #: ``args`` attributes that are shortcuts for ``data.*`` settings.
@@ -58,6 +63,9 @@ DATA_OPTIONS = (
     "masks_dir",
     "mask_size",
     "skip_bad_pairs",
+    "test_fraction",
+    "test_tiles",
+    "bands",
 )
 
 
@@ -79,6 +87,19 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
     )
     add_data_options(p)
     p.add_argument("--epochs", type=whole_number(1), help="shortcut for --set train.epochs=N")
+    test = p.add_mutually_exclusive_group()
+    test.add_argument(
+        "--test-fraction",
+        type=share,
+        metavar="F",
+        help="hold out this share of the whole images (drawn with the split seed, stratified by tile) as a test "
+        "portion that training and tuning never see; the report's verdict is computed on it",
+    )
+    test.add_argument(
+        "--test-tiles",
+        metavar="NAMES",
+        help='hold out these tile folders whole as the test portion, e.g. "Tile 7,Tile 8"',
+    )
 
 
 def resolve_config(args: argparse.Namespace):
@@ -155,6 +176,17 @@ def whole_number(minimum: int = 0, maximum: int | None = None):
 
     parse.__name__ = "whole number"
     return parse
+
+
+def share(text: str) -> float:
+    """An argparse type for a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is out of range; use a share between 0 and 1, like 0.2")
+    return value
 
 
 def positive_number(text: str) -> float:

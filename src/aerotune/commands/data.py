@@ -32,6 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from aerotune.config import parse_bands
     from aerotune.data.palette import key_text, load_palette
     from aerotune.data.sources import inspect_dataset
     from aerotune.reading import show
@@ -45,6 +46,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         images_dir=args.images_dir,
         masks_dir=args.masks_dir,
         mask_size=args.mask_size or "error",
+        bands=parse_bands(args.bands),
     )
     if args.json:
         print(json.dumps(_inspection_dict(insp), indent=1))
@@ -110,10 +112,14 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             args.root, args.out, config, load_palette(config.classes_file), force=args.force, progress=progress
         )
     px = cache.manifest["pixels"]
+    bands = cache.bands
+    picked = f" (GeoTIFF bands {','.join(map(str, bands.select))})" if bands.select else ""
+    scaled = ", uint16 values scaled per band by the training set's range" if bands.lo else ""
     skipped = cache.manifest.get("skipped", [])
     print(
         f"{cache.root}: {len(cache)} patches of {cache.patch_size}x{cache.patch_size} from "
-        f"{len(cache.sources)} images ({config.mode} mode); {px['dropped_share']:.1%} of labelled pixels "
+        f"{len(cache.sources)} images ({config.mode} mode, {bands.count} bands{picked}{scaled}); "
+        f"{px['dropped_share']:.1%} of labelled pixels "
         "outside the patches"
         + (
             f'; {len(skipped)} pair(s) or file(s) skipped, listed under "skipped" in {cache.root / "manifest.json"}'

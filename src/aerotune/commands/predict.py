@@ -5,20 +5,8 @@ from __future__ import annotations
 import argparse
 
 from aerotune.commands.common import progress_bar, whole_number
-from aerotune.errors import ConfigError
+from aerotune.config import parse_bands
 from aerotune.predict.load import load_model
-
-
-def parse_bands(text: str | None) -> tuple[int, ...] | None:
-    if not text:
-        return None
-    try:
-        bands = tuple(int(b) for b in text.split(","))
-    except ValueError:
-        raise ConfigError(f"--bands {text!r}: expected band numbers separated by commas, e.g. 1,2,3") from None
-    if any(b < 1 for b in bands):
-        raise ConfigError(f"--bands {text!r}: band numbers start at 1")
-    return bands
 
 
 def overlap_fraction(text: str) -> float:
@@ -71,7 +59,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="GeoTIFF inputs: also write <stem>_probabilities.tif, one uint8 band per class",
     )
-    p.add_argument("--bands", metavar="LIST", help="GeoTIFF bands to read, 1-based, e.g. 1,2,3 (default: all)")
+    p.add_argument(
+        "--bands",
+        metavar="LIST",
+        help="GeoTIFF bands to read, 1-based, e.g. 1,2,3 (default: those the model was trained on, else all)",
+    )
     add_window_options(p)
     p.set_defaults(func=cmd_predict)
     add_export_parser(sub)
@@ -137,9 +129,10 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="dataset folder (images/ + masks/, or tile folders)")
     p.add_argument(
         "--split",
-        choices=["tile", "image", "all"],
-        help="images to evaluate: those the run held out by tile or by image, or all (default: the "
-        "run's own held-out tiles/images when it split by tile or image, else all)",
+        choices=["test", "tile", "image", "all"],
+        help="images to evaluate: the run's test portion, those it held out for validation by tile or by image, "
+        "or all (default: its test images when it has them, else its held-out tiles/images when it split by "
+        "tile or image, else all)",
     )
     p.add_argument("--out", required=True, help="folder for metrics.json, evaluation.md and evaluation.html")
     add_window_options(p)
@@ -163,7 +156,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     split = args.split
     if split is None:
         method = (run_split or {}).get("method")
-        split = method if method in ("tile", "image") else "all"
+        split = "test" if (run_split or {}).get("test_images") else method if method in ("tile", "image") else "all"
         if split == "all":
             logging.getLogger("aerotune").warning(
                 "evaluating on every image of %s, including any the model was "

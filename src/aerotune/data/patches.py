@@ -24,13 +24,13 @@ from PIL import Image
 
 from aerotune.config import DataConfig, keys_with_role
 from aerotune.data.palette import Palette, key_text
+from aerotune.data.rasters import Bands, check_training_image, read_scaled, scaled_size, training_bands
 from aerotune.data.sources import (
     PAIR_HINT,
     Discovery,
     Sample,
     discover,
     image_size,
-    read_image,
     read_mask,
     size_problem,
     unknown_colors_message,
@@ -62,10 +62,6 @@ def patch_starts(length: int, patch: int, mode: str) -> list[int]:
     return starts
 
 
-def scaled_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
-    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
-
-
 @dataclass
 class PatchCache:
     """An opened patch cache. Arrays are read-only memmaps."""
@@ -87,6 +83,11 @@ class PatchCache:
         return int(self.manifest["settings"]["patch_size"])
 
     @property
+    def bands(self) -> Bands:
+        """The model input the patches hold: band count, GeoTIFF bands and uint16 scaling."""
+        return Bands.from_dict(self.manifest.get("bands"))
+
+    @property
     def sources(self) -> list[dict[str, Any]]:
         return self.manifest["sources"]
 
@@ -106,7 +107,7 @@ def open_cache(path: str | Path) -> PatchCache:
     try:
         manifest = json.loads((path / MANIFEST).read_text())
         n, p = manifest["count"], manifest["settings"]["patch_size"]
-        shape_i, shape_m = (n, p, p, 3), (n, p, p)
+        shape_i, shape_m = (n, p, p, Bands.from_dict(manifest.get("bands")).count), (n, p, p)
         if n == 0:
             images, masks = np.zeros(shape_i, np.uint8), np.zeros(shape_m, np.uint8)
         else:
@@ -143,14 +144,11 @@ def _settings_hash(settings: dict[str, Any], palette: Palette) -> Any:
     return h
 
 
-def _resize(img: Image.Image, size: tuple[int, int], *, nearest: bool) -> Image.Image:
-    if img.size == size:
-        return img
-    if nearest:
-        return img.resize(size, Image.Resampling.NEAREST)
-    # Box filtering averages every source pixel when shrinking (no aliasing); bilinear when enlarging.
-    downscale = size[0] < img.size[0]
-    return img.resize(size, Image.Resampling.BOX if downscale else Image.Resampling.BILINEAR)
+def _resize_ids(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Class ids resampled to ``size`` (nearest neighbour); images are resampled as they are read."""
+    if ids.shape[::-1] == size:
+        return ids
+    return np.asarray(Image.fromarray(ids, "L").resize(size, Image.Resampling.NEAREST), dtype=np.uint8)
 
 
 def plan_cache(root: Path, config: DataConfig, palette: Palette) -> tuple[list, list[dict[str, str]], str]:
@@ -168,9 +166,16 @@ def plan_cache(root: Path, config: DataConfig, palette: Palette) -> tuple[list, 
     h = _settings_hash(settings, palette)
     p, mode = config.patch_size, config.mode
     plan = []  # (sample, scaled size, row starts, col starts)
+    first: Any = None  # the first usable image: every other must give as many bands
     for s in found.samples:
         try:
-            size = image_size(s.image)
+            scene = check_training_image(s.image, config.band_list)
+            if first is not None and scene.num_bands != first.num_bands:
+                raise DatasetError(
+                    f"{show(s.image)}: {scene.num_bands} band(s) but {show(first.path)} has {first.num_bands}; "
+                    "give every image the same bands, or pick them with --bands"
+                )
+            size = (scene.width, scene.height)
             problem = size_problem(size, image_size(s.mask, what="mask"), config.mask_size)
             if problem:
                 raise DatasetError(f"{show(s.mask)}: {problem}")
@@ -189,6 +194,7 @@ def plan_cache(root: Path, config: DataConfig, palette: Palette) -> tuple[list, 
             _skip(skipped, root, s, str(exc))
             continue
         plan.append((s, (w, h_), rows, cols))
+        first = first or scene
     if not plan:
         what = f"; {len(skipped)} pair(s) skipped, the first: {skipped[0]['reason']}" if skipped else ""
         raise DatasetError(
@@ -274,7 +280,8 @@ def _fill(
     # process's resident memory until the end, and memory must stay bounded by one image.
     images = open(tmp / "images.u8", "wb")  # noqa: SIM115 - closed below
     masks = open(tmp / "masks.u8", "wb")  # noqa: SIM115
-    patch_img = np.zeros((p, p, 3), dtype=np.uint8)
+    bands = training_bands([s.image for s, *_ in plan], config.band_list)
+    patch_img = np.zeros((p, p, bands.count), dtype=np.uint8)
     patch_ids = np.zeros((p, p), dtype=np.uint8)
     sources, patches = [], []
     unknown: dict[tuple[int, int, int], int] = {}
@@ -284,9 +291,13 @@ def _fill(
     k = 0
     for step, (s, (w, h), rows, cols) in enumerate(plan):
         try:
-            image = read_image(s.image)
+            scene = check_training_image(s.image, bands.select, bands)
+            img = read_scaled(scene, config.scale)  # as prediction reads it: same bands, scaling and resampling
+            if img.shape != (h, w, bands.count):
+                raise DatasetError(f"{show(s.image)}: the image changed while the patches were cut; run again")
             mask = read_mask(s.mask, palette)
-            problem = size_problem(image.size, (mask.shape[1], mask.shape[0]), config.mask_size)
+            size = (scene.width, scene.height)
+            problem = size_problem(size, (mask.shape[1], mask.shape[0]), config.mask_size)
             if problem:  # the file changed since its header was read
                 raise DatasetError(f"{show(s.mask)}: {problem}")
         except DatasetError as exc:
@@ -301,10 +312,7 @@ def _fill(
         for c, n in unk.items():
             unknown[c] = unknown.get(c, 0) + n
             unknown_files.setdefault(c, []).append(show(s.mask))
-        size = image.size
-        img = np.asarray(_resize(image, (w, h), nearest=False), dtype=np.uint8)
-        del image
-        ids = np.asarray(_resize(Image.fromarray(ids, "L"), (w, h), nearest=True), dtype=np.uint8)
+        ids = _resize_ids(ids, (w, h))
         covered = np.zeros((h, w), dtype=bool)
         for r in rows:
             for c in cols:
@@ -357,6 +365,7 @@ def _fill(
         "count": k,
         "settings": {k: getattr(config, k) for k in CACHE_KEYS},
         "palette": palette.to_dict(),
+        "bands": bands.to_dict(),
         "ignore_index": palette.ignore_index,
         "sources": sources,
         "patches": patches,

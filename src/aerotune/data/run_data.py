@@ -109,11 +109,16 @@ def settings_from_cache(data: str | Path, config: RunConfig, *, given: set[str])
 
 def check_data(data: str | Path, config: DataConfig) -> None:
     """Check that ``data`` is a readable patch cache, or a dataset folder whose pairs and palette are usable,
-    without writing anything (commands call it before they create their output)."""
+    and that its test portion (if any) is possible, without writing anything (commands call it before they
+    create their output)."""
+    from aerotune.data.holdout import choose_test_images, image_id
     from aerotune.data.palette import load_palette
 
     if is_cache(data):
-        open_cache(data)
+        sources = open_cache(data).sources
+        choose_test_images([(s["tile"], image_id(s["tile"], s["stem"])) for s in sources], config, where=str(data))
         return
     load_palette(config.classes_file)
-    check_discovery(Path(data), discover(data, images_dir=config.images_dir, masks_dir=config.masks_dir), config)
+    found = discover(data, images_dir=config.images_dir, masks_dir=config.masks_dir)
+    check_discovery(Path(data), found, config)
+    choose_test_images([(s.tile, s.name) for s in found.samples], config, where=str(data))

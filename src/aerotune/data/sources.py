@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from aerotune.data.palette import Palette, count_colors, key_text
+from aerotune.data.rasters import check_training_image, decode, is_geotiff, raster_size, read_image  # noqa: F401
 from aerotune.errors import DatasetError, first_line
 from aerotune.reading import file_problem, open_image, show
 
@@ -228,16 +229,16 @@ def discover(root: str | Path, *, images_dir: str | None = None, masks_dir: str 
 
 
 def image_size(path: Path, *, what: str = "image") -> tuple[int, int]:
-    """(width, height) from the file header, without decoding pixels."""
+    """(width, height) from the file header, without decoding pixels; a mask of floating-point values is refused."""
+    if is_geotiff(path):
+        return raster_size(path, what=what)
     with open_image(path, what=what) as im:
+        if what == "mask" and im.mode.startswith("F"):
+            raise DatasetError(
+                f"{show(path)}: mask holds floating-point values (mode {im.mode}), not integer class ids or "
+                "colours; save it as uint8 (or uint16) class ids, or as an 8-bit RGB image of colours"
+            )
         return im.size
-
-
-def read_image(path: Path) -> object:
-    """Decode an image as RGB (a PIL image); a corrupt, truncated or unreadable file is a ``DatasetError``."""
-    with open_image(path) as im:
-        im.load()
-        return im.convert("RGB")
 
 
 def read_mask(path: Path, palette: Palette | None = None) -> np.ndarray:
@@ -245,6 +246,7 @@ def read_mask(path: Path, palette: Palette | None = None) -> np.ndarray:
 
     Colour masks may be RGB, RGBA, P, L, LA or 1-bit; id masks L, P (the palette index is the id), 1-bit,
     16-bit (I;16, I), or RGB/RGBA with three equal channels. Other modes are a ``DatasetError`` that says why.
+    GeoTIFF masks are decoded by Pillow too: one band of class ids, or three uint8 bands of colours.
     """
     with open_image(path, what="mask") as im:
         im.load()
@@ -334,8 +336,10 @@ def inspect_dataset(
     images_dir: str | None = None,
     masks_dir: str | None = None,
     mask_size: str = "error",
+    bands: tuple[int, ...] | None = None,
 ) -> Inspection:
-    """Read every pair once (one image in memory at a time) and list sizes, colours and problems."""
+    """Read every pair once (one image in memory at a time) and list sizes, colours and problems (``bands``:
+    the GeoTIFF bands that training would read, checked)."""
     found = discover(root, images_dir=images_dir, masks_dir=masks_dir)
     problems = list(found.problems)
     colors: dict = defaultdict(int)
@@ -345,7 +349,9 @@ def inspect_dataset(
     for s in found.samples:
         try:
             size = image_size(s.image)
-            read_image(s.image)  # decode fully: truncated JPEGs only fail here
+            if bands:
+                check_training_image(s.image, bands)
+            decode(s.image)  # decode fully: truncated JPEGs only fail here
             mask = read_mask(s.mask, palette)
         except DatasetError as exc:
             problems.append(Problem(None, str(exc), s))

@@ -15,6 +15,7 @@ import torch
 
 from aerotune.config import RunConfig
 from aerotune.data.palette import Palette
+from aerotune.data.rasters import Bands
 from aerotune.errors import AerotuneError, OutputError, RunError, first_line
 from aerotune.files import os_errors
 from aerotune.model.unet import UNet, build_model
@@ -79,7 +80,11 @@ def model_from_checkpoint(ckpt: dict[str, Any], *, where: str | Path = "checkpoi
         raise RunError(f"{where}: checkpoint settings are unreadable ({exc}); train again") from None
     except (TypeError, ValueError, AttributeError) as exc:
         raise RunError(f"{where}: checkpoint settings are unreadable ({first_line(exc)}); train again") from None
-    model = build_model(config.model, num_classes=palette.num_classes)
+    try:
+        in_channels = Bands.from_dict(ckpt.get("bands")).count
+    except (TypeError, ValueError, AttributeError):
+        raise RunError(f"{where}: the checkpoint's 'bands' entry is unreadable; train again") from None
+    model = build_model(config.model, num_classes=palette.num_classes, in_channels=in_channels)
     state = ckpt["model"]
     if not isinstance(state, dict):
         raise RunError(f"{where}: the checkpoint's 'model' entry is not a state dict; train again")

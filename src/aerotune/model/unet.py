@@ -139,6 +139,7 @@ class UNet(nn.Module):
         return self.head(x)
 
 
-def build_model(config: ModelConfig, *, num_classes: int) -> UNet:
+def build_model(config: ModelConfig, *, num_classes: int, in_channels: int = 3) -> UNet:
+    """The configured U-Net for ``in_channels`` input bands (the patch cache's, recorded in checkpoints)."""
     config.validate()
-    return UNet(config, num_classes=num_classes)
+    return UNet(config, in_channels=in_channels, num_classes=num_classes)

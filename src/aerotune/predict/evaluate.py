@@ -12,6 +12,7 @@ import html
 import logging
 import math
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,12 @@ import numpy as np
 from aerotune.data.sources import Sample, discover, read_mask_rgb
 from aerotune.errors import DatasetError, RunError
 from aerotune.files import check_output, mark, os_errors, replace_dir, temp_dir_beside, write_json, write_text
-from aerotune.predict.io import gdal_cache, open_scene
-from aerotune.predict.run import DEFAULT_OVERLAP, SceneModel, segment_scene
+from aerotune.predict.io import gdal_cache
+from aerotune.predict.run import DEFAULT_OVERLAP, SceneModel, open_for, segment_scene
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("tile", "image", "all")
+SPLITS = ("test", "tile", "image", "all")
 
 
 def confusion(truth: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
@@ -56,6 +57,17 @@ def select_samples(samples: list[Sample], split: str, run_split: dict | None, wh
     """The images to evaluate: all of them, or those the model's run held out by tile or by image."""
     if split == "all":
         return samples
+    if split == "test":
+        test = set((run_split or {}).get("test_images", []))
+        if not test:
+            raise RunError(f"{where}: --split test needs a run with a test portion (--test-fraction or --test-tiles)")
+        chosen = [s for s in samples if s.name in test]
+        if len(chosen) != len(test):
+            raise DatasetError(
+                f"{where}: {len(test) - len(chosen)} of the run's {len(test)} test images are not in this "
+                "dataset; pass the dataset the model was trained on"
+            )
+        return chosen
     if not run_split or run_split.get("method") != split:
         found = run_split.get("method") if run_split else "none (an exported model)"
         raise RunError(
@@ -70,6 +82,47 @@ def select_samples(samples: list[Sample], split: str, run_split: dict | None, wh
             "dataset; pass the dataset the model was trained on, or --split all"
         )
     return chosen
+
+
+def score_samples(
+    model: SceneModel,
+    samples: list[Sample],
+    *,
+    tta: str = "none",
+    overlap: float = DEFAULT_OVERLAP,
+    on_image: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Segment each whole image as ``aerotune predict`` would and compare it with its mask.
+
+    Returns ``{"pooled": metrics, "images": [per image], "unknown_pixels": n}``; ``on_image(done)`` after each.
+    """
+    names = list(model.palette.names)
+    k = model.palette.num_classes
+    pooled = np.zeros((k, k), np.int64)
+    per_image, unknown = [], 0
+    for i, s in enumerate(samples):
+        truth, unk = model.palette.encode(read_mask_rgb(s.mask))
+        unknown += sum(unk.values())
+        scene = open_for(model, s.image)
+        if truth.shape != (scene.height, scene.width):
+            raise DatasetError(
+                f"{s.mask}: mask is {truth.shape[1]}x{truth.shape[0]} but its image is "
+                f"{scene.width}x{scene.height}; fix the pair"
+            )
+        cm = np.zeros((k, k), np.int64)
+        at = [0]
+
+        def count(ids: np.ndarray, _probs: np.ndarray, cm=cm, truth=truth, at=at) -> None:
+            cm += confusion(truth[at[0] : at[0] + ids.shape[0]], ids, k)
+            at[0] += ids.shape[0]
+
+        with gdal_cache(scene):
+            segment_scene(model, scene, overlap=overlap, tta=tta, on_rows=count)
+        pooled += cm
+        per_image.append({"image": s.name, **metrics(cm, names)})
+        if on_image:
+            on_image(i + 1)
+    return {"pooled": metrics(pooled, names), "images": per_image, "unknown_pixels": unknown}
 
 
 @dataclass
@@ -98,37 +151,17 @@ def evaluate_scenes(
     if not samples:
         raise DatasetError(f"{root}: no image/mask pairs found; check the folder with aerotune data inspect")
     for s in samples:
-        open_scene(s.image, num_bands=model.num_bands)  # every image readable before any work
+        open_for(model, s.image)  # every image readable before any work
     names = list(model.palette.names)
-    k = model.palette.num_classes
     modes = ["none"] + ([tta] if tta != "none" else [])
     results: dict[str, Any] = {}
-    for mode in modes:
-        pooled = np.zeros((k, k), np.int64)
-        per_image, unknown = [], 0
-        for i, s in enumerate(samples):
-            truth, unk = model.palette.encode(read_mask_rgb(s.mask))
-            unknown += sum(unk.values())
-            scene = open_scene(s.image, num_bands=model.num_bands)
-            if truth.shape != (scene.height, scene.width):
-                raise DatasetError(
-                    f"{s.mask}: mask is {truth.shape[1]}x{truth.shape[0]} but its image is "
-                    f"{scene.width}x{scene.height}; fix the pair"
-                )
-            cm = np.zeros((k, k), np.int64)
-            at = [0]
+    for m, mode in enumerate(modes):
 
-            def count(ids: np.ndarray, _probs: np.ndarray, cm=cm, truth=truth, at=at) -> None:
-                cm += confusion(truth[at[0] : at[0] + ids.shape[0]], ids, k)
-                at[0] += ids.shape[0]
-
-            with gdal_cache(scene):
-                segment_scene(model, scene, overlap=overlap, tta=mode, on_rows=count)
-            pooled += cm
-            per_image.append({"image": s.name, **metrics(cm, names)})
+        def done(i: int, m: int = m) -> None:
             if progress:
-                progress(i + 1 + modes.index(mode) * len(samples), len(samples) * len(modes))
-        results[mode] = {"pooled": metrics(pooled, names), "images": per_image, "unknown_pixels": unknown}
+                progress(i + m * len(samples), len(samples) * len(modes))
+
+        results[mode] = score_samples(model, samples, tta=mode, overlap=overlap, on_image=done)
     data = {
         "model": str(model_name),
         "data": str(root),

@@ -15,13 +15,14 @@ import json
 import logging
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from aerotune.data.palette import Palette
+from aerotune.data.rasters import Bands
 from aerotune.errors import MissingExtraError, RunError, first_line
 from aerotune.files import check_output_file
 from aerotune.predict.window import Scorer
@@ -111,6 +112,7 @@ def export_onnx(model_path: str | Path, out: str | Path | None = None, *, opset:
             "patch_size": p,
             "scale": predictor.scale,
             "bands": predictor.num_bands,
+            "input": predictor.trained.to_dict(),  # GeoTIFF bands and their scaling, as trained
             "config": predictor.config.to_dict(),
         }
         entry = graph.metadata_props.add()
@@ -161,6 +163,7 @@ class OnnxPredictor:
     normalization: str
     norm_stats: list[list[float]] | None
     batch_size: int = 16
+    trained: Bands = field(default_factory=Bands)
 
     @classmethod
     def load(cls, path: str | Path, *, batch_size: int = 16) -> OnnxPredictor:
@@ -184,6 +187,7 @@ class OnnxPredictor:
                 str(meta["normalization"]),
                 meta.get("norm_stats"),
                 batch_size,
+                Bands.from_dict(meta.get("input") or {"count": meta["bands"]}),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise RunError(

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from aerotune.data.palette import Palette
+from aerotune.data.rasters import Bands
 from aerotune.data.sources import IMAGE_SUFFIXES, read_image
 from aerotune.errors import DatasetError
 from aerotune.files import MARKER, check_output
@@ -35,8 +36,14 @@ class SceneModel(Protocol):
     scale: float
     num_bands: int
     batch_size: int
+    trained: Bands  # the bands it was trained on and their scaling: how scenes are read by default
 
     def scorer(self) -> Scorer: ...
+
+
+def open_for(model: SceneModel, path: Path, bands: tuple[int, ...] | None = None) -> Scene:
+    """Open ``path`` for ``model``: its bands (``bands``, else those it was trained on) and their scaling."""
+    return open_scene(Path(path), bands=bands, num_bands=model.num_bands, trained=model.trained)
 
 
 def _nearest_rows(work: tuple[int, int], size: tuple[int, int]):
@@ -100,7 +107,7 @@ def segment_scene(
 
 def segment_array(model: SceneModel, path: Path, **options) -> np.ndarray:
     """Class ids ``(H, W)`` of one image file, held in memory (for scenes that fit; see ``predict_files``)."""
-    scene = open_scene(Path(path), num_bands=model.num_bands)
+    scene = open_for(model, path)
     out = np.empty((scene.height, scene.width), dtype=np.uint8)
     at = [0]
 
@@ -192,7 +199,7 @@ def predict_files(
             f"two inputs are named {dup!r}; their masks would overwrite each other: predict them "
             "into separate --out folders"
         )
-    scenes = [open_scene(f, bands=bands, num_bands=model.num_bands) for f in files]
+    scenes = [open_for(model, f, bands) for f in files]
     if probabilities and not all(s.geo for s in scenes):
         bad = next(s.path for s in scenes if not s.geo)
         raise DatasetError(f"{bad}: --probabilities is written for GeoTIFF inputs only; drop it for PNG/JPEG")

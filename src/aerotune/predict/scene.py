@@ -7,7 +7,7 @@ under ``torch.inference_mode`` in channels-last layout, with bf16 autocast where
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ from PIL import Image
 from aerotune.config import RunConfig
 from aerotune.data.dataset import normalize
 from aerotune.data.palette import Palette
+from aerotune.data.rasters import Bands
 from aerotune.errors import RunError
 from aerotune.model.checkpoint import load_checkpoint, model_from_checkpoint
 from aerotune.predict.run import DEFAULT_OVERLAP, list_images, predict_files  # noqa: F401 - the public API
@@ -49,7 +50,11 @@ class Predictor:
     stats: tuple[list[float], list[float]] | None
     device: torch.device
     batch_size: int = 16
-    num_bands: int = 3
+    trained: Bands = field(default_factory=Bands)  # the input it was trained on: bands and their scaling
+
+    @property
+    def num_bands(self) -> int:
+        return self.trained.count
 
     @classmethod
     def load(cls, path: str | Path, *, device: str = "auto", batch_size: int = 16) -> Predictor:
@@ -60,7 +65,7 @@ class Predictor:
         dev = select_device(device)
         stats = tuple(ckpt["norm_stats"]) if ckpt.get("norm_stats") else None
         model = model.to(dev).to(memory_format=torch.channels_last).eval()
-        return cls(model, config, palette, stats, dev, batch_size)
+        return cls(model, config, palette, stats, dev, batch_size, Bands.from_dict(ckpt.get("bands")))
 
     @property
     def patch_size(self) -> int:
@@ -71,7 +76,7 @@ class Predictor:
         return self.config.data.scale
 
     def scorer(self) -> Scorer:
-        """uint8 windows ``(B, P, P, 3)`` -> float32 probabilities ``(B, K, P, P)``."""
+        """uint8 windows ``(B, P, P, bands)`` -> float32 probabilities ``(B, K, P, P)``."""
         dtype = autocast_dtype(self.config.train.precision, self.device)
 
         def score(batch: np.ndarray) -> np.ndarray:

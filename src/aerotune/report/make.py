@@ -26,6 +26,7 @@ from aerotune.report.collect import Sources
 from aerotune.report.evaluate import ModelEval, evaluate_model, open_run_cache, pick_patches
 from aerotune.report.figures import FIGURE_DPI
 from aerotune.report.records import ReportRecord
+from aerotune.report.whole import evaluate_whole
 from aerotune.train.records import TrainingRun
 
 log = logging.getLogger(__name__)
@@ -176,12 +177,19 @@ def _assemble(
         "parameters": numbers.parameters(src),
         "models": {k: numbers.model_numbers(runs[k], e, names) for k, e in evals.items()},
     }
+    whole = evaluate_whole(src, cache, device=device, say=say)  # the held-out whole images, if the run has any
+    for name, sets in whole.models.items():
+        data["models"][name]["whole"] = {k: {"images": len(whole.images[k]), **v} for k, v in sets.items()}
+    data["whole_images"] = whole.section()
+    data["notes"] += whole.notes
     data["verdict"] = numbers.verdict(data["models"], src)
     data["headline"] = numbers.headline(data["models"])
     if src.study is not None:
         data["study"] = numbers.study_numbers(src, say)
 
     images = np.asarray(cache.images[np.asarray(shown_idx)])
+    if images.shape[-1] != 3:  # a GeoTIFF cache: its first three bands as RGB, or its first band in grey
+        images = images[..., :3] if images.shape[-1] > 3 else np.repeat(images[..., :1], 3, axis=-1)
     truths = np.asarray(cache.masks[np.asarray(shown_idx)])
     labels = [f"patch {i}" for i in shown_idx]
     figs: dict[str, Callable] = {

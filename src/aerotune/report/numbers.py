@@ -63,6 +63,12 @@ def protocol(run: TrainingRun, cache, *, seed: int, train_eval: int, thresholds:
         if d.unknown_colors == "ignore"
         else "none (unknown colours are errors)",
     }
+    if split.test_images:
+        how = f"tiles {d.test_tiles}" if d.test_tiles else f"{d.test_fraction:.0%} of the images, seed {split.seed}"
+        found["test"] = (
+            f"{len(split.test_images)} whole image(s) held out ({how}): none of their patches trained or "
+            f"validated; evaluated whole, stitched from windows"
+        )
     skipped = m.get("skipped") or []
     if skipped:  # pairs and files --skip-bad-pairs left out of the cache, with why
         shown = "; ".join(
@@ -152,32 +158,69 @@ def model_numbers(run: TrainingRun, ev: ModelEval, names: list[str]) -> dict[str
 
 
 def verdict(models: dict[str, Any], src: Sources) -> dict[str, Any]:
+    """Tuned against baseline: on the test images when both models have them, else on the validation patches."""
     t = models["tuned"]["val"]
+    test_t = models["tuned"].get("whole", {}).get("test")
+    test_b = models.get("baseline", {}).get("whole", {}).get("test")
+    chose = "the best trial and each run's checkpoint" if src.study is not None else "the checkpoint"
+    if test_t is not None and ("baseline" not in models or test_b is not None):
+        basis = "test"
+        why = (
+            f"Verdict on the {test_t['images']} test image(s), whole and stitched, which neither training nor the "
+            f"choice of {chose} saw. The validation numbers beside it are biased upward: they made that choice."
+        )
+    else:
+        basis = "validation"
+        why = (
+            f"Verdict on the validation patches, which also chose {chose}, so it is biased upward; hold out a test "
+            "portion (--test-fraction or --test-tiles) for an unbiased one."
+        )
+    val_text = f"validation loss {t['loss']:.4f}, mean IoU {t['mean_iou']:.3f}"
     if "baseline" not in models:
-        return Verdict(
-            "single",
-            f"One model, no baseline: validation loss {t['loss']:.4f}, mean IoU "
-            f"{t['mean_iou']:.3f}. Pass --baseline RUN to compare.",
-        ).to_json()
+        text = f"One model, no baseline: {val_text}."
+        if basis == "test":
+            text = (
+                f"One model, no baseline: test mean IoU {test_t['mean_iou']:.3f}, pixel accuracy "
+                f"{test_t['pixel_accuracy']:.3f} on {test_t['images']} whole image(s); {val_text}."
+            )
+        return Verdict("single", f"{text} Pass --baseline RUN to compare.", basis=basis, basis_text=why).to_json()
     b = models["baseline"]["val"]
     comparable_loss = src.comparable_loss
     d_loss = t["loss"] - b["loss"]
     d_iou = t["mean_iou"] - b["mean_iou"]
-    loss_better = d_loss < 0
-    iou_better = d_iou > 0
     parts = []
     if comparable_loss:
         parts.append(f"validation loss {b['loss']:.4f} → {t['loss']:.4f} ({_pct(d_loss, b['loss'])})")
     parts.append(f"mean IoU {b['mean_iou']:.3f} → {t['mean_iou']:.3f} ({d_iou * 100:+.1f} points)")
-    wins = [iou_better] + ([loss_better] if comparable_loss else [])
+    n = models["tuned"]["val_patches"]
+    val_detail = "; ".join(parts) + f", on the same {n} validation patches"
+    extra: dict[str, Any] = {}
+    if basis == "test":
+        d_test = test_t["mean_iou"] - test_b["mean_iou"]
+        d_acc = test_t["pixel_accuracy"] - test_b["pixel_accuracy"]
+        wins = [d_test > 0, d_acc > 0]
+        detail = (
+            f"mean IoU {test_b['mean_iou']:.3f} → {test_t['mean_iou']:.3f} ({d_test * 100:+.1f} points), pixel "
+            f"accuracy {test_b['pixel_accuracy']:.3f} → {test_t['pixel_accuracy']:.3f} ({d_acc * 100:+.1f} points) "
+            f"on the same {test_t['images']} test image(s); beside it, {val_detail}."
+        )
+        extra = {
+            "test_mean_iou": {"baseline": test_b["mean_iou"], "tuned": test_t["mean_iou"], "change": d_test},
+            "test_pixel_accuracy": {
+                "baseline": test_b["pixel_accuracy"],
+                "tuned": test_t["pixel_accuracy"],
+                "change": d_acc,
+            },
+        }
+    else:
+        wins = [d_iou > 0] + ([d_loss < 0] if comparable_loss else [])
+        detail = val_detail + "."
     if all(wins):
         status, head = "better", "Tuning paid off"
     elif not any(wins):
         status, head = "worse", "Tuning did not pay off"
     else:
         status, head = "mixed", "Mixed result"
-    n = models["tuned"]["val_patches"]
-    detail = "; ".join(parts) + f", on the same {n} validation patches."
     return Verdict(
         status,
         f"{head}: {detail}",
@@ -185,6 +228,9 @@ def verdict(models: dict[str, Any], src: Sources) -> dict[str, Any]:
         detail,
         val_loss={"baseline": b["loss"], "tuned": t["loss"], "change": d_loss},
         mean_iou={"baseline": b["mean_iou"], "tuned": t["mean_iou"], "change": d_iou},
+        basis=basis,
+        basis_text=why,
+        **extra,
     ).to_json()
 
 
@@ -211,6 +257,17 @@ def headline(models: dict[str, Any]) -> list[dict[str, Any]]:
         ),
         ("average precision, pooled one-hot pixels", lambda m: m["ap_pooled"], ".3f", False),
     ]
+    for set_name, what in (("test", "test images"), ("validation", "validation images")):
+        if any(set_name in m.get("whole", {}) for m in models.values()):
+            for key, name in (("mean_iou", "mean IoU"), ("pixel_accuracy", "pixel accuracy")):
+                rows.append(
+                    (
+                        f"{name}, {what} (whole, stitched)",
+                        lambda m, s=set_name, k=key: m.get("whole", {}).get(s, {}).get(k),
+                        ".3f",
+                        False,
+                    )
+                )
     out = []
     for label, get, fmt, lower in rows:
         out.append({"label": label, "format": fmt, "lower_is_better": lower, **{k: get(m) for k, m in models.items()}})

@@ -18,6 +18,10 @@ class Verdict:
     detail: str = ""  # the sentence after the headline
     val_loss: dict[str, float] | None = None  # baseline, tuned, change
     mean_iou: dict[str, float] | None = None
+    basis: str = "validation"  # which numbers decided: validation (patches) or test (whole held-out images)
+    basis_text: str = ""  # the sentence that says so, and why
+    test_mean_iou: dict[str, float] | None = None  # baseline, tuned, change on the test images
+    test_pixel_accuracy: dict[str, float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -51,11 +55,13 @@ class ReportRecord(Record):
     baseline_run: str | None = None
     notes: list[str] = field(default_factory=list)
     study: dict[str, Any] | None = None  # numbers.study_numbers, for a tuning run
+    whole_images: dict[str, Any] | None = None  # report.whole: the held-out whole images, when the run has them
     figures: dict[str, str] = field(default_factory=dict)  # name -> path relative to the report folder
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         data = super().to_json()
-        if data["study"] is None:  # a training run's report has no study section
-            del data["study"]
+        for key in ("study", "whole_images"):  # a training run has no study; a random split no whole images
+            if data[key] is None:
+                del data[key]
         return data

@@ -67,6 +67,7 @@ p.caption, .note { color: var(--muted); font-size: 13px; margin: 6px 0 0; }
 .kpi .label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
 .kpi .value { font-size: 20px; font-weight: 650; font-variant-numeric: tabular-nums; }
 .kpi .delta { font-size: 13px; }
+.verdict .basis { margin: 10px 0 0; font-size: 14px; color: var(--muted); }
 .good { color: #1a7f37; } .bad { color: #cf222e; }
 .grid2 { display: grid; grid-template-columns: 1fr 1fr; gap: 0 18px; align-items: start; }
 @media (max-width: 900px) { .grid2 { grid-template-columns: 1fr; } }
@@ -202,9 +203,13 @@ def _html_verdict(data: dict[str, Any]) -> str:
         out.append(f'<div class="head">{e(v["headline"])}</div><div>{e(v["detail"])}</div>')
         out.append('<div class="kpis">')
         for key, label, spec, lower in (
+            ("test_mean_iou", "test mean IoU (whole images)", ".3f", False),
+            ("test_pixel_accuracy", "test pixel accuracy", ".3f", False),
             ("val_loss", "validation loss", ".4f", True),
-            ("mean_iou", "mean IoU", ".3f", False),
+            ("mean_iou", "validation mean IoU" if "test_mean_iou" in v else "mean IoU", ".3f", False),
         ):
+            if key not in v:
+                continue
             k = v[key]
             d = tables.delta(k["baseline"], k["tuned"], spec, lower)
             out.append(
@@ -214,6 +219,8 @@ def _html_verdict(data: dict[str, Any]) -> str:
                 f'<div class="delta {d.css}">{d.text} (tuned − baseline)</div></div>'
             )
         out.append("</div>")
+    if v.get("basis_text"):
+        out.append(f'<p class="basis">{e(v["basis_text"])}</p>')
     out.append("</section>\n")
     return "".join(out)
 
@@ -271,6 +278,8 @@ def render_markdown(data: dict[str, Any]) -> str:
     ]
     v = data["verdict"]
     md += [f"> **{v['text']}**" if v["status"] == "single" else f"> **{v['headline']}**: {v['detail']}", ""]
+    if v.get("basis_text"):
+        md += [f"> {v['basis_text']}", ""]
     md += md_table(tables.protocol(data), level="##")
     if data["notes"]:
         md += ["## Notes", ""] + [f"- {n}" for n in data["notes"]] + [""]

@@ -99,6 +99,7 @@ PROTOCOL_LABELS = [
     ("unknown_colors", "unknown mask colours"),
     ("split", "split"),
     ("patches", "patches"),
+    ("test", "test portion"),
     ("normalization", "normalisation"),
     ("augment", "augmentation"),
     ("loss", "loss"),
@@ -136,7 +137,8 @@ def parameters(data: dict[str, Any]) -> Table:
 
 def results(data: dict[str, Any]) -> Table:
     has_base = "baseline" in data["models"]
-    cols = [Column("validation metric"), *_model_columns(data)] + ([Column("change")] if has_base else [])
+    metric = "metric (validation patches unless marked)" if data.get("whole_images") else "validation metric"
+    cols = [Column(metric), *_model_columns(data)] + ([Column("change")] if has_base else [])
     rows = []
     for r in data["headline"]:
         b, t = r.get("baseline"), r["tuned"]

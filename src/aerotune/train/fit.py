@@ -94,7 +94,7 @@ def evaluate(
     channels_last = device.type == "cuda" if channels_last is None else channels_last
     metrics = SegmentationMetrics(palette.names, ignore_index=palette.ignore_index, device=device)
     for start in range(0, len(dataset), batch_size):
-        x, y = dataset.batch(list(range(start, min(start + batch_size, len(dataset)))))
+        x, y = dataset.batch(list(range(start, min(start + batch_size, len(dataset)))), device)
         x, y = to_device(x, device, channels_last), y.to(device, non_blocking=True)
         with autocast(device, dtype):
             logits = model(x)
@@ -155,7 +155,7 @@ def _fit(
 
     torch.manual_seed(tc.seed)
     speed = resolve_speed(tc, device)
-    model = build_model(config.model, num_classes=palette.num_classes).to(device)
+    model = build_model(config.model, num_classes=palette.num_classes, in_channels=cache.bands.count).to(device)
     step_model = prepare_model(model, speed)  # model itself, or its compiled wrapper (same parameters)
     optimizer = make_optimizer(model, tc.learning_rate, speed)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
@@ -242,6 +242,7 @@ def _fit(
             "epoch": epoch,
             "config": config.to_dict(),
             "palette": palette.to_dict(),
+            "bands": cache.bands.to_dict(),  # the input: band count, GeoTIFF bands and scaling, for predict
             "split": split.to_dict(),
             "history": history,
             "best_val_loss": best_val,

@@ -111,7 +111,7 @@ def train_epoch(
     t_start = time.perf_counter()
     for i, start in enumerate(bar):
         t0 = time.perf_counter()
-        x, y = dataset.batch(order[start : start + batch_size])
+        x, y = dataset.batch(order[start : start + batch_size], device)
         x, y = to_device(x, device, channels_last), y.to(device, non_blocking=True)
         stats.data_seconds += time.perf_counter() - t0
         with autocast(device, dtype):

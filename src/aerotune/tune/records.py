@@ -59,6 +59,9 @@ class StudyRecord(Record):
         base = json.loads(json.dumps(self.base_config))
         for k in RUNTIME_KEYS:
             base["train"].pop(k, None)
+        for k, none in (("test_fraction", 0.0), ("test_tiles", None)):  # studies made before the test portion
+            if base.get("data", {}).get(k, none) == none:
+                base.get("data", {}).pop(k, None)
         keys = (
             "space",
             "metric",
