@@ -89,7 +89,7 @@ def main() -> None:
     p.add_argument("--results", type=Path, default=HERE / "results-budgets.json")
     p.add_argument("--table", type=Path, default=ROOT / "docs" / "figures" / "hpo_replay" / "budgets.md")
     args = p.parse_args()
-    from aerotune.files import write_json
+    from aerotune.files import write_json, write_text
 
     rows = read_rows(args.curves)
     table = load_table(rows)
@@ -106,21 +106,22 @@ def main() -> None:
         print(f"budget {trainings} trainings ({budget} epochs): {time.time() - t0:.0f} s", flush=True)
         for m, r in out[trainings].items():
             print(f"  {m}: median share {r['share_median']}, reached {r['reached']}", flush=True)
-    text = markdown(out, labels, args.seeds, len(table.curves), table.epochs)
-    if args.noise_scale != 1:
-        text += f"\n\nReplayed noise scaled by {args.noise_scale:g}."
-    write_json(
-        args.results,
-        {
-            "seeds": args.seeds,
-            "configs": len(table.curves),
-            "noise_scale": args.noise_scale,
-            "labels": labels,
-            "budgets": {str(k): v for k, v in out.items()},
-        },
-    )
-    args.table.parent.mkdir(parents=True, exist_ok=True)
-    args.table.write_text(text + "\n")
+        # written after every budget: a stopped run keeps the budgets it finished
+        text = markdown(out, labels, args.seeds, len(table.curves), table.epochs)
+        if args.noise_scale != 1:
+            text += f"\n\nReplayed noise scaled by {args.noise_scale:g}."
+        write_json(
+            args.results,
+            {
+                "seeds": args.seeds,
+                "configs": len(table.curves),
+                "noise_scale": args.noise_scale,
+                "labels": labels,
+                "budgets": {str(k): v for k, v in out.items()},
+            },
+        )
+        args.table.parent.mkdir(parents=True, exist_ok=True)
+        write_text(args.table, text + "\n")
     print(text)
 
 
