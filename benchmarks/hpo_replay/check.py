@@ -9,7 +9,8 @@ tune`` itself (same run folder). ``compare`` replays the same methods and seed (
 seeds) and compares: epochs to reach random search's final best, best loss at 10/25/50/100 % of the budget.
 
     nice -n 15 python benchmarks/hpo_replay/check.py run &        # background; about 5-10 min of one core a study
-    python benchmarks/hpo_replay/check.py compare                  # needs the studies in check.json
+    python benchmarks/hpo_replay/check.py compare --seeds 50      # needs the studies in check.json
+    python benchmarks/hpo_replay/check.py compare --seeds 50 --noise-scale 0   # against the noise-free replay
 """
 
 from __future__ import annotations

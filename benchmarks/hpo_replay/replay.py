@@ -11,6 +11,7 @@ the real continuous space.
 
     python benchmarks/hpo_replay/replay.py                 # 100 seeds per method; writes results + figure
     python benchmarks/hpo_replay/replay.py --seeds 10      # quick look
+    python benchmarks/hpo_replay/replay.py --noise-scale 0 --results /tmp/r.json --figures /tmp/f  # no noise
 
 Writes ``benchmarks/hpo_replay/results.json``, ``docs/figures/hpo_replay/hpo_replay.md`` (the table) and
 ``docs/figures/hpo_replay/hpo_replay.png`` (anytime curves).
