@@ -11,6 +11,7 @@ the real continuous space.
 
     python benchmarks/hpo_replay/replay.py                 # 100 seeds per method; writes results + figure
     python benchmarks/hpo_replay/replay.py --seeds 10      # quick look
+    python benchmarks/hpo_replay/replay.py --noise-scale 0 --results /tmp/r.json --figures /tmp/f  # no noise
 
 Writes ``benchmarks/hpo_replay/results.json``, ``docs/figures/hpo_replay/hpo_replay.md`` (the table) and
 ``docs/figures/hpo_replay/hpo_replay.png`` (anytime curves).
@@ -291,20 +292,30 @@ def replay_aerotune(table: Table, method: str, seed: int, budget: int, work: Pat
 _TABLE: list[Table] = []
 
 
-def _init_worker(rows: list[dict[str, Any]]) -> None:
-    _TABLE[:] = [load_table(rows)]
+def scaled(table: Table, noise_scale: float) -> Table:
+    """The table with its replayed noise scaled: 0 replays every run as its recorded curve (as a real study does,
+    whose trials all train with the same seed as the recording), 1 (default) adds the measured spread."""
+    return dataclasses.replace(table, sigma=table.sigma * noise_scale) if noise_scale != 1 else table
+
+
+def _init_worker(rows: list[dict[str, Any]], noise_scale: float = 1.0) -> None:
+    _TABLE[:] = [scaled(load_table(rows), noise_scale)]
 
 
 def _job(job: tuple[str, int, int]) -> dict[str, Any]:
     return replay_fast(_TABLE[0], *job)
 
 
-def run_all(rows: list[dict[str, Any]], methods: list[str], seeds: int, budget: int, processes: int) -> list[dict]:
+def run_all(
+    rows: list[dict[str, Any]], methods: list[str], seeds: int, budget: int, processes: int, noise_scale: float = 1.0
+) -> list[dict]:
     jobs = [(m, s, budget) for s in range(seeds) for m in methods]
     if processes <= 1:
-        _init_worker(rows)
+        _init_worker(rows, noise_scale)
         return [_job(j) for j in jobs]
-    with multiprocessing.get_context("spawn").Pool(processes, initializer=_init_worker, initargs=(rows,)) as pool:
+    with multiprocessing.get_context("spawn").Pool(
+        processes, initializer=_init_worker, initargs=(rows, noise_scale)
+    ) as pool:
         return pool.map(_job, jobs, chunksize=2)
 
 
@@ -348,11 +359,17 @@ def main() -> None:
         action="store_false",
         help="skip replaying seed 0 of each method through run_tune as a cross-check",
     )
+    p.add_argument(
+        "--noise-scale",
+        type=float,
+        default=1.0,
+        help="scale of the replayed run-to-run noise: 0 replays the recorded curves as they are (default 1)",
+    )
     p.add_argument("--results", type=Path, default=HERE / "results.json")
     p.add_argument("--figures", type=Path, default=ROOT / "docs" / "figures" / "hpo_replay")
     args = p.parse_args()
     rows = read_rows(args.curves)
-    table = load_table(rows)
+    table = scaled(load_table(rows), args.noise_scale)
     methods = args.methods.split(",")
     if "rs" not in methods:
         methods.insert(0, "rs")
@@ -366,8 +383,9 @@ def main() -> None:
     t0 = time.time()
     if args.check:
         check_engines(table, methods, budget)
-    studies = run_all(rows, methods, args.seeds, budget, args.processes)
+    studies = run_all(rows, methods, args.seeds, budget, args.processes, args.noise_scale)
     summary = summarize(studies, rows, table, budget, {m: METHODS[m][0] for m in methods})
+    summary["noise_scale"] = args.noise_scale
     write_outputs(summary, studies, args.results, args.figures)
     print(summary["markdown"])
     print(f"replayed {len(studies)} studies in {time.time() - t0:.0f} s")
