@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from aerotune import interrupts
 from aerotune.config import RunConfig, keys_with_role
 from aerotune.data.dataset import PatchDataset, Split, channel_stats, make_split
 from aerotune.data.palette import Palette
@@ -249,13 +250,14 @@ def _fit(
             "best_epoch": best_epoch,
             "norm_stats": list(stats) if stats else None,
         }
-        save_checkpoint(ckpt, ckpt_dir / "last.pt")
-        if improved:
-            save_checkpoint({k: v for k, v in ckpt.items() if k != "optimizer"}, ckpt_dir / "best.pt")
-        _write_history(out, history)
-        if settings_pending:
-            write_settings()
-            settings_pending = False
+        with interrupts.deferred():  # an epoch's files are written together: Ctrl-C lands after all of them
+            save_checkpoint(ckpt, ckpt_dir / "last.pt")
+            if improved:
+                save_checkpoint({k: v for k, v in ckpt.items() if k != "optimizer"}, ckpt_dir / "best.pt")
+            _write_history(out, history)
+            if settings_pending:
+                write_settings()
+                settings_pending = False
         log.info(
             "epoch %d: train loss %.4f, val loss %.4f, val mIoU %.3f",
             epoch,
