@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 
@@ -15,9 +14,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    # Before torch loads: its OpenMP threads then sleep while they wait instead of spinning. On 2 cores shared
-    # with other work, spinning threads took the cores from the thread doing the work (docs/benchmarks.md).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # OpenMP's wait policy stays the user's: OMP_WAIT_POLICY=PASSIVE pays on a busy shared machine and costs
+    # about 1.3x on a quiet one (docs/benchmarks.md, "The demo's time").
     from aerotune.commands.tune import quiet_optuna
     from aerotune.demo import run_demo
 
