@@ -178,7 +178,9 @@ def test_tune_interrupted_then_resumed(tiny_cache, tmp_path, workers, sig, group
     rows = json.loads((out / "trials.json").read_text())
     interrupted = [r for r in rows if r["status"] == "interrupted"]
     assert interrupted, rows  # the trial that was running was failed for a retry, not lost
-    assert all(any(r["retry_of"] == i["number"] for r in rows) for i in interrupted)
+    keys = ("number", "state", "status", "retry_of", "epochs", "worker")
+    table = [{k: r.get(k) for k in keys} for r in rows]
+    assert all(any(r["retry_of"] == i["number"] for r in rows) for i in interrupted), (table, err, rerun.stderr)
     assert sum(1 for r in rows if r["state"] == "COMPLETE") == 2
 
 

@@ -75,3 +75,37 @@ def test_read_tune_run(tmp_path: Path):
     (run / "trials.json").write_text("{not json")
     with pytest.raises(RunError, match="trials.json: cannot read"):
         read_tune_run(run)
+
+
+def test_a_retry_of_a_retry_names_its_own_predecessor_and_starts_clean():
+    """Trial 0 is interrupted and retried as 1, which is interrupted in turn and retried as 2: each row names the
+    trial it retries, and a retry does not inherit its predecessor's status, reason or epochs."""
+    import optuna
+
+    from aerotune.tune.export import trial_records
+    from aerotune.tune.optuna_compat import study_storage, trial_id
+    from aerotune.tune.optuna_study import MAX_RETRIES, retry_trial
+
+    desc = StudyRecord.from_json(OLD_STUDY, where="study.json")
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage(), study_name="old")
+    study.enqueue_trial({"train.learning_rate": 0.007}, user_attrs={"baseline": True})
+    for n in range(MAX_RETRIES + 1):
+        trial = study.ask()
+        assert trial.user_attrs == {"baseline": True}  # not its predecessor's status, reason or epochs
+        assert sorted(study_storage(study).get_trial(trial_id(trial)).intermediate_values) == list(range(1, n + 1))
+        trial.suggest_float("train.learning_rate", 0.001, 0.1, log=True)
+        trial.report(0.9, n + 1)
+        for key, value in {"status": "interrupted", "reason": "stopped by the user", "epochs": 1}.items():
+            trial.set_user_attr(key, value)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        retry_trial(study, study.trials[trial.number])
+
+    rows = {r.number: r for r in trial_records(study, desc)}
+    assert [rows[n].retry_of for n in sorted(rows)] == [None, 0, 1, 2]  # the last is not retried again
+    assert all(r.baseline for r in rows.values())
+    assert "retried as trial 1" in rows[0].reason and "retried as trial 2" in rows[1].reason
+    assert "retried" not in rows[3].reason
+    assert len(study.trials) == MAX_RETRIES + 1  # the chain stops after MAX_RETRIES retries
+    assert study.trials[1].params == study.trials[0].params
+    assert study.trials[1].system_attrs["retry_history"] == [0]
+    assert study.trials[2].system_attrs["retry_history"] == [0, 1]

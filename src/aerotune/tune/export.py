@@ -12,7 +12,7 @@ from pathlib import Path
 from aerotune.errors import RunError
 from aerotune.files import copy_file, write_json, write_text
 from aerotune.reference import REFERENCE_EPOCHS
-from aerotune.tune.optuna_study import BASELINE_KEY, EPOCHS_KEY, OpenStudy, open_study
+from aerotune.tune.optuna_study import BASELINE_KEY, EPOCHS_KEY, OpenStudy, open_study, retry_of
 from aerotune.tune.records import StudyRecord, StudySummary, TrialRecord, read_study
 from aerotune.tune.settings import TuneResult
 from aerotune.tune.storage import JOURNAL_FILE
@@ -44,10 +44,7 @@ def trial_records(study, desc: StudyRecord) -> list[TrialRecord]:
     from aerotune.tune.plan import bracket_of, bracket_shares, n_brackets
 
     trials = study.get_trials(deepcopy=False)
-    retried = {}
-    for t in trials:
-        for n in t.system_attrs.get("retry_history", []) or []:
-            retried[n] = t.number
+    retried = {retry_of(t): t.number for t in trials if retry_of(t) is not None}
     shares = bracket_shares(
         n_brackets(desc.min_resource, desc.max_resource, desc.reduction_factor), desc.reduction_factor
     )
@@ -82,7 +79,7 @@ def trial_records(study, desc: StudyRecord) -> list[TrialRecord]:
                     "reason": reason,
                     "baseline": bool(ua.get("baseline")),
                     "bracket": bracket_of(desc.study_name, t.number, shares),
-                    "retry_of": t.system_attrs.get("failed_trial"),
+                    "retry_of": retry_of(t),
                     "resumed_from": ua.get("resumed_from"),
                     "epoch_ticks": ua.get("epoch_ticks", []),
                     "run_dir": ua.get("run_dir"),

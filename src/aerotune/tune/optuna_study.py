@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,12 +48,41 @@ class StudyWideHyperband:
         return self.inner.prune(study, trial)
 
 
-def retry_callback():
-    from optuna.storages import RetryHeartbeatStaleTrialCallback
+#: How often one trial is retried (after a stale heartbeat or an interrupt) before it is given up.
+MAX_RETRIES = 3
+#: The user attributes a retry keeps: what the trial is, not what happened to its predecessor.
+RETRY_KEEPS = ("baseline",)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "experimental" notes
-        return RetryHeartbeatStaleTrialCallback(max_retry=3, inherit_intermediate_values=True)
+
+def retry_trial(study, trial) -> None:
+    """Enqueue a retry of the failed ``trial`` (a ``FrozenTrial``): same parameters, its epochs' values inherited.
+
+    Optuna's ``RetryHeartbeatStaleTrialCallback`` does the same but copies every user attribute (so a retry would
+    start out with its predecessor's "status", "reason" and "epochs") and keeps ``failed_trial`` on the first trial
+    of a chain. Here a retry starts clean; ``retry_history`` lists its predecessors, oldest first, so the one it
+    retries is the last. Used as the storages' stale-trial callback and after an interrupt.
+    """
+    import optuna
+
+    history = [*(trial.system_attrs.get("retry_history") or []), trial.number]
+    if len(history) > MAX_RETRIES:
+        return
+    study.add_trial(
+        optuna.create_trial(
+            state=optuna.trial.TrialState.WAITING,
+            params=trial.params,
+            distributions=trial.distributions,
+            user_attrs={k: trial.user_attrs[k] for k in RETRY_KEEPS if k in trial.user_attrs},
+            system_attrs={"failed_trial": history[0], "retry_history": history},
+            intermediate_values=trial.intermediate_values,
+        )
+    )
+
+
+def retry_of(trial) -> int | None:
+    """The trial that ``trial`` retries (the last of its ``retry_history``), or None."""
+    history = trial.system_attrs.get("retry_history") or []
+    return history[-1] if history else None
 
 
 def open_study(desc: StudyRecord, out: Path, storage_url: str | None, *, heartbeat: int) -> OpenStudy:
@@ -63,7 +91,7 @@ def open_study(desc: StudyRecord, out: Path, storage_url: str | None, *, heartbe
     from aerotune.tune.storage import open_storage
 
     storage, lock = open_storage(
-        storage_url, out, heartbeat=heartbeat, stale_callback=retry_callback(), name=desc.study_name
+        storage_url, out, heartbeat=heartbeat, stale_callback=retry_trial, name=desc.study_name
     )
     pruner = make_pruner(desc)
     try:

@@ -26,7 +26,7 @@ from aerotune import interrupts
 from aerotune.config import RunConfig
 from aerotune.errors import AerotuneError, first_line
 from aerotune.tune.optuna_compat import study_storage, trial_id
-from aerotune.tune.optuna_study import EPOCHS_KEY, OpenStudy, make_sampler, open_study, retry_callback
+from aerotune.tune.optuna_study import EPOCHS_KEY, OpenStudy, make_sampler, open_study, retry_trial
 from aerotune.tune.records import StudyRecord, read_study
 from aerotune.tune.settings import WorkerBudget
 from aerotune.tune.trial import TrialCallback, free_memory, is_oom
@@ -258,16 +258,8 @@ class _Worker:
                 try:
                     config = self.base.with_overrides({**values, **self.runtime}, where=f"trial {number}")
                     result = fit(config, self.cache, run_dir, split=self.split, callback=cb)
-                except KeyboardInterrupt:
-                    self._tell(
-                        trial, TrialState.FAIL, "interrupted", "stopped by the user; retried on resume", None, cb, t0
-                    )
-                    with contextlib.suppress(Exception):
-                        retry_callback()(self.study, study_storage(self.study).get_trial(trial_id(trial)))
+                except (KeyboardInterrupt, UpdateFinishedTrialError):
                     raise
-                except UpdateFinishedTrialError:
-                    log.warning("trial %d was failed by another worker (stale heartbeat); dropping it", number)
-                    return
                 except Exception as exc:  # noqa: BLE001 - a failing trial never ends the study
                     if is_oom(exc):
                         status, reason = "out of memory", first_line(exc)
@@ -278,11 +270,14 @@ class _Worker:
                         status, reason = "error", f"{type(exc).__name__}: {first_line(exc)}"
                         log.exception("trial %d failed", number)
                     result = None
-            if result is not None:
-                state, status, reason, value = self._outcome(result, cb)
+        except KeyboardInterrupt:  # anywhere in the trial, from its first parameter to its last epoch
+            self._interrupted(trial, cb, t0)
+            raise
         except UpdateFinishedTrialError:
             log.warning("trial %d was failed by another worker (stale heartbeat); dropping it", number)
             return
+        if result is not None:
+            state, status, reason, value = self._outcome(result, cb)
         self._tell(trial, state, status, reason, value, cb, t0)
         log.info(
             "trial %d: %s after %d epoch(s)%s%s",
@@ -292,6 +287,20 @@ class _Worker:
             "" if value is None else f", {self.desc.metric} {value:.4f}",
             f" ({reason})" if reason else "",
         )
+
+    def _interrupted(self, trial, cb: TrialCallback, t0: float) -> None:
+        """Ctrl-C or SIGTERM stopped this trial: fail it and enqueue its retry, under the study lock (a worker
+        choosing its next trial at the same moment sees both or neither), with a second Ctrl-C held until both
+        are written."""
+        from optuna.exceptions import UpdateFinishedTrialError
+        from optuna.trial import TrialState
+
+        with interrupts.deferred(), self.lock.hold():
+            self._tell(trial, TrialState.FAIL, "interrupted", "stopped by the user; retried on resume", None, cb, t0)
+            with contextlib.suppress(UpdateFinishedTrialError, KeyError):
+                frozen = study_storage(self.study).get_trial(trial_id(trial))
+                if frozen.state == TrialState.FAIL and frozen.user_attrs.get("status") == "interrupted":
+                    retry_trial(self.study, frozen)
 
     def _outcome(self, result, cb: TrialCallback):
         from optuna.trial import TrialState
