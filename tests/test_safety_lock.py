@@ -7,10 +7,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from safety_runs import TINY, aerotune, assert_refused, trained_run
 from test_safety_interrupts import SLOW, start
 
@@ -125,3 +128,46 @@ def test_prepare_into_a_cache_being_replaced_is_refused(tmp_path):
         rc, err = resume(first)
     assert rc == 0, err[-3000:]
     assert json.loads((out / "manifest.json").read_text())["settings"]["patch_size"] == 32
+
+
+def _holding(folder: Path) -> subprocess.Popen:
+    """Another process holding ``folder``'s lock, as a command writing that folder does."""
+    code = (
+        "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+        "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(300)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(folder / ".aerotune.lock")], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+@pytest.mark.parametrize("meanwhile", ["another command's cache, still locked", "a user's folder"])
+def test_a_new_cache_that_appears_meanwhile_is_not_replaced(tmp_path, meanwhile):
+    """``data prepare`` into a new folder, and while it cuts, the same folder appears: made by another command
+    still writing it, or by the user. The first command ends refused in one line; that folder stays as it is."""
+    from aerotune.data.synthetic import write_synthetic_dataset
+
+    data = write_synthetic_dataset(tmp_path / "data", scenes=4, size=512, seed=1, tiles=1).root
+    out = tmp_path / "cache"
+    first = start("data", "prepare", data, "--out", out, "--patch-size", "32")
+    frozen_at(first, lambda: any(tmp_path.glob(".cache.tmp-*")))
+    holder = None
+    try:
+        if meanwhile.startswith("another"):
+            assert aerotune("data", "prepare", data, "--out", out, "--patch-size", "128").returncode == 0
+            holder, needle = _holding(out), BUSY
+        else:
+            out.mkdir()
+            (out / "notes.txt").write_text("mine")
+            needle = "appeared while this command ran and is not an aerotune cache"
+        before = snapshot(out)
+        rc, err = resume(first)
+    finally:
+        if holder is not None:
+            holder.kill()
+            holder.wait()
+    assert_refused(subprocess.CompletedProcess([], rc, "", err), str(out), needle)
+    assert_unchanged(before, out)
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]

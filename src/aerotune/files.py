@@ -10,7 +10,9 @@ While a command writes an output folder it holds an ``fcntl`` lock on ``.aerotun
 second command on the same folder is refused before it writes anything. The kernel drops the lock when the
 process ends, however it ends: a killed command never leaves a stale lock behind. Outputs replaced whole
 (cache, report, evaluation) are built in a locked folder beside ``out`` and renamed into place, with the lock;
-two commands that both create the same *new* one at once each build their own and the last rename wins.
+when two commands create the same *new* one at once, each builds its own, and the second to finish is refused
+while the first still holds the folder (after that, it replaces it, as a later command would); a folder that
+someone else put at ``out`` meanwhile is never replaced.
 """
 
 from __future__ import annotations
@@ -113,9 +115,18 @@ def copy_file(src: Path, dst: Path) -> None:
         raise
 
 
-def replace_dir(tmp: Path, out: Path) -> None:
-    """Move the finished folder ``tmp`` to ``out``, replacing an old one there with as short a window as possible."""
-    if out.exists():
+def replace_dir(tmp: Path, out: Path, option: str = "--out") -> None:
+    """Move the finished folder ``tmp`` to ``out``, replacing an old one there with as short a window as possible.
+
+    ``out`` was checked when the command began, but another process may have made it since: it is replaced only
+    if it is still empty or an unlocked aerotune output of the same kind as ``tmp``.
+
+    Raises:
+        OutputError: ``out`` is now someone else's folder, or another command is writing it (``tmp`` is left for
+            the caller to remove; ``out`` is untouched).
+    """
+    if out.exists() or out.is_symlink():
+        _check_replaceable(tmp, out, option)
         old = out.parent / f".{out.name}.old-{os.getpid()}-{time.time_ns()}"
         with interrupts.deferred():  # a Ctrl-C between the two renames would leave neither folder at ``out``
             os.replace(out, old)
@@ -124,6 +135,21 @@ def replace_dir(tmp: Path, out: Path) -> None:
     else:
         os.replace(tmp, out)
     _moved_lock(tmp, out)
+
+
+def _check_replaceable(tmp: Path, out: Path, option: str) -> None:
+    made = output_kind(tmp)
+    name = KINDS[made][0] if made in KINDS else "output"
+    try:
+        empty = out.is_dir() and not out.is_symlink() and not any(out.iterdir())
+    except OSError:
+        empty = False
+    if not empty and (out.is_symlink() or not out.is_dir() or output_kind(out) != made):
+        raise OutputError(
+            f"{_display(out)}: appeared while this command ran and is not an aerotune {name}; it was left as it "
+            f"is and nothing was written; run again with another {option}"
+        )
+    hold_lock(out, option)  # another command that made the same new folder and still writes it: refused
 
 
 def _moved_lock(tmp: Path, out: Path) -> None:
