@@ -113,8 +113,9 @@ def test_png_rows_writer_streams_a_valid_palette_png(tmp_path):
     w = PngRowWriter(tmp_path / "m.png", 123, 300, palette=PALETTE)
     for r in range(0, 300, 7):
         w.write(ids[r : r + 7])
-    assert not (tmp_path / "m.png").exists()  # renamed into place only when complete
-    w.close()
+    done = w.close()  # complete, under a temporary name: the caller renames it once every scene is done
+    assert not (tmp_path / "m.png").exists() and done.name.startswith(".m.png.tmp")
+    done.replace(tmp_path / "m.png")
     with Image.open(tmp_path / "m.png") as im:
         assert im.mode == "P" and im.size == (123, 300)
         np.testing.assert_array_equal(np.asarray(im), ids)

@@ -276,3 +276,22 @@ def test_evaluate_interrupted_writes_nothing(big_root, synth_root, tmp_path_fact
     assert rc == 130
     assert_one_line(err, CLEAN)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_predict_interrupted_on_a_later_scene_keeps_the_same_named_masks_of_an_earlier_run(
+    big_root, synth_root, tmp_path_factory, tmp_path
+):
+    """The rerun writes masks of the same names: interrupted on its second scene (the first one finished), every
+    mask of the earlier run is still there, as it was; the new ones take their names only once all are done."""
+    model = trained_run(tmp_path_factory, synth_root)
+    out = tmp_path / "masks"
+    images = sorted((big_root / "Tile 1" / "images").iterdir())[:2]
+    first = aerotune("predict", *images, "--model", model, "--out", out)
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = snapshot(tmp_path)
+    proc = start("predict", *images, "--model", model, "--out", out)
+    second = f".{images[1].stem}.png.tmp"
+    rc, err = interrupt(proc, lambda: any(p.name.startswith(second) for p in out.iterdir()), signal.SIGINT, group=True)
+    assert rc == 130
+    assert_one_line(err, CLEAN)
+    assert_unchanged(before, tmp_path)

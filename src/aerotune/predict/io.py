@@ -74,14 +74,14 @@ class PngRowWriter:
         self.rows += rows.shape[0]
 
     def close(self) -> Path:
+        """Complete the file under its temporary name and return that name (the caller renames it to ``path``)."""
         if self.rows != self.height:
             self.abort()
             raise RuntimeError(f"{self.path}: {self.rows} of {self.height} rows written")
         self._chunk(b"IDAT", self._zip.flush())
         self._chunk(b"IEND", b"")
         self._file.close()
-        os.replace(self.tmp, self.path)
-        return self.path
+        return self.tmp
 
     def abort(self) -> None:
         self._file.close()
@@ -131,9 +131,9 @@ class GeoTiffRowWriter:
         self.rows += data.shape[1]
 
     def close(self) -> Path:
+        """Complete the file under its temporary name and return that name (the caller renames it to ``path``)."""
         self._dst.close()
-        os.replace(self.tmp, self.path)
-        return self.path
+        return self.tmp
 
     def abort(self) -> None:
         self._dst.close()

@@ -7,6 +7,7 @@ Torch-free on purpose: a model is anything with ``palette``, ``patch_size``, ``s
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
+from aerotune import interrupts
 from aerotune.data.palette import Palette
 from aerotune.data.rasters import Bands
 from aerotune.data.sources import IMAGE_SUFFIXES, read_image
@@ -187,7 +189,9 @@ def predict_files(
     """Segment every input; write ``OUT/<stem>.png`` (palette PNG) or ``OUT/<stem>.tif`` (GeoTIFF input).
 
     Every input is opened and checked (readable, band count, no output overwriting an input) before
-    ``out`` is created; on an error, the files this call wrote (and ``out``, if it made it) are removed.
+    ``out`` is created. Files are written under temporary names and renamed once every scene is done: on an
+    error, the files this call wrote (and ``out``, if it made it) are removed, and same-named files of an
+    earlier run stay as they were.
     ``probabilities`` (GeoTIFF inputs) adds ``<stem>_probabilities.tif``, one uint8 band per class
     (probability x 255); ``overlay`` adds ``<stem>_overlay.jpg`` (PNG/JPEG inputs; holds the scene twice).
     """
@@ -208,7 +212,7 @@ def predict_files(
     plans = [_outputs(s, out, overlay=overlay and not s.geo, probabilities=probabilities) for s in scenes]
     _check_clash(files, [p for plan in plans for p in plan])
     output.claim()
-    written: list[Path] = []
+    staged: list[tuple[Path, Path]] = []  # (finished file under a temporary name, its name)
     total = sum(max(1, round(s.height * model.scale)) for s in scenes)
     base = 0
     try:
@@ -219,7 +223,7 @@ def predict_files(
                     progress(base + done, total)
 
             with gdal_cache(scene, model.palette.num_classes if probabilities else 0):
-                written += _predict_one(
+                staged += _predict_one(
                     model,
                     scene,
                     plan,
@@ -230,16 +234,21 @@ def predict_files(
                 )
             base += max(1, round(scene.height * model.scale))
             log.info("%s -> %s", scene.path, plan[0])
+        # Every scene is done: only now do the files take their names, replacing those of an earlier run, so a
+        # failure or Ctrl-C on any scene leaves the folder as it was.
+        with interrupts.deferred():
+            for tmp, final in staged:
+                os.replace(tmp, final)
     except BaseException:
-        for p in written:
-            p.unlink(missing_ok=True)
+        for tmp, _final in staged:
+            tmp.unlink(missing_ok=True)
         if output.was_empty:  # the user's empty folder stays, empty again
             (out / MARKER).unlink(missing_ok=True)
             (out / LOCK).unlink(missing_ok=True)
         elif not output.existed:
             shutil.rmtree(out, ignore_errors=True)
         raise
-    return written
+    return [final for _tmp, final in staged]
 
 
 def _predict_one(
@@ -263,23 +272,20 @@ def _predict_one(
             colours[at[0] : at[0] + ids.shape[0]] = palette.decode(ids)
         at[0] += ids.shape[0]
 
-    done: list[Path] = []
+    done: list[tuple[Path, Path]] = []
     try:
         segment_scene(model, scene, on_rows=on_rows, progress=progress, **options)
         for w in writers:
-            done.append(w.close())
+            done.append((w.close(), w.path))
         if colours is not None:
             blended = Image.blend(read_image(scene.path), Image.fromarray(colours), 0.45)
-            tmp = plan[-1].with_name(f".{plan[-1].name}.tmp")
-            try:
-                blended.save(tmp, format="JPEG", quality=90)
-                done.append(tmp.replace(plan[-1]))
-            finally:
-                tmp.unlink(missing_ok=True)
+            tmp = plan[-1].with_name(f".{plan[-1].name}.tmp{os.getpid()}")
+            done.append((tmp, plan[-1]))
+            blended.save(tmp, format="JPEG", quality=90)
     except BaseException:  # a failure or Ctrl-C at any point: none of this scene's files stays, whole or not
         for w in writers:
             w.abort()
-        for p in done:
-            p.unlink(missing_ok=True)
+        for tmp, _final in done:
+            tmp.unlink(missing_ok=True)
         raise
     return done
