@@ -19,14 +19,25 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM arrived; handled as Ctrl-C is (the CLI exits with 143 instead of 130)."""
 
 
+#: Open :func:`deferred` blocks in the main thread, and the signals that arrived during them.
+_HOLD = [0]
+_PENDING: list[int] = []
+
+
 def _raise(signum: int, _frame: object) -> None:
+    if _HOLD[0]:  # inside deferred(): delivered when the block ends
+        _PENDING.append(signum)
+        return
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 def install() -> None:
-    """In the main thread of the CLI: SIGTERM raises :class:`Terminated`; SIGINT keeps raising KeyboardInterrupt."""
+    """In the main thread of the CLI: SIGTERM raises :class:`Terminated`; SIGINT keeps raising KeyboardInterrupt
+    (through this module's handler, so :func:`deferred` can hold both)."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, _raise)
 
 
 def _ignore(_signum: int, _frame: object) -> None:
@@ -42,6 +53,9 @@ def ignore_from_now() -> None:
 
 
 def _once(signum: int, frame: object) -> None:
+    if _HOLD[0]:
+        _PENDING.append(signum)
+        return
     ignore_from_now()  # the first signal stops this process; a second (the parent's SIGTERM after a Ctrl-C to
     _raise(signum, frame)  # the whole group) must not break off its clean-up
 
@@ -70,9 +84,26 @@ def ignored_by_children() -> Iterator[None]:
 
 @contextlib.contextmanager
 def deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM during a few steps that must not be separated (two renames); deliver them after."""
+    """Hold SIGINT and SIGTERM during a few steps that must not be separated (two renames, one write to a study's
+    journal); deliver the first that arrived once the outermost block ends. Blocks nest; other threads never
+    receive signals, so there it does nothing.
+
+    With this module's handlers installed (the CLI, tuning workers), holding is a counter the handlers read:
+    nothing is swapped, so a signal can never land half-way through entering or leaving the block. Otherwise
+    (aerotune used as a library) the handlers are swapped for the block."""
     if threading.current_thread() is not threading.main_thread():
         yield
+        return
+    if all(signal.getsignal(s) in (_raise, _once, _ignore, signal.SIG_IGN) for s in SIGNALS):
+        _HOLD[0] += 1
+        try:
+            yield
+        finally:
+            _HOLD[0] -= 1
+            if not _HOLD[0] and _PENDING:
+                signum = _PENDING[0]
+                _PENDING.clear()
+                signal.raise_signal(signum)  # its handler raises now (or ignores it, once the clean-up began)
         return
     caught: list[int] = []
     old = {s: signal.signal(s, lambda signum, _f: caught.append(signum)) for s in SIGNALS}

@@ -37,6 +37,7 @@ from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
+from aerotune import interrupts
 from aerotune.errors import MissingExtraError, RunError, first_line
 from aerotune.tune.optuna_compat import BaseHeartbeat, trial_id
 
@@ -63,7 +64,10 @@ def is_postgres(url: str | None) -> bool:
 
 
 class _FcntlLock:
-    """A process lock on a file; ``threading`` guards the same process's threads."""
+    """A process lock on a file; ``threading`` guards the same process's threads.
+
+    Taking and dropping it run with Ctrl-C and SIGTERM held: a signal between ``flock`` and the bookkeeping would
+    leave the file locked by a descriptor nobody closes, and the next ``acquire`` waiting for itself forever."""
 
     def __init__(self, path: str | Path) -> None:
         self._path = str(path)
@@ -72,21 +76,62 @@ class _FcntlLock:
         self._depth = 0
 
     def acquire(self) -> bool:
-        self._thread.acquire()
-        if self._depth == 0:
-            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            self._fd = fd
-        self._depth += 1
+        with interrupts.deferred():
+            self._thread.acquire()
+            try:
+                if self._depth == 0:
+                    fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX)
+                    except BaseException:
+                        os.close(fd)
+                        raise
+                    self._fd = fd
+                self._depth += 1
+            except BaseException:
+                self._thread.release()
+                raise
         return True
 
     def release(self) -> None:
-        self._depth -= 1
-        if self._depth == 0 and self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-        self._thread.release()
+        with interrupts.deferred():
+            self._depth -= 1
+            if self._depth == 0 and self._fd is not None:
+                fd, self._fd = self._fd, None
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                finally:
+                    os.close(fd)
+            self._thread.release()
+
+
+class _SignalSafeLock:
+    """The journal storage's thread lock, with Ctrl-C and SIGTERM held while the main thread holds it.
+
+    Optuna replays the journal into memory under this lock, counting each entry as read before applying it; an
+    interrupt between the two would leave this process's view of the study out of step with the file (trial ids
+    shifted), and the clean-up that follows (failing the trial, enqueueing its retry) would write to the wrong
+    trials. Held here, a signal is delivered once the storage call is complete."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held = threading.local()
+
+    def __enter__(self) -> _SignalSafeLock:
+        hold = interrupts.deferred()
+        hold.__enter__()
+        try:
+            self._lock.acquire()
+        except BaseException:
+            hold.__exit__(None, None, None)
+            raise
+        self._held.hold = hold
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        hold = self._held.hold
+        self._lock.release()
+        hold.__exit__(None, None, None)  # a signal that arrived meanwhile is raised here
 
 
 class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
@@ -100,6 +145,7 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         self, path: str | Path, *, heartbeat_interval: int, grace_period: int, stale_callback: Callable | None
     ) -> None:
         super().__init__(JournalFileBackend(str(path), lock_obj=_FcntlLock(str(path) + ".lock")))
+        self._thread_lock = _SignalSafeLock()
         self._hb_interval = heartbeat_interval
         self._hb_grace = grace_period
         self._hb_callback = stale_callback

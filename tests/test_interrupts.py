@@ -1,0 +1,81 @@
+"""Signals held during steps that must not be separated (``interrupts.deferred``), with real signals sent to this
+process: held inside the block, raised once the outermost block ends, in the CLI's set-up and as a library."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from aerotune import interrupts
+
+
+@pytest.fixture
+def handlers():
+    """Put SIGINT and SIGTERM back as they were after the test."""
+    saved = {s: signal.getsignal(s) for s in interrupts.SIGNALS}
+    yield
+    for s, h in saved.items():
+        signal.signal(s, h)
+
+
+def _send(sig: int) -> None:
+    os.kill(os.getpid(), sig)
+    time.sleep(0.05)  # Python runs the handler at its next bytecode: by now it has
+
+
+@pytest.mark.parametrize("cli", [True, False], ids=["cli-handlers", "library"])
+def test_a_signal_inside_nested_blocks_is_raised_when_the_outermost_ends(handlers, cli):
+    if cli:
+        interrupts.install()
+    else:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts.deferred():
+            with interrupts.deferred():
+                _send(signal.SIGINT)
+                steps.append("inner went on")
+            steps.append("outer went on")
+    assert steps == ["inner went on", "outer went on"]
+    with interrupts.deferred():
+        steps.append("a later block is quiet")
+    assert steps[-1] == "a later block is quiet"
+
+
+def test_sigterm_in_a_block_raises_terminated_after_it(handlers):
+    interrupts.install()
+    with pytest.raises(interrupts.Terminated):
+        with interrupts.deferred():
+            _send(signal.SIGTERM)
+    with pytest.raises(interrupts.Terminated):  # outside a block, at once
+        _send(signal.SIGTERM)
+
+
+def test_a_workers_second_signal_during_its_clean_up_is_ignored(handlers):
+    interrupts.install_once()
+    with pytest.raises(KeyboardInterrupt):
+        _send(signal.SIGINT)
+    with interrupts.deferred():  # the clean-up: SIGTERM from the parent now changes nothing
+        _send(signal.SIGTERM)
+    _send(signal.SIGINT)
+
+
+def test_a_journal_storage_call_is_not_broken_off_by_a_signal(handlers, tmp_path):
+    """Inside the journal storage's lock (every Optuna storage call takes it), Ctrl-C waits for the call to end."""
+    from aerotune.tune.storage import HeartbeatJournalStorage
+
+    interrupts.install()
+    storage = HeartbeatJournalStorage(
+        tmp_path / "journal.log", heartbeat_interval=1, grace_period=3, stale_callback=None
+    )
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with storage._thread_lock:
+            _send(signal.SIGINT)
+            done.append("the call finished")
+    assert done == ["the call finished"]
+    with storage._thread_lock:  # released: taken again at once
+        pass
