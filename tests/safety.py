@@ -39,3 +39,11 @@ def assert_refused(
         assert n in lines[0], lines[0]
     assert_unchanged(before, folder)
     return lines[0]
+
+
+def prepare_refused(folder: Path, root: object, *extra: object, needles: tuple[str, ...] = ()) -> str:
+    """``data prepare ROOT --out FOLDER/cache --patch-size 16 EXTRA`` is refused cleanly (see
+    :func:`assert_refused`); the most common bad-input check of the safety tests."""
+    return assert_refused(
+        folder, "data", "prepare", root, "--out", folder / "cache", "--patch-size", "16", *extra, needles=needles
+    )

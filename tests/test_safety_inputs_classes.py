@@ -16,7 +16,7 @@ from aerotune.data.palette import DISPLAY_COLORS, Palette, display_colors, load_
 from aerotune.reading import toml_parser
 
 from helpers import write_pair
-from safety import assert_refused
+from safety import assert_refused, prepare_refused
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -76,15 +76,9 @@ def test_bad_classes_file(tmp_path, case):
     name, text, needles = CLASSES_CASES[case]
     root = dataset(tmp_path)
     (tmp_path / name).write_text(text)
-    assert_refused(
+    prepare_refused(
         tmp_path,
-        "data",
-        "prepare",
         root,
-        "--out",
-        tmp_path / "cache",
-        "--patch-size",
-        "16",
         "--classes",
         tmp_path / name,
         needles=tuple(needles),

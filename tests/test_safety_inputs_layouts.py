@@ -13,7 +13,7 @@ from aerotune.data.patches import prepare_patches
 from aerotune.data.sources import discover
 
 from helpers import PALETTE, write_pair
-from safety import assert_refused, run_cli
+from safety import assert_refused, prepare_refused, run_cli
 
 NAME_PAIRS = [
     ("images", "masks"),
@@ -148,15 +148,9 @@ def test_folders_not_found_say_what_was_looked_for_and_seen(tmp_path, case):
     change, extra, needles = LAYOUT_CASES[case]
     root = tmp_path / "data"
     change(root)
-    assert_refused(
+    prepare_refused(
         tmp_path,
-        "data",
-        "prepare",
         root,
-        "--out",
-        tmp_path / "cache",
-        "--patch-size",
-        "16",
         *extra,
         needles=tuple(needles),
     )

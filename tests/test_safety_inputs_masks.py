@@ -15,7 +15,7 @@ from aerotune.data.patches import open_cache, prepare_patches
 from aerotune.errors import DatasetError
 
 from helpers import PALETTE, random_ids, save_mask, write_pair
-from safety import assert_refused, run_cli
+from safety import assert_refused, prepare_refused, run_cli
 
 
 def small_mask(root: Path, stem: str, size: tuple[int, int], seed: int = 0) -> np.ndarray:
@@ -29,15 +29,9 @@ def test_a_mask_of_another_size_suggests_resize(tmp_path):
     root = tmp_path / "data"
     write_pair(root, "a", 64, 48)
     small_mask(root, "a", (32, 24))
-    assert_refused(
+    prepare_refused(
         tmp_path,
-        "data",
-        "prepare",
         root,
-        "--out",
-        tmp_path / "cache",
-        "--patch-size",
-        "16",
         needles=("masks/a.png: mask is 32x24 but its image is 64x48", "--mask-size resize", "--skip-bad-pairs"),
     )
 
@@ -46,15 +40,9 @@ def test_resize_refuses_another_aspect_ratio(tmp_path):
     root = tmp_path / "data"
     write_pair(root, "a", 64, 48)
     small_mask(root, "a", (32, 32))
-    assert_refused(
+    prepare_refused(
         tmp_path,
-        "data",
-        "prepare",
         root,
-        "--out",
-        tmp_path / "cache",
-        "--patch-size",
-        "16",
         "--mask-size",
         "resize",
         needles=("mask is 32x32 but its image is 64x48", "differ by 25.0%", "cannot be resized"),
@@ -102,15 +90,9 @@ def test_skip_bad_pairs_with_nothing_left_is_an_error(tmp_path):
     root = tmp_path / "data"
     write_pair(root, "a", 64, 48)
     (root / "masks" / "a.png").write_bytes(b"")
-    assert_refused(
+    prepare_refused(
         tmp_path,
-        "data",
-        "prepare",
         root,
-        "--out",
-        tmp_path / "cache",
-        "--patch-size",
-        "16",
         "--skip-bad-pairs",
         needles=("no usable image/mask pairs found", "1 pair(s) skipped", "the file is empty"),
     )
@@ -188,15 +170,9 @@ def test_colour_masks_with_an_id_classes_file_are_refused(tmp_path):
     root = tmp_path / "data"
     write_pair(root, "a", 32, 32)
     (tmp_path / "ids.toml").write_text("Background = 0\nBuilding = 1\n")
-    assert_refused(
+    prepare_refused(
         tmp_path,
-        "data",
-        "prepare",
         root,
-        "--out",
-        tmp_path / "cache",
-        "--patch-size",
-        "16",
         "--classes",
         tmp_path / "ids.toml",
         needles=("masks/a.png: mask is a colour (RGB) image but the classes file maps names to ids",),
@@ -206,15 +182,9 @@ def test_colour_masks_with_an_id_classes_file_are_refused(tmp_path):
 def test_greyscale_id_masks_with_the_default_palette_get_a_hint(tmp_path):
     root = tmp_path / "data"
     write_id_pair(root, "a", "L", random_ids(32, 32, classes=3))
-    assert_refused(
+    prepare_refused(
         tmp_path,
-        "data",
-        "prepare",
         root,
-        "--out",
-        tmp_path / "cache",
-        "--patch-size",
-        "16",
         needles=("palette looks wrong", "look like class ids", "Building = 1"),
     )
 

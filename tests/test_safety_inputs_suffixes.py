@@ -13,7 +13,7 @@ from aerotune.data.sources import discover
 from aerotune.data.stems import suggest_shared
 
 from helpers import write_pair
-from safety import assert_refused, run_cli
+from safety import assert_refused, prepare_refused, run_cli
 
 TINY = ["--set", "model.base_filters=4", "--set", "model.depth=2", "--set", "train.batch_size=4"]
 
@@ -130,15 +130,9 @@ def test_missing_suffixes_are_refused_with_the_options_to_add(tmp_path, case):
     write, options, where, fix = SUGGESTIONS[case]
     root = tmp_path / "data"
     write(root)
-    line = assert_refused(
+    line = prepare_refused(
         tmp_path,
-        "data",
-        "prepare",
         root,
-        "--out",
-        tmp_path / "cache",
-        "--patch-size",
-        "16",
         *options,
         needles=(where, fix),
     )
@@ -178,15 +172,9 @@ def test_a_shared_folder_with_a_file_of_neither_kind(tmp_path):
     root = deepglobe(tmp_path / "data")
     shutil.copy(root / "100_mask.png", root / "preview.png")
     opts = ["--image-suffix", "_sat", "--mask-suffix", "_mask"]
-    assert_refused(
+    prepare_refused(
         tmp_path,
-        "data",
-        "prepare",
         root,
-        "--out",
-        tmp_path / "cache",
-        "--patch-size",
-        "16",
         *opts,
         needles=("preview.png: name ends in neither _sat (--image-suffix) nor _mask (--mask-suffix)",),
     )
