@@ -20,7 +20,9 @@ import numpy as np
 
 from aerotune import interrupts
 from aerotune.config import RunConfig
-from aerotune.files import check_output, os_errors, releases_locks, removed_on_failure
+from aerotune.files import os_errors
+from aerotune.locks import releases_locks
+from aerotune.outputs import check_output, removed_on_failure
 
 log = logging.getLogger(__name__)
 

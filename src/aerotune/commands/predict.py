@@ -71,7 +71,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from aerotune.files import check_output
+    from aerotune.outputs import check_output
     from aerotune.predict.run import predict_files
 
     bands = parse_bands(args.bands)
@@ -157,7 +157,7 @@ def _layout(model, args: argparse.Namespace):
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import logging
 
-    from aerotune.files import check_output
+    from aerotune.outputs import check_output
     from aerotune.predict.evaluate import evaluate_scenes
 
     check_output(args.out, "evaluation", inputs=[args.data])  # before loading anything or warning

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from aerotune.commands.common import add_config_options, progress_bar, resolve_config
-from aerotune.files import releases_locks
+from aerotune.locks import releases_locks
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 @releases_locks
 def cmd_train(args: argparse.Namespace) -> int:
     from aerotune.data.run_data import cache_for, check_cache_current, check_data
-    from aerotune.files import check_output, removed_on_failure
+    from aerotune.outputs import check_output, removed_on_failure
 
     config = resolve_config(args)
     out = Path(args.out)
@@ -63,7 +63,7 @@ def restart_cache(data: str, config, out: Path, *, progress=None):
     from aerotune.data.patches import is_cache, open_cache
     from aerotune.data.run_data import cache_for, check_cache_current
     from aerotune.errors import AerotuneError, DatasetError
-    from aerotune.files import replace_dir
+    from aerotune.outputs import replace_dir
 
     current = out / "cache"
     try:

@@ -153,7 +153,7 @@ def quiet_optuna() -> None:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     if not args.dry_run:  # a refused --out is reported before the tuning stack (torch, optuna) is imported
-        from aerotune.files import check_output
+        from aerotune.outputs import check_output
 
         check_output(args.out, "tune-run", inputs=[args.data])
     from aerotune.tune.study import plan_tune, run_tune

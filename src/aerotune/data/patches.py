@@ -36,7 +36,9 @@ from aerotune.data.sources import (
     unknown_colors_message,
 )
 from aerotune.errors import DatasetError, PaletteError, first_line
-from aerotune.files import check_output, mark, os_errors, releases_locks, replace_dir, temp_dir_beside, write_json
+from aerotune.files import os_errors, write_json
+from aerotune.locks import releases_locks
+from aerotune.outputs import check_output, mark, replace_dir, temp_dir_beside
 from aerotune.reading import file_problem, show
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from aerotune.data.palette import DUBAI_CLASSES, Palette
 from aerotune.errors import DatasetError
-from aerotune.files import check_output
+from aerotune.outputs import check_output
 
 log = logging.getLogger(__name__)
 

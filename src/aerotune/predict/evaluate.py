@@ -22,16 +22,9 @@ import numpy as np
 from aerotune.config import DataConfig
 from aerotune.data.sources import Sample, discover, discover_for, read_mask_rgb
 from aerotune.errors import DatasetError, RunError
-from aerotune.files import (
-    check_output,
-    mark,
-    os_errors,
-    releases_locks,
-    replace_dir,
-    temp_dir_beside,
-    write_json,
-    write_text,
-)
+from aerotune.files import os_errors, write_json, write_text
+from aerotune.locks import releases_locks
+from aerotune.outputs import check_output, mark, replace_dir, temp_dir_beside
 from aerotune.predict.io import gdal_cache
 from aerotune.predict.run import DEFAULT_OVERLAP, SceneModel, open_for, segment_scene
 

@@ -24,7 +24,7 @@ import numpy as np
 from aerotune.data.palette import Palette
 from aerotune.data.rasters import Bands
 from aerotune.errors import MissingExtraError, RunError, first_line
-from aerotune.files import check_output_file
+from aerotune.outputs import check_output_file
 from aerotune.predict.window import Scorer
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,8 @@ from aerotune.data.palette import Palette
 from aerotune.data.rasters import Bands
 from aerotune.data.sources import IMAGE_SUFFIXES, read_image
 from aerotune.errors import DatasetError
-from aerotune.files import LOCK, MARKER, check_output, releases_locks
+from aerotune.locks import LOCK, releases_locks
+from aerotune.outputs import MARKER, check_output
 from aerotune.predict.io import GeoTiffRowWriter, PngRowWriter, Scene, SceneRows, gdal_cache, open_scene
 from aerotune.predict.tta import with_tta
 from aerotune.predict.window import Scorer, stream_scene

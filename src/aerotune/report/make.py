@@ -20,16 +20,9 @@ from typing import Any
 import numpy as np
 
 from aerotune.errors import RunError
-from aerotune.files import (
-    check_output,
-    mark,
-    os_errors,
-    releases_locks,
-    replace_dir,
-    temp_dir_beside,
-    write_json,
-    write_text,
-)
+from aerotune.files import os_errors, write_json, write_text
+from aerotune.locks import releases_locks
+from aerotune.outputs import check_output, mark, replace_dir, temp_dir_beside
 from aerotune.report import collect, figures, numbers, study_figures
 from aerotune.report.collect import Sources
 from aerotune.report.evaluate import ModelEval, evaluate_model, open_run_cache, pick_patches

@@ -14,7 +14,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from aerotune.errors import RunError
-from aerotune.files import check_output, releases_locks, removed_on_failure, write_json
+from aerotune.files import write_json
+from aerotune.locks import releases_locks
+from aerotune.outputs import check_output, removed_on_failure
 from aerotune.tune.description import describe, first_difference, read_earlier
 from aerotune.tune.export import export_study, load_run_study
 from aerotune.tune.optuna_study import StudyWideHyperband, open_study, setup_study

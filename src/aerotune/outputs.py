@@ -1,0 +1,296 @@
+"""The one rule for outputs, and folders replaced whole.
+
+The rule, shared by every command that writes (``train``, ``tune``, ``data prepare``, ``report``, ``predict``,
+``evaluate``, ``export``, ``data synth``, ``demo``): an output folder is new, empty, or one that aerotune wrote
+for the same purpose (it carries a ``.aerotune.json`` marker, or the signature files of older versions); it
+never is, contains or lies inside one of the command's inputs; and it is checked before anything is written,
+so a refused command leaves every existing file as it was.
+
+Outputs replaced whole (cache, report, evaluation) are built in a locked folder beside ``out`` and renamed into
+place, with the lock (:mod:`aerotune.locks`); when two commands create the same *new* one at once, each builds
+its own, and the second to finish is refused while the first still holds the folder (after that, it replaces it,
+as a later command would); a folder that someone else put at ``out`` meanwhile is never replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from aerotune import interrupts
+from aerotune.errors import OutputError
+from aerotune.files import os_errors, printable, resolved, write_json
+from aerotune.locks import LOCK, check_not_busy, hold_lock, moved_lock
+
+#: The marker file an aerotune output folder carries: ``{"kind": ..., "version": ...}``.
+MARKER = ".aerotune.json"
+
+#: What each kind of output is called in messages, and the files that marked it before markers existed.
+KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "cache": ("cache", ("manifest.json",)),
+    "train-run": ("training run", ("checkpoints/last.pt", "config.json")),
+    "tune-run": ("tuning run", ("study.json",)),
+    "report": ("report", ("report.json",)),
+    "predictions": ("prediction folder", ()),
+    "evaluation": ("evaluation", ()),
+    "demo": ("demo folder", (".aerotune-demo",)),
+    "synth": ("synthetic dataset", ()),  # written only into a new or empty folder, never marked
+}
+
+
+@dataclass(frozen=True)
+class Output:
+    """An output folder that passed :func:`check_output`; nothing has been written yet."""
+
+    path: Path
+    kind: str
+    existed: bool  # it already holds an aerotune output of this kind (resumed, updated or replaced)
+    was_empty: bool = False  # it existed as an empty folder (a failure empties it again, it is not removed)
+
+    def claim(self) -> Path:
+        """Create the folder (its parent exists: checked), lock it for this command (another command writing
+        it now is refused here) and mark it as ours; call only after every check passed."""
+        with os_errors(self.path, "create the output folder"):
+            self.path.mkdir(parents=True, exist_ok=True)
+            hold_lock(self.path)
+            mark(self.path, self.kind)
+        return self.path
+
+
+def mark(folder: Path, kind: str) -> None:
+    """Write the marker that makes ``folder`` an aerotune output of ``kind``."""
+    if not (folder / MARKER).is_file():
+        write_json(folder / MARKER, {"kind": kind, "version": 1})
+
+
+def output_kind(folder: Path) -> str | None:
+    """The kind of aerotune output ``folder`` holds (marker first, then older signatures), or None."""
+    try:
+        return str(json.loads((folder / MARKER).read_text())["kind"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    for kind, (_name, signature) in KINDS.items():
+        if signature and all((folder / s).exists() for s in signature):
+            return kind
+    return None
+
+
+def check_output(
+    path: str | Path,
+    kind: str,
+    *,
+    inputs: Iterable[str | Path] = (),
+    option: str = "--out",
+    inside_inputs: bool = False,
+) -> Output:
+    """Check an output folder against the rule above, writing nothing.
+
+    Args:
+        path: the folder the command will write.
+        kind: one of :data:`KINDS`.
+        inputs: files and folders the command reads; the output may not be one of them, nor contain one.
+        option: how the user gave ``path``, for messages.
+        inside_inputs: allow the output to lie inside an input folder (``predict scenes/ --out scenes/masks``).
+
+    Raises:
+        OutputError: the folder is a file, belongs to the user or to another kind of output, overlaps an
+            input, or cannot be created.
+    """
+    path = Path(path)
+    name = KINDS[kind][0]
+    shown = printable(path)
+    _check_inputs(path, inputs, option, inside_inputs)
+    _check_not_inside_replaced(path, option)
+    if path.is_symlink() and not path.exists():
+        raise OutputError(f"{shown}: {option} is a broken symbolic link; remove it or choose another folder")
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{shown}: {option} is an existing file, not a folder; choose a new or empty folder")
+    existed = was_empty = False
+    if path.is_dir():
+        try:
+            entries = [p.name for p in path.iterdir()]
+        except OSError as exc:
+            raise OutputError(f"{shown}: cannot read {option} ({exc.strerror}); choose a folder you can use") from None
+        if entries:
+            found = output_kind(path)
+            if found is None:
+                raise OutputError(
+                    f"{shown}: folder exists and is not an aerotune {name} (it is not empty and "
+                    f"aerotune did not write it); choose a new or empty {option} folder"
+                )
+            if found != kind:
+                raise OutputError(
+                    f"{shown}: folder holds an aerotune {KINDS[found][0]}, not a {name}; choose another {option} folder"
+                )
+            existed = True
+        was_empty = not entries
+        _check_writable(path, path, option)
+        check_not_busy(path, option)
+    else:
+        parent = path.absolute().parent
+        if not parent.is_dir():
+            what = "is a file" if parent.exists() else "does not exist"
+            raise OutputError(
+                f"{shown}: cannot create {option} because {printable(parent)} {what}; create that "
+                f"folder first, or choose another {option}"
+            )
+        _check_writable(path, parent, option)
+    return Output(path, kind, existed, was_empty)
+
+
+def check_output_file(
+    path: str | Path,
+    *,
+    inputs: Iterable[str | Path] = (),
+    ours: Callable[[Path], bool],
+    what: str,
+    option: str = "--out",
+) -> Path:
+    """Check a single output file before any work: not a folder, not an input, in an existing folder we may
+    write to, and either new or an earlier output of ours (``ours(path)``) that may be replaced."""
+    path = Path(path)
+    shown = printable(path)
+    _check_inputs(path, inputs, option, inside_inputs=True)
+    if path.is_dir():
+        raise OutputError(f"{shown}: {option} is a folder; give a file name, e.g. {printable(path / 'model.onnx')}")
+    if path.is_symlink() and not path.exists():
+        raise OutputError(f"{shown}: {option} is a broken symbolic link; remove it or choose another file")
+    if path.exists() and not ours(path):
+        raise OutputError(
+            f"{shown}: exists and is not an aerotune {what}; aerotune never overwrites your files, "
+            f"choose another {option}"
+        )
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        state = "is a file" if parent.exists() else "does not exist"
+        raise OutputError(
+            f"{shown}: cannot write {option} because {printable(parent)} {state}; create that folder "
+            f"first, or choose another {option}"
+        )
+    _check_writable(path, parent, option)
+    return path
+
+
+#: Kinds of output that are replaced whole when written again: nothing else may live inside them.
+REPLACED_WHOLE = ("cache", "report")
+
+
+def _check_not_inside_replaced(path: Path, option: str) -> None:
+    for parent in resolved(path).parents:  # by marker only: a user's folder may hold a manifest.json
+        try:
+            found = json.loads((parent / MARKER).read_text()).get("kind")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if found in REPLACED_WHOLE:
+            raise OutputError(
+                f"{printable(path)}: {option} lies inside the aerotune {KINDS[found][0]} {printable(parent)}, "
+                f"which is replaced whole when it is written again; choose a folder outside it"
+            )
+
+
+def _check_writable(path: Path, folder: Path, option: str) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(
+            f"{printable(path)}: cannot create {option} because {printable(folder)} is a file; choose another place"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(
+            f"{printable(path)}: cannot write in {printable(folder)} (permission denied); "
+            f"choose an {option} folder you can write to"
+        )
+
+
+def _check_inputs(path: Path, inputs: Iterable[str | Path], option: str, inside_inputs: bool) -> None:
+    out = resolved(path)
+    for item in inputs:
+        src = resolved(item)
+        if out == src:
+            raise OutputError(
+                f"{printable(path)}: {option} is the input {printable(Path(item))} itself; writing there "
+                "would overwrite it; choose a separate output folder"
+            )
+        if out in src.parents:
+            raise OutputError(
+                f"{printable(path)}: {option} contains the input {printable(Path(item))}; writing there "
+                "could overwrite it; choose a folder outside your data"
+            )
+        if src in out.parents and not inside_inputs:
+            raise OutputError(
+                f"{printable(path)}: {option} lies inside the input {printable(Path(item))}; aerotune "
+                "does not write into your data; choose a folder outside it"
+            )
+
+
+def replace_dir(tmp: Path, out: Path, option: str = "--out") -> None:
+    """Move the finished folder ``tmp`` to ``out``, replacing an old one there with as short a window as possible.
+
+    ``out`` was checked when the command began, but another process may have made it since: it is replaced only
+    if it is still empty or an unlocked aerotune output of the same kind as ``tmp``.
+
+    Raises:
+        OutputError: ``out`` is now someone else's folder, or another command is writing it (``tmp`` is left for
+            the caller to remove; ``out`` is untouched).
+    """
+    if out.exists() or out.is_symlink():
+        _check_replaceable(tmp, out, option)
+        old = out.parent / f".{out.name}.old-{os.getpid()}-{time.time_ns()}"
+        with interrupts.deferred():  # a Ctrl-C between the two renames would leave neither folder at ``out``
+            os.replace(out, old)
+            os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+    moved_lock(tmp, out)
+
+
+def _check_replaceable(tmp: Path, out: Path, option: str) -> None:
+    made = output_kind(tmp)
+    name = KINDS[made][0] if made in KINDS else "output"
+    try:
+        empty = out.is_dir() and not out.is_symlink() and not any(out.iterdir())
+    except OSError:
+        empty = False
+    if not empty and (out.is_symlink() or not out.is_dir() or output_kind(out) != made):
+        raise OutputError(
+            f"{printable(out)}: appeared while this command ran and is not an aerotune {name}; it was left as it "
+            f"is and nothing was written; run again with another {option}"
+        )
+    hold_lock(out, option)  # another command that made the same new folder and still writes it: refused
+
+
+def temp_dir_beside(out: Path) -> Path:
+    """A new, empty hidden folder next to ``out`` (same file system, so it can be renamed into place).
+
+    Both are locked for this command (see :func:`hold_lock`): the folder that will be replaced, and the new
+    one, whose lock comes along when it is renamed to ``out``."""
+    if (out / LOCK).is_file():  # not made here: a failed command leaves an older or a user's folder as it was
+        hold_lock(out)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{time.time_ns()}"
+    tmp.mkdir(parents=True)
+    hold_lock(tmp)
+    return tmp
+
+
+@contextlib.contextmanager
+def removed_on_failure(output: Output, *, keep: Callable[[], bool] = lambda: False) -> Iterator[None]:
+    """Remove an output folder this command created if the command fails, unless ``keep()`` says its
+    contents are worth keeping (a resumable checkpoint). Folders that existed before are never removed."""
+    try:
+        yield
+    except BaseException:
+        if not output.existed and output.path.is_dir() and not keep():
+            if output.was_empty:
+                for child in output.path.iterdir():
+                    if child.is_dir() and not child.is_symlink():
+                        shutil.rmtree(child, ignore_errors=True)
+                    else:
+                        child.unlink(missing_ok=True)
+            else:
+                shutil.rmtree(output.path, ignore_errors=True)
+        raise
