@@ -129,3 +129,32 @@ def test_export_refuses_a_bad_out_before_any_work(exported, tmp_path, target, ne
     proc = aerotune("export", exported[0], "--out", tmp_path / target)
     assert_one_line_error(proc, needle)
     assert_unchanged(before, tmp_path)
+
+
+def test_an_exported_model_evaluates_its_runs_layout_without_options(synth_root, tmp_path):
+    """A run trained on a DeepGlobe-like folder (``x_sat.jpg`` beside ``x_mask.png``) is exported; ``evaluate``
+    with the ONNX file finds the pairs the way the run did, with no layout options (they travel in the file)."""
+    import shutil
+    from pathlib import Path
+
+    from aerotune.predict.onnx import OnnxPredictor
+
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for image in sorted(Path(synth_root).glob("*/images/*")):
+        tile = image.parent.parent.name.replace(" ", "")
+        shutil.copy(image, flat / f"{tile}-{image.stem}_sat{image.suffix}")
+        shutil.copy(image.parent.parent / "masks" / f"{image.stem}.png", flat / f"{tile}-{image.stem}_mask.png")
+    layout = ("--image-suffix", "_sat", "--mask-suffix", "_mask")
+    tiny = ("--set", "model.base_filters=4", "--set", "model.depth=3", "--set", "train.progress=false")
+    run = tmp_path / "run"
+    proc = aerotune("train", "--data", flat, "--out", run, "--patch-size", "32", "--epochs", "1", *layout, *tiny)
+    assert proc.returncode == 0, proc.stderr
+    assert aerotune("export", run, "--format", "onnx", "--out", tmp_path / "m.onnx").returncode == 0
+    config = OnnxPredictor.load(tmp_path / "m.onnx").config
+    assert config is not None and (config.data.image_suffix, config.data.mask_suffix) == ("_sat", "_mask")
+
+    proc = aerotune("evaluate", tmp_path / "m.onnx", "--data", flat, "--out", tmp_path / "eval", "--split", "all")
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert len(metrics["tta"]["none"]["images"]) == len(list(flat.glob("*_sat*")))

@@ -142,12 +142,13 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
 
 def _layout(model, args: argparse.Namespace):
     """The data settings that find the pairs: the options given, else those the model's run was trained with
-    (an ONNX model records none: the usual folder names)."""
+    (recorded in checkpoints and in exported ONNX files; an ONNX file from before that: the usual folder names)."""
     from dataclasses import replace
 
     from aerotune.config import DataConfig
 
-    base = model.config.data if hasattr(model, "config") else DataConfig()
+    config = getattr(model, "config", None)
+    base = config.data if config is not None else DataConfig()
     given = {k: getattr(args, k) for k in LAYOUT_OPTIONS if getattr(args, k, None) is not None}
     layout = replace(base, **given)
     layout.validate()

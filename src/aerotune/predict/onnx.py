@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from aerotune.config import RunConfig
 from aerotune.data.palette import Palette
 from aerotune.data.rasters import Bands
-from aerotune.errors import MissingExtraError, RunError, first_line
+from aerotune.errors import ConfigError, MissingExtraError, RunError, first_line
 from aerotune.outputs import check_output_file
 from aerotune.predict.window import Scorer
 
@@ -164,6 +165,8 @@ class OnnxPredictor:
     norm_stats: list[list[float]] | None
     batch_size: int = 16
     trained: Bands = field(default_factory=Bands)
+    #: The run's settings as exported (files written before they travelled along: None).
+    config: RunConfig | None = None
 
     @classmethod
     def load(cls, path: str | Path, *, batch_size: int = 16) -> OnnxPredictor:
@@ -188,8 +191,9 @@ class OnnxPredictor:
                 meta.get("norm_stats"),
                 batch_size,
                 Bands.from_dict(meta.get("input") or {"count": meta["bands"]}),
+                RunConfig.from_dict(meta["config"], where=f"{path} metadata") if meta.get("config") else None,
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, ConfigError) as exc:
             raise RunError(
                 f"{path}: aerotune metadata is damaged ({first_line(exc, 200)}); export the model again"
             ) from None
