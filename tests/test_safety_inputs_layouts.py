@@ -193,3 +193,14 @@ def test_a_damaged_cache_given_as_data(tmp_path, manifest, needles):
     assert_refused(
         tmp_path, "train", "--data", cache, "--out", tmp_path / "run", "--patch-size", "16", needles=tuple(needles)
     )
+
+
+@pytest.mark.parametrize("given, which, other", [("img", "images", "gt/"), ("gt", "masks", "img/")])
+def test_the_images_or_masks_folder_given_as_the_dataset_names_its_parent(tmp_path, given, which, other):
+    """``--data data/img`` (a usual slip): the refusal names the folder to pass instead."""
+    pair_in(tmp_path / "data", "img", "gt", "a")
+    prepare_refused(
+        tmp_path,
+        tmp_path / "data" / given,
+        needles=(f"this is the {which} folder of a dataset", other, f"--data {tmp_path / 'data'}"),
+    )

@@ -99,3 +99,20 @@ def image_names(folder: Path) -> list[tuple[str, str]]:
         for p in entries(folder)
         if not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES and not is_dir(p)
     ]
+
+
+def inside_a_dataset(root: Path, images_dir: str | None, masks_dir: str | None) -> str | None:
+    """When ``root`` is itself the images or masks folder of a dataset (a usual slip: ``--data data/images``),
+    the one-line fix that names the dataset folder; otherwise None."""
+    parent = root.absolute().parent
+    try:
+        image, mask = pick(parent, images_dir, masks_dir)
+    except DatasetError:
+        return None
+    if image is None or mask is None or root.name not in (image.name, mask.name):
+        return None
+    which, other = ("images", mask) if root.name == image.name else ("masks", image)
+    return (
+        f"{show(root)}: this is the {which} folder of a dataset; pass the folder that holds it and "
+        f"{other.name}/ instead: --data {show(root.parent if root.parent.name else parent)}"
+    )

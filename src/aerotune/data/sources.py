@@ -28,6 +28,7 @@ from aerotune.data.folders import (  # noqa: F401 - FOLDER_PAIRS, IMAGE_SUFFIXES
     IMAGE_SUFFIXES,
     entries,
     image_names,
+    inside_a_dataset,
     is_dir,
     looked_for,
     pick,
@@ -174,6 +175,9 @@ def discover(
         hint = _suggestion(shared, shared, shared, 0, given) if shared else None
         if hint:
             raise DatasetError(str(hint))
+        slip = inside_a_dataset(root, images_dir, masks_dir)
+        if slip:
+            raise DatasetError(slip)
         raise DatasetError(
             f"{show(root)}: no image and mask folders found; looked for "
             f"{looked_for(images_dir, masks_dir)} in it and in its sub-folders, and saw "
