@@ -261,3 +261,15 @@ def test_library_skip_records_decode_failures_found_late(tmp_path):
     assert [s["stem"] for s in cache.sources] == ["a"] and len(cache) == 12
     assert {p[0] for p in cache.manifest["patches"]} == {0}
     assert cache.manifest["skipped"][0]["image"] == "images/b.jpg"
+
+
+def test_jpeg_masks_are_refused_with_the_cause(tmp_path):
+    """Masks saved as JPEG (a usual slip): compression blends the palette's colours. The refusal says so and asks
+    for PNG masks; no palette or ignore class is offered as the fix."""
+    root = tmp_path / "data"
+    _image, mask = write_pair(root, "a", 64, 48)
+    with Image.open(mask) as im:
+        im.convert("RGB").save(root / "masks" / "a.jpg", quality=90)
+    mask.unlink()
+    line = prepare_refused(tmp_path, root, needles=("the masks are JPEG files", "masks/a.jpg", "save the masks as PNG"))
+    assert "--unknown-colors" not in line

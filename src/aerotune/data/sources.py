@@ -406,6 +406,13 @@ def unknown_colors_message(unknown: dict, files: dict, total: int) -> str:
         shown = ", ".join(where[:3]) + (f" and {len(where) - 3} more" if len(where) > 3 else "")
         parts.append(f"{key_text(key)} ({n} px in {shown})")
     more = f" and {len(unknown) - 8} more {noun}" if len(unknown) > 8 else ""
+    jpegs = sorted({f for key in unknown for f in files.get(key, []) if f.lower().endswith((".jpg", ".jpeg"))})
+    if jpegs and not by_id:  # lossy compression blends colours: no palette or ignore class fixes that
+        return (
+            f"{share:.0%} of mask pixels have colours outside the palette, and the masks are JPEG files "
+            f"({', '.join(jpegs[:3])}{' …' if len(jpegs) > 3 else ''}), whose lossy compression changes colours: "
+            f"{'; '.join(parts[:3])}; save the masks as PNG from their source (lossless), then rerun"
+        )
     if share > WRONG_PALETTE_SHARE:
         greys = not by_id and all(k[0] == k[1] == k[2] and k[0] < 64 for k in unknown)
         hint = (
