@@ -79,3 +79,30 @@ def test_a_journal_storage_call_is_not_broken_off_by_a_signal(handlers, tmp_path
     assert done == ["the call finished"]
     with storage._thread_lock:  # released: taken again at once
         pass
+
+
+def test_a_signal_while_a_file_lock_is_held_is_raised_once_it_is_dropped(handlers, tmp_path):
+    """The study's and the journal's file lock: Ctrl-C while it is held is raised after ``release``, so the lock is
+    never left behind by an interrupt (another descriptor can take it at once)."""
+    import fcntl
+
+    from aerotune.tune.storage import _FcntlLock
+
+    interrupts.install()
+    lock = _FcntlLock(tmp_path / "study.lock")
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        lock.acquire()
+        try:
+            lock.acquire()  # re-entrant, as the worker's clean-up takes it again
+            _send(signal.SIGINT)
+            lock.release()
+            done.append("held through the inner release")
+        finally:
+            lock.release()
+    assert done == ["held through the inner release"]
+    fd = os.open(tmp_path / "study.lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free
+    finally:
+        os.close(fd)

@@ -176,8 +176,18 @@ def test_tune_interrupted_then_resumed(tiny_cache, tmp_path, workers, sig, group
     rerun = aerotune("--quiet", *args)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     rows = json.loads((out / "trials.json").read_text())
-    keys = ("number", "state", "status", "reason", "retry_of", "epochs", "worker")
-    table = ([{k: r.get(k) for k in keys} for r in rows], err, rerun.stderr[-3000:])
+    keys = (
+        "number",
+        "state",
+        "status",
+        "reason",
+        "retry_of",
+        "epochs",
+        "worker",
+        "datetime_start",
+        "datetime_complete",
+    )
+    table = "\n".join([*(json.dumps({k: r.get(k) for k in keys}) for r in rows), err, rerun.stderr[-3000:]])
     interrupted = [r for r in rows if r["status"] == "interrupted"]
     assert interrupted, table  # the trial that was running was failed for a retry, not lost
     assert all(any(r["retry_of"] == i["number"] for r in rows) for i in interrupted), table

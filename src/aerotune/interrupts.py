@@ -82,28 +82,49 @@ def ignored_by_children() -> Iterator[None]:
         signal.signal(signal.SIGINT, old)
 
 
+def _ours() -> bool:
+    """In the main thread, with this module's handlers (or none) for both signals."""
+    return threading.current_thread() is threading.main_thread() and all(
+        signal.getsignal(s) in (_raise, _once, _ignore, signal.SIG_IGN) for s in SIGNALS
+    )
+
+
+def hold() -> bool:
+    """Start holding SIGINT and SIGTERM; returns whether it did (pass that to :func:`unhold`). Holding is a counter
+    the handlers read, so a signal can never land half-way through starting or ending it; it needs this module's
+    handlers in the main thread (the CLI, tuning workers) and does nothing elsewhere."""
+    if not _ours():
+        return False
+    _HOLD[0] += 1
+    return True
+
+
+def unhold(held: bool) -> None:
+    """End a :func:`hold`; when it was the outermost, the first signal that arrived meanwhile is raised now."""
+    if not held:
+        return
+    _HOLD[0] -= 1
+    if not _HOLD[0] and _PENDING:
+        signum = _PENDING[0]
+        _PENDING.clear()
+        signal.raise_signal(signum)  # its handler raises now (or ignores it, once the clean-up began)
+
+
 @contextlib.contextmanager
 def deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM during a few steps that must not be separated (two renames, one write to a study's
-    journal); deliver the first that arrived once the outermost block ends. Blocks nest; other threads never
-    receive signals, so there it does nothing.
-
-    With this module's handlers installed (the CLI, tuning workers), holding is a counter the handlers read:
-    nothing is swapped, so a signal can never land half-way through entering or leaving the block. Otherwise
-    (aerotune used as a library) the handlers are swapped for the block."""
+    """Hold SIGINT and SIGTERM during a few steps that must not be separated (two renames, the files of one epoch);
+    deliver the first that arrived once the outermost block ends. Blocks nest; other threads never receive
+    signals, so there it does nothing. Without this module's handlers (aerotune used as a library) the handlers are
+    swapped for the block instead."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    if all(signal.getsignal(s) in (_raise, _once, _ignore, signal.SIG_IGN) for s in SIGNALS):
-        _HOLD[0] += 1
+    if _ours():
+        held = hold()
         try:
             yield
         finally:
-            _HOLD[0] -= 1
-            if not _HOLD[0] and _PENDING:
-                signum = _PENDING[0]
-                _PENDING.clear()
-                signal.raise_signal(signum)  # its handler raises now (or ignores it, once the clean-up began)
+            unhold(held)
         return
     caught: list[int] = []
     old = {s: signal.signal(s, lambda signum, _f: caught.append(signum)) for s in SIGNALS}

@@ -66,17 +66,21 @@ def is_postgres(url: str | None) -> bool:
 class _FcntlLock:
     """A process lock on a file; ``threading`` guards the same process's threads.
 
-    Taking and dropping it run with Ctrl-C and SIGTERM held: a signal between ``flock`` and the bookkeeping would
-    leave the file locked by a descriptor nobody closes, and the next ``acquire`` waiting for itself forever."""
+    Ctrl-C and SIGTERM are held from ``acquire`` to ``release`` (:func:`interrupts.hold`) and raised once the lock
+    is dropped: a signal between ``flock`` and the bookkeeping would leave the file locked by a descriptor nobody
+    closes (the next ``acquire`` would wait for itself forever), and one raised at the end of ``acquire`` would
+    leave the lock held by a caller that never reaches its ``release``."""
 
     def __init__(self, path: str | Path) -> None:
         self._path = str(path)
         self._thread = threading.RLock()
         self._fd: int | None = None
         self._depth = 0
+        self._holds: list[bool] = []  # one per acquire of the owning thread: whether it held signals
 
     def acquire(self) -> bool:
-        with interrupts.deferred():
+        held = interrupts.hold()
+        try:
             self._thread.acquire()
             try:
                 if self._depth == 0:
@@ -88,21 +92,26 @@ class _FcntlLock:
                         raise
                     self._fd = fd
                 self._depth += 1
+                self._holds.append(held)
             except BaseException:
                 self._thread.release()
                 raise
+        except BaseException:
+            interrupts.unhold(held)
+            raise
         return True
 
     def release(self) -> None:
-        with interrupts.deferred():
-            self._depth -= 1
-            if self._depth == 0 and self._fd is not None:
-                fd, self._fd = self._fd, None
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_UN)
-                finally:
-                    os.close(fd)
-            self._thread.release()
+        held = self._holds.pop()
+        self._depth -= 1
+        if self._depth == 0 and self._fd is not None:
+            fd, self._fd = self._fd, None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+        self._thread.release()
+        interrupts.unhold(held)
 
 
 class _SignalSafeLock:
@@ -111,27 +120,26 @@ class _SignalSafeLock:
     Optuna replays the journal into memory under this lock, counting each entry as read before applying it; an
     interrupt between the two would leave this process's view of the study out of step with the file (trial ids
     shifted), and the clean-up that follows (failing the trial, enqueueing its retry) would write to the wrong
-    trials. Held here, a signal is delivered once the storage call is complete."""
+    trials. Held here, a signal is raised once the storage call is complete and the lock released."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._held = threading.local()
 
     def __enter__(self) -> _SignalSafeLock:
-        hold = interrupts.deferred()
-        hold.__enter__()
+        held = interrupts.hold()
         try:
             self._lock.acquire()
         except BaseException:
-            hold.__exit__(None, None, None)
+            interrupts.unhold(held)
             raise
-        self._held.hold = hold
+        self._held.value = held
         return self
 
     def __exit__(self, *exc: object) -> None:
-        hold = self._held.hold
+        held = self._held.value
         self._lock.release()
-        hold.__exit__(None, None, None)  # a signal that arrived meanwhile is raised here
+        interrupts.unhold(held)
 
 
 class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
