@@ -34,8 +34,9 @@ def run_aerotune(data: str, out: str) -> None:
 def run_reference(data: str, out: str) -> None:
     import numpy as np
 
+    from aerotune.data.masks import read_mask_rgb
     from aerotune.data.palette import Palette
-    from aerotune.data.sources import discover, read_image, read_mask_rgb
+    from aerotune.data.sources import discover, read_image
 
     palette = Palette.dubai()
     images, masks = [], []

@@ -5,9 +5,9 @@ import json
 import pytest
 
 from aerotune.config import DataConfig
+from aerotune.data.inspection import inspect_dataset
 from aerotune.data.palette import Palette, load_palette
 from aerotune.data.patches import prepare_patches
-from aerotune.data.sources import inspect_dataset
 from aerotune.errors import PaletteError
 
 from test_cli import aerotune

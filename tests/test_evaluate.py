@@ -53,7 +53,8 @@ def test_evaluate_held_out_tile_matches_a_direct_count(run, synth_root, tmp_path
     assert result.data["images"] and all(name.split("/")[0] in held for name in result.data["images"])
     assert set(result.data["tta"]) == {"none", "flips"}
     # pooled counts agree with segmenting each held-out image in memory and counting by hand
-    from aerotune.data.sources import discover, read_mask_rgb
+    from aerotune.data.masks import read_mask_rgb
+    from aerotune.data.sources import discover
 
     cm = np.zeros((6, 6), np.int64)
     for s in discover(synth_root).samples:

@@ -29,7 +29,7 @@ def test_reference_and_full_modes(tmp_path):
     assert len(full) == 4 * 3 * 3
     assert full.manifest["pixels"]["dropped_share"] == 0
     # the patches hold the mask's own class ids, in place
-    from aerotune.data.sources import read_mask_rgb
+    from aerotune.data.masks import read_mask_rgb
 
     first = ref.sources[0]
     ids, _ = PALETTE.encode(read_mask_rgb(root / first["mask"]))

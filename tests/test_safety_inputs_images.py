@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aerotune.data.sources import read_image, read_mask
+from aerotune.data.masks import read_mask
+from aerotune.data.sources import read_image
 from aerotune.errors import DatasetError
 
 from helpers import write_pair

@@ -1,7 +1,9 @@
 import numpy as np
 from PIL import Image
 
-from aerotune.data.sources import discover, inspect_dataset, read_mask_rgb
+from aerotune.data.inspection import inspect_dataset
+from aerotune.data.masks import read_mask_rgb
+from aerotune.data.sources import discover
 
 from helpers import PALETTE, make_tiled, random_ids, save_mask, write_pair
 

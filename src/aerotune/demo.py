@@ -252,7 +252,7 @@ def _mean_accuracy(predictor, images: list[Path], written: Path | None = None) -
     """
     from PIL import Image
 
-    from aerotune.data.sources import read_mask_rgb
+    from aerotune.data.masks import read_mask_rgb
     from aerotune.predict.run import scene_accuracy
 
     masks = [next(p.parent.parent.joinpath("masks").glob(f"{p.stem}.*")) for p in images]

@@ -33,8 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from aerotune.config import DataConfig, parse_bands
+    from aerotune.data.inspection import inspect_dataset
     from aerotune.data.palette import key_text, load_palette
-    from aerotune.data.sources import inspect_dataset
     from aerotune.reading import show
 
     DataConfig(**{k: getattr(args, k) for k in ("images_dir", "masks_dir", "image_suffix", "mask_suffix")}).validate()

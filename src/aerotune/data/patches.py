@@ -23,18 +23,10 @@ import numpy as np
 from PIL import Image
 
 from aerotune.config import DataConfig, keys_with_role
+from aerotune.data.masks import PAIR_HINT, image_size, read_mask, size_problem, unknown_colors_message
 from aerotune.data.palette import Palette, key_text
 from aerotune.data.rasters import Bands, check_training_image, read_scaled, scaled_size, training_bands
-from aerotune.data.sources import (
-    PAIR_HINT,
-    Discovery,
-    Sample,
-    discover_for,
-    image_size,
-    read_mask,
-    size_problem,
-    unknown_colors_message,
-)
+from aerotune.data.sources import Discovery, Sample, discover_for
 from aerotune.errors import DatasetError, PaletteError, first_line
 from aerotune.files import os_errors, write_json
 from aerotune.locks import releases_locks

@@ -1,4 +1,4 @@
-"""Finding image/mask pairs (by file stem, never by listing order) and reading them.
+"""Finding image/mask pairs by file stem, never by listing order (reading masks: :mod:`aerotune.data.masks`).
 
 Two layouts are recognised, each with the usual folder names (:data:`FOLDER_PAIRS`, any letter case) or the
 names given with ``--images-dir`` / ``--masks-dir``:
@@ -14,13 +14,10 @@ both); without them, a refusal names the options when the names show them (:mod:
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import numpy as np
 
 from aerotune.data import stems
 from aerotune.data.folders import (  # noqa: F401 - FOLDER_PAIRS, IMAGE_SUFFIXES: imported from here too
@@ -34,22 +31,14 @@ from aerotune.data.folders import (  # noqa: F401 - FOLDER_PAIRS, IMAGE_SUFFIXES
     pick,
     seen,
 )
-from aerotune.data.palette import Palette, count_colors, key_text
 from aerotune.data.rasters import check_training_image, decode, is_geotiff, raster_size, read_image  # noqa: F401
 from aerotune.errors import DatasetError
-from aerotune.reading import file_problem, open_image, show
+from aerotune.reading import file_problem, show
 
 if TYPE_CHECKING:
     from aerotune.config import DataConfig
 
 log = logging.getLogger(__name__)
-
-#: Above this share of unknown mask pixels the palette itself is probably wrong.
-WRONG_PALETTE_SHARE = 0.5
-#: Masks whose aspect ratio differs from their image's by more than this are never resized.
-ASPECT_TOLERANCE = 0.01
-SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
-PAIR_HINT = "or pass --skip-bad-pairs to leave such pairs out"
 
 
 @dataclass(frozen=True)
@@ -237,195 +226,3 @@ def discover_for(root: str | Path, config: DataConfig) -> Discovery:
     """:func:`discover` with the folder names and file name suffixes of ``config``."""
     names = {k: getattr(config, k) for k in ("images_dir", "masks_dir", "image_suffix", "mask_suffix")}
     return discover(root, **names)
-
-
-def image_size(path: Path, *, what: str = "image") -> tuple[int, int]:
-    """(width, height) from the file header, without decoding pixels; a mask of floating-point values is refused."""
-    if is_geotiff(path):
-        return raster_size(path, what=what)
-    with open_image(path, what=what) as im:
-        if what == "mask" and im.mode.startswith("F"):
-            raise DatasetError(
-                f"{show(path)}: mask holds floating-point values (mode {im.mode}), not integer class ids or "
-                "colours; save it as uint8 (or uint16) class ids, or as an 8-bit RGB image of colours"
-            )
-        return im.size
-
-
-def read_mask(path: Path, palette: Palette | None = None) -> np.ndarray:
-    """Decode a mask for ``palette``: (H, W, 3) uint8 colours, or (H, W) class ids for an index palette.
-
-    Colour masks may be RGB, RGBA, P, L, LA or 1-bit; id masks L, P (the palette index is the id), 1-bit,
-    16-bit (I;16, I), or RGB/RGBA with three equal channels. Other modes are a ``DatasetError`` that says why.
-    GeoTIFF masks are decoded by Pillow too: one band of class ids, or three uint8 bands of colours.
-    """
-    with open_image(path, what="mask") as im:
-        im.load()
-        mode = im.mode
-        if palette is None or not palette.by_id:
-            if mode in SIXTEEN_BIT:
-                raise DatasetError(
-                    f"{show(path)}: mask is a 16-bit image (mode {mode}): it holds numbers, not "
-                    "colours; if they are class ids, map names to ids in the classes file "
-                    "(Building = 1), else save the mask as an 8-bit RGB PNG"
-                )
-            if mode not in ("RGB", "RGBA", "P", "PA", "L", "LA", "1"):
-                raise DatasetError(
-                    f"{show(path)}: mask is a {mode} image; save masks as RGB, palette or greyscale PNGs"
-                )
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
-        if mode in ("L", "P", "1") or mode in SIXTEEN_BIT:
-            return np.asarray(im).astype(np.int64 if mode in SIXTEEN_BIT else np.uint8)
-        if mode in ("LA", "PA"):
-            return np.asarray(im.getchannel(0), dtype=np.uint8)
-        if mode in ("RGB", "RGBA"):
-            rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
-            if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
-                return rgb[..., 0].copy()
-            raise DatasetError(
-                f"{show(path)}: mask is a colour (RGB) image but the classes file maps names to ids; "
-                'give colours in the classes file (Building = "#3C1098") or save masks as '
-                "greyscale or palette PNGs of class ids"
-            )
-        raise DatasetError(
-            f"{show(path)}: mask is a {mode} image; masks of class ids must be greyscale (L), "
-            "palette (P), 1-bit or 16-bit images"
-        )
-
-
-def read_mask_rgb(path: Path) -> np.ndarray:
-    """Decode a colour mask of any PNG mode (RGB, RGBA, P, L, ...) into an (H, W, 3) uint8 colour array."""
-    return read_mask(path)
-
-
-def size_problem(image: tuple[int, int], mask: tuple[int, int], mask_size: str) -> str | None:
-    """Why a mask of size ``mask`` cannot label an image of size ``image`` (None when it can)."""
-    if mask == image:
-        return None
-    ratio = (mask[0] / mask[1]) / (image[0] / image[1])
-    same_shape = abs(ratio - 1) <= ASPECT_TOLERANCE
-    if same_shape and mask_size == "resize":
-        return None
-    text = f"mask is {mask[0]}x{mask[1]} but its image is {image[0]}x{image[1]}; "
-    if same_shape:
-        return text + f"pass --mask-size resize to resample the mask to its image (nearest neighbour), {PAIR_HINT}"
-    return (
-        text + f"their aspect ratios differ by {abs(ratio - 1):.1%} (more than {ASPECT_TOLERANCE:.0%}), so "
-        f"the mask cannot be resized; give both the same size, {PAIR_HINT}"
-    )
-
-
-@dataclass
-class Inspection:
-    """What ``aerotune data inspect`` reports. Colours are mask values: RGB tuples, or ids for index palettes."""
-
-    root: Path
-    layout: str
-    samples: list[Sample]
-    sizes: dict[str, tuple[int, int]]
-    colors: dict[tuple[int, int, int] | int, int]
-    color_files: dict[tuple[int, int, int] | int, list[str]]
-    problems: list[Problem]
-    palette: Palette
-
-    @property
-    def unknown(self) -> dict[tuple[int, int, int] | int, int]:
-        known = set(self.palette.keys)
-        return {c: n for c, n in self.colors.items() if c not in known}
-
-    @property
-    def total_pixels(self) -> int:
-        return sum(self.colors.values())
-
-
-def inspect_dataset(
-    root: str | Path,
-    palette: Palette,
-    *,
-    patch_size: int = 256,
-    scale: float = 1.0,
-    images_dir: str | None = None,
-    masks_dir: str | None = None,
-    image_suffix: str | None = None,
-    mask_suffix: str | None = None,
-    mask_size: str = "error",
-    bands: tuple[int, ...] | None = None,
-) -> Inspection:
-    """Read every pair once (one image in memory at a time) and list sizes, colours and problems (``bands``:
-    the GeoTIFF bands that training would read, checked)."""
-    names = {"image_suffix": image_suffix, "mask_suffix": mask_suffix}
-    found = discover(root, images_dir=images_dir, masks_dir=masks_dir, **names)
-    problems = list(found.problems)
-    colors: dict = defaultdict(int)
-    color_files: dict = defaultdict(list)
-    sizes: dict[str, tuple[int, int]] = {}
-    good: list[Sample] = []
-    for s in found.samples:
-        try:
-            size = image_size(s.image)
-            if bands:
-                check_training_image(s.image, bands)
-            decode(s.image)  # decode fully: truncated JPEGs only fail here
-            mask = read_mask(s.mask, palette)
-        except DatasetError as exc:
-            problems.append(Problem(None, str(exc), s))
-            continue
-        problem = size_problem(size, (mask.shape[1], mask.shape[0]), mask_size)
-        if problem:
-            problems.append(Problem(s.mask, problem, s))
-            continue
-        scaled = (round(size[0] * scale), round(size[1] * scale))
-        if min(scaled) < patch_size:
-            problems.append(
-                Problem(
-                    s.image,
-                    f"image is {scaled[0]}x{scaled[1]} (after scale {scale}), smaller "
-                    f"than one {patch_size} patch; use a smaller --patch-size",
-                    s,
-                )
-            )
-        sizes[s.name] = size
-        for c, n in count_colors(mask).items():
-            colors[c] += n
-            color_files[c].append(show(s.mask))
-        good.append(s)
-    insp = Inspection(Path(root), found.layout, good, sizes, dict(colors), dict(color_files), problems, palette)
-    if insp.unknown:
-        problems.append(Problem(None, unknown_colors_message(insp.unknown, insp.color_files, insp.total_pixels)))
-    return insp
-
-
-def unknown_colors_message(unknown: dict, files: dict, total: int) -> str:
-    """One line naming each unknown colour (or id), its pixel count and files, and the fix."""
-    share = sum(unknown.values()) / max(total, 1)
-    by_id = all(isinstance(k, int) for k in unknown)
-    noun = "ids" if by_id else "colours"
-    parts = []
-    for key, n in sorted(unknown.items(), key=lambda kv: -kv[1])[:8]:
-        where = files.get(key, [])
-        shown = ", ".join(where[:3]) + (f" and {len(where) - 3} more" if len(where) > 3 else "")
-        parts.append(f"{key_text(key)} ({n} px in {shown})")
-    more = f" and {len(unknown) - 8} more {noun}" if len(unknown) > 8 else ""
-    jpegs = sorted({f for key in unknown for f in files.get(key, []) if f.lower().endswith((".jpg", ".jpeg"))})
-    if jpegs and not by_id:  # lossy compression blends colours: no palette or ignore class fixes that
-        return (
-            f"{share:.0%} of mask pixels have colours outside the palette, and the masks are JPEG files "
-            f"({', '.join(jpegs[:3])}{' …' if len(jpegs) > 3 else ''}), whose lossy compression changes colours: "
-            f"{'; '.join(parts[:3])}; save the masks as PNG from their source (lossless), then rerun"
-        )
-    if share > WRONG_PALETTE_SHARE:
-        greys = not by_id and all(k[0] == k[1] == k[2] and k[0] < 64 for k in unknown)
-        hint = (
-            " (these look like class ids in greyscale masks: map names to ids in the classes file, Building = 1)"
-            if greys
-            else ""
-        )
-        return (
-            f"{share:.0%} of mask pixels have {noun} outside the palette, so the palette looks wrong for "
-            f"these masks: {'; '.join(parts)}{more}; pass a classes file that matches the masks with "
-            f"--classes{hint}"
-        )
-    return (
-        f"unknown mask {noun} ({share:.2%} of pixels): {'; '.join(parts)}{more}; add them to a classes file "
-        "(--classes) or pass --unknown-colors ignore to skip them in loss and metrics"
-    )

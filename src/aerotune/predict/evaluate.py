@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from aerotune.config import DataConfig
-from aerotune.data.sources import Sample, discover, discover_for, read_mask_rgb
+from aerotune.data.masks import read_mask_rgb
+from aerotune.data.sources import Sample, discover, discover_for
 from aerotune.errors import DatasetError, RunError
 from aerotune.files import os_errors, write_json, write_text
 from aerotune.locks import releases_locks

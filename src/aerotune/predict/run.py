@@ -128,7 +128,7 @@ def scene_accuracy(model: SceneModel, image: Path, mask: Path, **options) -> flo
 
     For the demo: ``scene_accuracy(Predictor.load(run), image_path, mask_path)``.
     """
-    from aerotune.data.sources import read_mask_rgb
+    from aerotune.data.masks import read_mask_rgb
 
     truth, _unknown = model.palette.encode(read_mask_rgb(Path(mask)))
     pred = segment_array(model, Path(image), **options)
