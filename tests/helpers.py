@@ -59,3 +59,16 @@ def make_tiled(root: Path, tiles: int = 2, per_tile: int = 2, size: tuple[int, i
         for i in range(per_tile):
             write_pair(root / f"Tile {t + 1}", f"image_part_{i + 1:03d}", *size, seed=t * 10 + i)
     return root
+
+
+def deepglobe_layout(root: Path, flat: Path) -> Path:
+    """Copy a tiled set (``Tile N/images/x.jpg`` + ``Tile N/masks/x.png``) into one folder the way DeepGlobe lays
+    out its files: ``TileN-x_sat.jpg`` beside ``TileN-x_mask.png``. Returns ``flat``."""
+    import shutil
+
+    flat.mkdir()
+    for image in sorted(Path(root).glob("*/images/*")):
+        tile = image.parent.parent.name.replace(" ", "")
+        shutil.copy(image, flat / f"{tile}-{image.stem}_sat{image.suffix}")
+        shutil.copy(image.parent.parent / "masks" / f"{image.stem}.png", flat / f"{tile}-{image.stem}_mask.png")
+    return flat

@@ -94,15 +94,9 @@ def test_cli_evaluate_finds_suffixed_pairs(run, synth_root, tmp_path):
     """A dataset laid out like DeepGlobe (``x_sat.jpg`` beside ``x_mask.png`` in one folder) is evaluated with the
     layout options; the same pictures score exactly as in the usual layout, and without the options the refusal
     names them."""
-    import shutil
-    from pathlib import Path
+    from helpers import deepglobe_layout
 
-    flat = tmp_path / "flat"
-    flat.mkdir()
-    for image in sorted(Path(synth_root).glob("*/images/*")):
-        tile = image.parent.parent.name.replace(" ", "")
-        shutil.copy(image, flat / f"{tile}-{image.stem}_sat{image.suffix}")
-        shutil.copy(image.parent.parent / "masks" / f"{image.stem}.png", flat / f"{tile}-{image.stem}_mask.png")
+    flat = deepglobe_layout(synth_root, tmp_path / "flat")
     usual = aerotune("evaluate", run, "--data", synth_root, "--out", tmp_path / "usual", "--split", "all")
     assert usual.returncode == 0, usual.stderr
     proc = aerotune("evaluate", run, "--data", flat, "--out", tmp_path / "flat-eval", "--split", "all")

@@ -134,17 +134,11 @@ def test_export_refuses_a_bad_out_before_any_work(exported, tmp_path, target, ne
 def test_an_exported_model_evaluates_its_runs_layout_without_options(synth_root, tmp_path):
     """A run trained on a DeepGlobe-like folder (``x_sat.jpg`` beside ``x_mask.png``) is exported; ``evaluate``
     with the ONNX file finds the pairs the way the run did, with no layout options (they travel in the file)."""
-    import shutil
-    from pathlib import Path
-
     from aerotune.predict.onnx import OnnxPredictor
 
-    flat = tmp_path / "flat"
-    flat.mkdir()
-    for image in sorted(Path(synth_root).glob("*/images/*")):
-        tile = image.parent.parent.name.replace(" ", "")
-        shutil.copy(image, flat / f"{tile}-{image.stem}_sat{image.suffix}")
-        shutil.copy(image.parent.parent / "masks" / f"{image.stem}.png", flat / f"{tile}-{image.stem}_mask.png")
+    from helpers import deepglobe_layout
+
+    flat = deepglobe_layout(synth_root, tmp_path / "flat")
     layout = ("--image-suffix", "_sat", "--mask-suffix", "_mask")
     tiny = ("--set", "model.base_filters=4", "--set", "model.depth=3", "--set", "train.progress=false")
     run = tmp_path / "run"

@@ -133,14 +133,7 @@ def check_output(
         _check_writable(path, path, option)
         check_not_busy(path, option)
     else:
-        parent = path.absolute().parent
-        if not parent.is_dir():
-            what = "is a file" if parent.exists() else "does not exist"
-            raise OutputError(
-                f"{shown}: cannot create {option} because {printable(parent)} {what}; create that "
-                f"folder first, or choose another {option}"
-            )
-        _check_writable(path, parent, option)
+        _check_parent(path, option, "create")
     return Output(path, kind, existed, was_empty)
 
 
@@ -166,15 +159,20 @@ def check_output_file(
             f"{shown}: exists and is not an aerotune {what}; aerotune never overwrites your files, "
             f"choose another {option}"
         )
+    _check_parent(path, option, "write")
+    return path
+
+
+def _check_parent(path: Path, option: str, verb: str) -> None:
+    """The folder that will hold the new ``path`` exists and may be written to."""
     parent = path.absolute().parent
     if not parent.is_dir():
         state = "is a file" if parent.exists() else "does not exist"
         raise OutputError(
-            f"{shown}: cannot write {option} because {printable(parent)} {state}; create that folder "
+            f"{printable(path)}: cannot {verb} {option} because {printable(parent)} {state}; create that folder "
             f"first, or choose another {option}"
         )
     _check_writable(path, parent, option)
-    return path
 
 
 #: Kinds of output that are replaced whole when written again: nothing else may live inside them.
