@@ -152,3 +152,19 @@ def test_an_exported_model_evaluates_its_runs_layout_without_options(synth_root,
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert len(metrics["tta"]["none"]["images"]) == len(list(flat.glob("*_sat*")))
+
+
+def test_settings_from_another_version_do_not_stop_the_model(exported, tmp_path):
+    """Only ``evaluate`` reads the run's settings from the metadata: settings it cannot parse (another aerotune
+    version) are ignored with a warning, and the model still segments scenes."""
+    from aerotune.predict.onnx import OnnxPredictor
+
+    _run, path = exported
+    graph = onnx.load(str(path))
+    entry = next(p for p in graph.metadata_props if p.key == "aerotune")
+    meta = json.loads(entry.value)
+    meta["config"] = {"train": {"a_setting_of_the_future": 1}}
+    entry.value = json.dumps(meta)
+    onnx.save(graph, str(tmp_path / "other.onnx"))
+    predictor = OnnxPredictor.load(tmp_path / "other.onnx")
+    assert predictor.config is None and predictor.patch_size == 32

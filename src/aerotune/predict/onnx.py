@@ -139,6 +139,18 @@ def _read_metadata(path: Path) -> dict[str, str]:
     return dict(_open_session(path).get_modelmeta().custom_metadata_map)
 
 
+def _run_config(data: Any, path: Path) -> RunConfig | None:
+    """The run's settings from the metadata (only ``evaluate`` reads them, for the run's folder layout). A file
+    from another aerotune version whose settings do not parse still segments scenes: None, with a warning."""
+    if not data:
+        return None
+    try:
+        return RunConfig.from_dict(data, where=f"{path} metadata")
+    except (ConfigError, ValueError, TypeError) as exc:
+        log.warning("%s: the run's settings in the metadata cannot be read (%s); ignored", path, first_line(exc, 200))
+        return None
+
+
 def _open_session(path: Path):
     ort = _require("onnxruntime")
     if not path.is_file():
@@ -191,9 +203,9 @@ class OnnxPredictor:
                 meta.get("norm_stats"),
                 batch_size,
                 Bands.from_dict(meta.get("input") or {"count": meta["bands"]}),
-                RunConfig.from_dict(meta["config"], where=f"{path} metadata") if meta.get("config") else None,
+                _run_config(meta.get("config"), path),
             )
-        except (ValueError, KeyError, TypeError, ConfigError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:
             raise RunError(
                 f"{path}: aerotune metadata is damaged ({first_line(exc, 200)}); export the model again"
             ) from None
