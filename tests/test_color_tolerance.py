@@ -150,3 +150,14 @@ def test_caches_and_configs_from_before_the_setting_read_as_exact(tmp_path):
     assert RunConfig.from_dict({"data": {"patch_size": 16}}).data.color_tolerance == 0
     with pytest.raises(ConfigError, match="data.color_tolerance = 65"):
         RunConfig.from_dict({"data": {"color_tolerance": 65}}).validate()
+
+
+def test_large_masks_are_encoded_alike():
+    """Masks of 4 Mpx and more count their colours through a table instead of sorting: same classes, same counts."""
+    rng = np.random.default_rng(3)
+    noise = rng.integers(-30, 31, (64, 64, 3))
+    small = np.clip(PALETTE.decode(rng.integers(0, 6, (64, 64)).astype(np.uint8)) + noise, 0, 255).astype(np.uint8)
+    ids, unknown = PALETTE.encode(small, tolerance=25)
+    big_ids, big_unknown = PALETTE.encode(np.tile(small, (33, 33, 1)), tolerance=25)  # 2112 x 2112 > 2**22 px
+    assert unknown and (big_ids == np.tile(ids, (33, 33))).all()
+    assert big_unknown == {c: n * 33 * 33 for c, n in unknown.items()}

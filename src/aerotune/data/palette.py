@@ -110,6 +110,18 @@ def _unpack_all(keys: np.ndarray) -> np.ndarray:
     return np.stack([(keys >> 16) & 255, (keys >> 8) & 255, keys & 255], axis=1)
 
 
+def _unique_colors(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct packed colours of ``keys``, each pixel's index among them, and their pixel counts."""
+    if keys.size < 1 << 22:
+        return np.unique(keys, return_inverse=True, return_counts=True)
+    # Large masks: tables over all 2**24 colours take linear time, where np.unique sorts every pixel.
+    counts = np.bincount(keys, minlength=1 << 24)
+    values = np.flatnonzero(counts)
+    index = np.zeros(1 << 24, dtype=np.int32)
+    index[values] = np.arange(len(values), dtype=np.int32)
+    return values, index[keys], counts[values]
+
+
 def _check(names: tuple[str, ...], colors: tuple, ids: tuple[int, ...] | None, ignore_index: int, where: str) -> None:
     if not names or len(names) != len(colors) or (ids is not None and len(ids) != len(names)):
         raise PaletteError(f"{where}: needs at least one class, each with one colour or mask id")
@@ -262,17 +274,13 @@ class Palette:
         :meth:`match` says.
         """
         self.check_tolerance(tolerance)
-        if tolerance:
-            values, inverse = np.unique(_pack(mask).ravel(), return_inverse=True)
+        if tolerance:  # per unique colour, never per pixel
+            values, inverse, counts = _unique_colors(_pack(mask).ravel())
             classes = self.match(_unpack_all(values), tolerance)
             lut = np.where(classes >= 0, classes, self.ignore_index).astype(np.uint8)
-            out = lut[inverse].reshape(mask.shape[:2])
             missing = classes < 0
-            unknown = {}
-            if missing.any():
-                counts = np.bincount(inverse, minlength=len(values))
-                unknown = {_unpack(int(v)): int(n) for v, n in zip(values[missing], counts[missing])}
-            return out, unknown
+            unknown = {_unpack(int(v)): int(n) for v, n in zip(values[missing], counts[missing])}
+            return lut[inverse].reshape(mask.shape[:2]), unknown
         if self.ids is None:
             keys, known = _pack(mask), _pack(np.asarray(self.colors, dtype=np.uint8))
         else:
