@@ -265,11 +265,14 @@ def test_library_skip_records_decode_failures_found_late(tmp_path):
 
 def test_jpeg_masks_are_refused_with_the_cause(tmp_path):
     """Masks saved as JPEG (a usual slip): compression blends the palette's colours. The refusal says so and asks
-    for PNG masks; no palette or ignore class is offered as the fix."""
+    for PNG masks, or (no lossless source) an explicit --color-tolerance; no palette or ignore class alone is offered
+    as the fix (see test_color_tolerance.py)."""
     root = tmp_path / "data"
     _image, mask = write_pair(root, "a", 64, 48)
     with Image.open(mask) as im:
         im.convert("RGB").save(root / "masks" / "a.jpg", quality=90)
     mask.unlink()
-    line = prepare_refused(tmp_path, root, needles=("the masks are JPEG files", "masks/a.jpg", "save the masks as PNG"))
-    assert "--unknown-colors" not in line
+    needles = ("the masks are JPEG files", "masks/a.jpg", "save the masks as PNG", "or, with no lossless source, pass")
+    line = prepare_refused(tmp_path, root, needles=needles)
+    assert "--color-tolerance " in line and "--classes" not in line
+    assert "--unknown-colors" not in line.split("--color-tolerance", 1)[0]  # ignoring is never the first fix

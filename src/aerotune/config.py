@@ -16,6 +16,9 @@ from typing import Any, get_type_hints
 from aerotune.errors import ConfigError, first_line
 
 ACTIVATIONS = ("relu", "tanh", "swish", "none")
+#: Largest ``data.color_tolerance`` (``--color-tolerance``): beyond it, snapping would merge rather than repair
+#: colours.
+MAX_TOLERANCE = 64
 
 #: What a setting is for, declared once on its field (``field(metadata=role(...))``); settings without a role
 #: describe the experiment (the model and its training). The hand-kept lists of other modules derive from it.
@@ -43,6 +46,9 @@ class DataConfig:
     # reference: crop to a multiple of patch_size; full: keep every labelled pixel
     mode: str = field(default="reference", metadata=role("cache"))
     unknown_colors: str = field(default="error", metadata=role("cache"))  # error | ignore
+    # 0: mask colours must be palette colours exactly; N: a colour within N per channel of its nearest palette
+    # colour (and not as near to another) takes that class: for lossy (JPEG) masks, colour palettes only
+    color_tolerance: int = field(default=0, metadata=role("cache"))
     classes_file: str | None = field(default=None, metadata=role("palette"))  # None: the built-in Dubai palette
     normalization: str = "minmax"  # minmax: per patch and channel (the reference); meanstd: dataset statistics
     augment: bool = False  # random flips and 90-degree rotations of training patches
@@ -82,6 +88,12 @@ class DataConfig:
         _check(self.mode in ("reference", "full"), "data.mode", self.mode, "reference or full")
         _check(
             self.unknown_colors in ("error", "ignore"), "data.unknown_colors", self.unknown_colors, "error or ignore"
+        )
+        _check(
+            0 <= self.color_tolerance <= MAX_TOLERANCE,
+            "data.color_tolerance",
+            self.color_tolerance,
+            f"a whole number from 0 (exact colours) to {MAX_TOLERANCE}",
         )
         _check(
             self.normalization in ("minmax", "meanstd"), "data.normalization", self.normalization, "minmax or meanstd"

@@ -6,6 +6,8 @@ import argparse
 import contextlib
 from collections.abc import Iterator
 
+from aerotune.config import MAX_TOLERANCE
+
 #: The options that say where a dataset's images and masks are and how their names pair (``data.*``).
 LAYOUT_OPTIONS = ("images_dir", "masks_dir", "image_suffix", "mask_suffix")
 
@@ -52,6 +54,13 @@ def add_data_options(p: argparse.ArgumentParser, *, patches: bool = True) -> Non
         choices=["error", "ignore"],
         help="unknown mask colours: error (default) or ignore them in loss and metrics",
     )
+    p.add_argument(
+        "--color-tolerance",
+        type=whole_number(0, MAX_TOLERANCE),
+        metavar="N",
+        help="for lossy (JPEG) colour masks: a colour within N per channel of its nearest palette colour (and not "
+        f"as near to another) takes that class; 0 (default): exact colours only; at most {MAX_TOLERANCE}",
+    )
     if patches:
         p.add_argument(
             "--patch-size", type=whole_number(16), help="patch side in pixels (default 256, or the cache's own)"
@@ -73,6 +82,7 @@ def add_data_options(p: argparse.ArgumentParser, *, patches: bool = True) -> Non
 DATA_OPTIONS = (
     "classes_file",
     "unknown_colors",
+    "color_tolerance",
     "patch_size",
     "scale",
     "mode",

@@ -50,6 +50,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         mask_suffix=args.mask_suffix,
         mask_size=args.mask_size or "error",
         bands=parse_bands(args.bands),
+        color_tolerance=args.color_tolerance or 0,
     )
     if args.json:
         print(json.dumps(_inspection_dict(insp), indent=1))
@@ -60,10 +61,17 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(f"  {s.name:<32} {w}x{h}")
     total = insp.total_pixels
     print("mask ids:" if palette.by_id else "mask colours:")
-    names = dict(zip(palette.keys, palette.names))
+    snapped = insp.snapped
     for color, n in sorted(insp.colors.items(), key=lambda kv: -kv[1]):
-        cls = names.get(color, "UNKNOWN (not in the palette)")
+        k = insp.classes[color]
+        cls = "UNKNOWN (not in the palette)" if k < 0 else palette.names[k] + (" (snapped)" if color in snapped else "")
         print(f"  {key_text(color):>8}  {n:>12,} px  {n / max(total, 1):7.2%}  {cls}")
+    if insp.tolerance:
+        px = sum(snapped.values())
+        print(
+            f"--color-tolerance {insp.tolerance}: {px:,} px ({px / max(total, 1):.2%}) in {len(snapped)} colour(s) "
+            "snapped to their nearest palette colour"
+        )
     for color in sorted(insp.unknown, key=lambda c: -insp.colors[c]):
         files = insp.color_files[color]
         print(f"unknown {'id' if palette.by_id else 'colour'} {key_text(color)} in {len(files)} file(s):")
@@ -82,9 +90,11 @@ def _inspection_dict(insp) -> dict:
     from aerotune.data.palette import to_hex
     from aerotune.reading import show
 
-    names = dict(zip(insp.palette.keys, insp.palette.names))
+    names, snapped = insp.palette.names, insp.snapped
     return {
         "root": show(insp.root),
+        "color_tolerance": insp.tolerance,
+        "snapped_pixels": sum(snapped.values()),
         "layout": insp.layout,
         "pairs": [
             {"name": s.name, "image": show(s.image), "mask": show(s.mask), "size": insp.sizes[s.name]}
@@ -94,7 +104,8 @@ def _inspection_dict(insp) -> dict:
             {
                 **({"id": c} if isinstance(c, int) else {"color": to_hex(c)}),
                 "pixels": n,
-                "class": names.get(c),
+                "class": names[insp.classes[c]] if insp.classes[c] >= 0 else None,
+                "snapped": c in snapped,
                 "files": insp.color_files[c],
             }
             for c, n in sorted(insp.colors.items(), key=lambda kv: -kv[1])

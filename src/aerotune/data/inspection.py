@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from aerotune.data.masks import image_size, read_mask, size_problem, unknown_colors_message
 from aerotune.data.palette import Palette, count_colors
@@ -26,11 +28,27 @@ class Inspection:
     color_files: dict[tuple[int, int, int] | int, list[str]]
     problems: list[Problem]
     palette: Palette
+    tolerance: int = 0  # --color-tolerance: colours near a palette colour take its class
+    #: The class index each mask value takes (-1: unknown), as the patch cache assigns it.
+    classes: dict[tuple[int, int, int] | int, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        keys = list(self.colors)
+        if self.palette.by_id:
+            index = {k: i for i, k in enumerate(self.palette.keys)}
+            self.classes = {k: index.get(k, -1) for k in keys}
+        elif keys:
+            self.classes = dict(zip(keys, self.palette.match(np.asarray(keys), self.tolerance).tolist()))
 
     @property
     def unknown(self) -> dict[tuple[int, int, int] | int, int]:
+        return {c: n for c, n in self.colors.items() if self.classes[c] < 0}
+
+    @property
+    def snapped(self) -> dict[tuple[int, int, int] | int, int]:
+        """Colours that are not palette colours but take a class through the tolerance, with their pixels."""
         known = set(self.palette.keys)
-        return {c: n for c, n in self.colors.items() if c not in known}
+        return {c: n for c, n in self.colors.items() if self.classes[c] >= 0 and c not in known}
 
     @property
     def total_pixels(self) -> int:
@@ -49,9 +67,11 @@ def inspect_dataset(
     mask_suffix: str | None = None,
     mask_size: str = "error",
     bands: tuple[int, ...] | None = None,
+    color_tolerance: int = 0,
 ) -> Inspection:
     """Read every pair once (one image in memory at a time) and list sizes, colours and problems (``bands``:
-    the GeoTIFF bands that training would read, checked)."""
+    the GeoTIFF bands that training would read, checked; ``color_tolerance``: as ``--color-tolerance``)."""
+    palette.check_tolerance(color_tolerance)
     names = {"image_suffix": image_suffix, "mask_suffix": mask_suffix}
     found = discover(root, images_dir=images_dir, masks_dir=masks_dir, **names)
     problems = list(found.problems)
@@ -88,7 +108,12 @@ def inspect_dataset(
             colors[c] += n
             color_files[c].append(show(s.mask))
         good.append(s)
-    insp = Inspection(Path(root), found.layout, good, sizes, dict(colors), dict(color_files), problems, palette)
+    insp = Inspection(
+        Path(root), found.layout, good, sizes, dict(colors), dict(color_files), problems, palette, color_tolerance
+    )
     if insp.unknown:
-        problems.append(Problem(None, unknown_colors_message(insp.unknown, insp.color_files, insp.total_pixels)))
+        message = unknown_colors_message(
+            insp.unknown, insp.color_files, insp.total_pixels, palette=palette, tolerance=color_tolerance
+        )
+        problems.append(Problem(None, message))
     return insp

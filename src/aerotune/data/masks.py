@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aerotune.config import MAX_TOLERANCE
 from aerotune.data.palette import Palette, key_text
 from aerotune.data.rasters import is_geotiff, raster_size
 from aerotune.errors import DatasetError
@@ -18,6 +19,11 @@ WRONG_PALETTE_SHARE = 0.5
 ASPECT_TOLERANCE = 0.01
 SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 PAIR_HINT = "or pass --skip-bad-pairs to leave such pairs out"
+#: The share of unknown pixels a suggested ``--color-tolerance`` gives a class to; the rest are mostly blends at
+#: class boundaries, better left unknown (ignored) than guessed.
+SUGGEST_SHARE = 0.9
+#: The ``--color-tolerance`` suggested when the colours cannot be measured against the palette.
+FALLBACK_TOLERANCE = 32
 
 
 def image_size(path: Path, *, what: str = "image") -> tuple[int, int]:
@@ -96,8 +102,47 @@ def size_problem(image: tuple[int, int], mask: tuple[int, int], mask_size: str) 
     )
 
 
-def unknown_colors_message(unknown: dict, files: dict, total: int) -> str:
-    """One line naming each unknown colour (or id), its pixel count and files, and the fix."""
+def suggest_tolerance(unknown: dict, palette: Palette) -> tuple[int, int] | None:
+    """The smallest colour tolerance that would give a class to :data:`SUGGEST_SHARE` of the ``unknown`` colours'
+    pixels (or to all it can, within ``MAX_TOLERANCE``), with the pixels it would still leave unknown; None when
+    none of them is within ``MAX_TOLERANCE`` of a single nearest palette colour."""
+    if palette.by_id or not unknown:
+        return None
+    colors = np.asarray(list(unknown), dtype=np.int64).reshape(-1, 3)
+    pixels = np.asarray(list(unknown.values()), dtype=np.int64)
+    classes = palette.match(colors, MAX_TOLERANCE)
+    near = classes >= 0
+    if not near.any():
+        return None
+    need = np.abs(colors[near] - np.asarray(palette.colors, dtype=np.int64)[classes[near]]).max(axis=1)
+    order = np.argsort(need, kind="stable")
+    covered = np.cumsum(pixels[near][order])
+    at = min(int(np.searchsorted(covered, SUGGEST_SHARE * pixels.sum())), len(order) - 1)
+    return int(need[order][at]), int(pixels.sum() - covered[at])
+
+
+def _tolerance_fix(unknown: dict, total: int, palette: Palette | None, tolerance: int) -> str:
+    """For lossy masks, the fix besides PNG masks: the ``--color-tolerance`` to pass (measured from the colours when
+    it can be), or the ignore class for what a tolerance already given leaves."""
+    ignore = "or pass --unknown-colors ignore to skip them in loss and metrics (mostly blends at class boundaries)"
+    if tolerance:  # a tolerance was chosen: what is left is better ignored than snapped ever further
+        return f"{ignore}, or a larger --color-tolerance (at most {MAX_TOLERANCE})"
+    found = suggest_tolerance(unknown, palette) if palette is not None else (FALLBACK_TOLERANCE, 0)
+    if found is None:
+        return ignore
+    n, left = found
+    rest = f"; {left / max(total, 1):.2%} of mask pixels would stay unknown: add --unknown-colors ignore" * bool(left)
+    return (
+        f"or, with no lossless source, pass --color-tolerance {n} (a colour within {n} per channel of its nearest "
+        f"palette colour takes that class{rest})"
+    )
+
+
+def unknown_colors_message(
+    unknown: dict, files: dict, total: int, *, palette: Palette | None = None, tolerance: int = 0
+) -> str:
+    """One line naming each unknown colour (or id), its pixel count and files, and the fix (``tolerance``: the
+    ``--color-tolerance`` they are unknown at; for JPEG masks a tolerance is suggested from ``palette``)."""
     share = sum(unknown.values()) / max(total, 1)
     by_id = all(isinstance(k, int) for k in unknown)
     noun = "ids" if by_id else "colours"
@@ -108,11 +153,13 @@ def unknown_colors_message(unknown: dict, files: dict, total: int) -> str:
         parts.append(f"{key_text(key)} ({n} px in {shown})")
     more = f" and {len(unknown) - 8} more {noun}" if len(unknown) > 8 else ""
     jpegs = sorted({f for key in unknown for f in files.get(key, []) if f.lower().endswith((".jpg", ".jpeg"))})
-    if jpegs and not by_id:  # lossy compression blends colours: no palette or ignore class fixes that
+    if jpegs and not by_id:  # lossy compression blends colours: no palette fixes that; lossless masks or snapping
+        beyond = f" beyond --color-tolerance {tolerance}" if tolerance else ""
         return (
             f"{share:.0%} of mask pixels have colours outside the palette, and the masks are JPEG files "
-            f"({', '.join(jpegs[:3])}{' …' if len(jpegs) > 3 else ''}), whose lossy compression changes colours: "
-            f"{'; '.join(parts[:3])}; save the masks as PNG from their source (lossless), then rerun"
+            f"({', '.join(jpegs[:3])}{' …' if len(jpegs) > 3 else ''}), whose lossy compression changes colours"
+            f"{beyond}: {'; '.join(parts[:3])}; save the masks as PNG from their source (lossless), then rerun, "
+            f"{_tolerance_fix(unknown, total, palette, tolerance)}"
         )
     if share > WRONG_PALETTE_SHARE:
         greys = not by_id and all(k[0] == k[1] == k[2] and k[0] < 64 for k in unknown)

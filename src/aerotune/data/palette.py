@@ -104,6 +104,24 @@ def _unpack(key: int) -> tuple[int, int, int]:
     return (key >> 16) & 255, (key >> 8) & 255, key & 255
 
 
+def _unpack_all(keys: np.ndarray) -> np.ndarray:
+    """Packed keys back to a (K, 3) colour array."""
+    keys = np.asarray(keys, dtype=np.int64)
+    return np.stack([(keys >> 16) & 255, (keys >> 8) & 255, keys & 255], axis=1)
+
+
+def _unique_colors(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct packed colours of ``keys``, each pixel's index among them, and their pixel counts."""
+    if keys.size < 1 << 22:
+        return np.unique(keys, return_inverse=True, return_counts=True)
+    # Large masks: tables over all 2**24 colours take linear time, where np.unique sorts every pixel.
+    counts = np.bincount(keys, minlength=1 << 24)
+    values = np.flatnonzero(counts)
+    index = np.zeros(1 << 24, dtype=np.int32)
+    index[values] = np.arange(len(values), dtype=np.int32)
+    return values, index[keys], counts[values]
+
+
 def _check(names: tuple[str, ...], colors: tuple, ids: tuple[int, ...] | None, ignore_index: int, where: str) -> None:
     if not names or len(names) != len(colors) or (ids is not None and len(ids) != len(names)):
         raise PaletteError(f"{where}: needs at least one class, each with one colour or mask id")
@@ -214,13 +232,55 @@ class Palette:
     def dubai(cls) -> Palette:
         return cls.from_dict(dict(DUBAI_CLASSES))
 
-    def encode(self, mask: np.ndarray) -> tuple[np.ndarray, dict[Any, int]]:
+    def check_tolerance(self, tolerance: int) -> None:
+        """Refuse a colour tolerance for an index palette: mask ids are exact values (the range is checked by
+        ``DataConfig.validate``)."""
+        if tolerance and self.by_id:
+            raise PaletteError(
+                f"--color-tolerance {tolerance} applies to colour masks, but the classes file maps names to mask "
+                "ids, which must match exactly; drop --color-tolerance (data.color_tolerance = 0)"
+            )
+
+    def match(self, colors: np.ndarray, tolerance: int = 0) -> np.ndarray:
+        """The class index of each of the (K, 3) ``colors``, or -1 for a colour no class takes.
+
+        A colour takes the class whose palette colour is nearest (Euclidean RGB distance) when it differs from
+        it by at most ``tolerance`` in every channel and no other palette colour is as near (a tie stays
+        unknown). With ``tolerance`` 0 only exact palette colours match. Vectorised over colours: callers pass
+        the unique colours of a mask, never its pixels.
+        """
+        colors = np.asarray(colors, dtype=np.int32).reshape(-1, 3)
+        pal = np.asarray(self.colors, dtype=np.int32)
+        out = np.full(len(colors), -1, dtype=np.int64)
+        for start in range(0, len(colors), 1 << 16):  # bounded memory: (block, classes, 3) differences
+            block = colors[start : start + (1 << 16)]
+            diff = block[:, None, :] - pal[None, :, :]
+            dist = (diff * diff).sum(axis=2)
+            best = dist.argmin(axis=1)
+            rows = np.arange(len(block))
+            nearest = dist[rows, best]
+            tie = (dist == nearest[:, None]).sum(axis=1) > 1
+            close = np.abs(diff[rows, best]).max(axis=1) <= tolerance
+            out[start : start + len(block)] = np.where(close & ~tie, best, -1)
+        return out
+
+    def encode(self, mask: np.ndarray, *, tolerance: int = 0) -> tuple[np.ndarray, dict[Any, int]]:
         """Turn a mask into class indices.
 
         ``mask`` is (H, W, 3) uint8 colours for a colour palette, (H, W) integer ids for an index palette.
         Returns the index map (uint8; unknown values get ``ignore_index``) and the unknown values (colour
         tuples or ids) with their pixel counts. The caller decides whether unknown values are an error.
+        ``tolerance`` > 0 (colour palettes only) maps colours near a palette colour to its class, as
+        :meth:`match` says.
         """
+        self.check_tolerance(tolerance)
+        if tolerance:  # per unique colour, never per pixel
+            values, inverse, counts = _unique_colors(_pack(mask).ravel())
+            classes = self.match(_unpack_all(values), tolerance)
+            lut = np.where(classes >= 0, classes, self.ignore_index).astype(np.uint8)
+            missing = classes < 0
+            unknown = {_unpack(int(v)): int(n) for v, n in zip(values[missing], counts[missing])}
+            return lut[inverse].reshape(mask.shape[:2]), unknown
         if self.ids is None:
             keys, known = _pack(mask), _pack(np.asarray(self.colors, dtype=np.uint8))
         else:

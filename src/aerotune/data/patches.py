@@ -151,14 +151,15 @@ def plan_cache(root: Path, config: DataConfig, palette: Palette) -> tuple[list, 
     Returns the plan (sample, scaled size, row starts, column starts), the pairs left out by
     ``--skip-bad-pairs`` and the hash of the inputs (every file's bytes, the cache settings and the palette).
     """
+    palette.check_tolerance(config.color_tolerance)
     found = discover_for(root, config)
     skipped: list[dict[str, str]] = []
     check_discovery(root, found, config)
     for problem in found.problems:
         _skip(skipped, root, problem.sample, str(problem), problem.path)
     settings = {k: getattr(config, k) for k in CACHE_KEYS}
-    for key in ("image_suffix", "mask_suffix"):  # hashed only when set: caches cut before they existed stay current
-        if settings[key] is None:
+    for key, unset in (("image_suffix", None), ("mask_suffix", None), ("color_tolerance", 0)):
+        if settings[key] == unset:  # hashed only when set: caches cut before they existed stay current
             del settings[key]
     h = _settings_hash(settings, palette)
     p, mode = config.patch_size, config.mode
@@ -304,7 +305,7 @@ def _fill(
             _skip(skipped, root, s, str(exc))
             continue
         i = len(sources)
-        ids, unk = palette.encode(mask)
+        ids, unk = palette.encode(mask, tolerance=config.color_tolerance)
         del mask
         total_px += ids.size
         for c, n in unk.items():
@@ -352,7 +353,9 @@ def _fill(
     if unknown and config.unknown_colors == "error":
         images.close()
         masks.close()
-        raise PaletteError(unknown_colors_message(unknown, unknown_files, total_px))
+        raise PaletteError(
+            unknown_colors_message(unknown, unknown_files, total_px, palette=palette, tolerance=config.color_tolerance)
+        )
     for fh in (images, masks):
         fh.flush()
         os.fsync(fh.fileno())

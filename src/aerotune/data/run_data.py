@@ -118,7 +118,7 @@ def check_data(data: str | Path, config: DataConfig) -> None:
         sources = open_cache(data).sources
         choose_test_images([(s["tile"], image_id(s["tile"], s["stem"])) for s in sources], config, where=str(data))
         return
-    load_palette(config.classes_file)
+    load_palette(config.classes_file).check_tolerance(config.color_tolerance)
     found = discover_for(data, config)
     check_discovery(Path(data), found, config)
     choose_test_images([(s.tile, s.name) for s in found.samples], config, where=str(data))
