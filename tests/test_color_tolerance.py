@@ -161,3 +161,20 @@ def test_large_masks_are_encoded_alike():
     big_ids, big_unknown = PALETTE.encode(np.tile(small, (33, 33, 1)), tolerance=25)  # 2112 x 2112 > 2**22 px
     assert unknown and (big_ids == np.tile(ids, (33, 33))).all()
     assert big_unknown == {c: n * 33 * 33 for c, n in unknown.items()}
+
+
+def test_whole_image_scores_read_masks_with_the_runs_tolerance(tmp_path):
+    """``evaluate`` scores whole images against masks read the way training read them: the pixels the run's
+    tolerance gave a class are scored, not ignored (only those still unknown are)."""
+    root = tmp_path / "data"
+    for stem in ("a", "b", "c", "d"):
+        jpeg_pair(root, stem)
+    opts = ("--color-tolerance", "40", "--unknown-colors", "ignore", "--patch-size", "32")
+    proc = run_cli("train", "--data", root, "--out", tmp_path / "run", "--epochs", "1", *opts, *TINY)
+    assert proc.returncode == 0, proc.stderr.decode()
+    proc = run_cli("evaluate", tmp_path / "run", "--data", root, "--out", tmp_path / "eval", "--split", "all")
+    assert proc.returncode == 0, proc.stderr.decode()
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    manifest = json.loads((tmp_path / "run" / "cache" / "manifest.json").read_text())
+    unknown_at_training = sum(manifest["pixels"]["unknown"].values())
+    assert 0 < metrics["tta"]["none"]["unknown_pixels"] == unknown_at_training < 4 * 128 * 96 * 0.05

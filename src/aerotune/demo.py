@@ -252,15 +252,14 @@ def _mean_accuracy(predictor, images: list[Path], written: Path | None = None) -
     """
     from PIL import Image
 
-    from aerotune.data.masks import read_mask_rgb
-    from aerotune.predict.run import scene_accuracy
+    from aerotune.predict.run import mask_ids, scene_accuracy
 
     masks = [next(p.parent.parent.joinpath("masks").glob(f"{p.stem}.*")) for p in images]
     if written is None:
         return float(np.mean([scene_accuracy(predictor, i, m) for i, m in zip(images, masks)]))
     scores = []
     for image, mask in zip(images, masks):
-        truth, _unknown = predictor.palette.encode(read_mask_rgb(mask))
+        truth, _unknown = mask_ids(predictor, mask)
         with Image.open(written / f"{image.stem}.png") as png:
             pred = np.asarray(png)
         labelled = truth != predictor.palette.ignore_index

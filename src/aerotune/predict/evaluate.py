@@ -20,14 +20,13 @@ from typing import Any
 import numpy as np
 
 from aerotune.config import DataConfig
-from aerotune.data.masks import read_mask_rgb
 from aerotune.data.sources import Sample, discover, discover_for
 from aerotune.errors import DatasetError, RunError
 from aerotune.files import os_errors, write_json, write_text
 from aerotune.locks import releases_locks
 from aerotune.outputs import check_output, mark, replace_dir, temp_dir_beside
 from aerotune.predict.io import gdal_cache
-from aerotune.predict.run import DEFAULT_OVERLAP, SceneModel, open_for, segment_scene
+from aerotune.predict.run import DEFAULT_OVERLAP, SceneModel, mask_ids, open_for, segment_scene
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +104,7 @@ def score_samples(
     pooled = np.zeros((k, k), np.int64)
     per_image, unknown = [], 0
     for i, s in enumerate(samples):
-        truth, unk = model.palette.encode(read_mask_rgb(s.mask))
+        truth, unk = mask_ids(model, s.mask)
         unknown += sum(unk.values())
         scene = open_for(model, s.image)
         if truth.shape != (scene.height, scene.width):

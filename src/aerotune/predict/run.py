@@ -123,14 +123,22 @@ def segment_array(model: SceneModel, path: Path, **options) -> np.ndarray:
     return out
 
 
+def mask_ids(model: SceneModel, mask: Path) -> tuple[np.ndarray, dict]:
+    """A whole mask as class ids, read the way the model's run read its training masks (colours or ids, and the
+    run's ``--color-tolerance``), with its unknown values and their pixel counts."""
+    from aerotune.data.masks import read_mask
+
+    config = getattr(model, "config", None)
+    tolerance = int(config.data.color_tolerance) if config is not None else 0
+    return model.palette.encode(read_mask(mask, model.palette), tolerance=tolerance)
+
+
 def scene_accuracy(model: SceneModel, image: Path, mask: Path, **options) -> float:
     """Pixel accuracy of one whole-scene segmentation against its colour mask (labelled pixels only).
 
     For the demo: ``scene_accuracy(Predictor.load(run), image_path, mask_path)``.
     """
-    from aerotune.data.masks import read_mask_rgb
-
-    truth, _unknown = model.palette.encode(read_mask_rgb(Path(mask)))
+    truth, _unknown = mask_ids(model, Path(mask))
     pred = segment_array(model, Path(image), **options)
     labelled = truth != model.palette.ignore_index
     return float(np.count_nonzero((pred == truth) & labelled) / max(1, np.count_nonzero(labelled)))
