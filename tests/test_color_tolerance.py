@@ -178,3 +178,9 @@ def test_whole_image_scores_read_masks_with_the_runs_tolerance(tmp_path):
     manifest = json.loads((tmp_path / "run" / "cache" / "manifest.json").read_text())
     unknown_at_training = sum(manifest["pixels"]["unknown"].values())
     assert 0 < metrics["tta"]["none"]["unknown_pixels"] == unknown_at_training < 4 * 128 * 96 * 0.05
+
+    proc = run_cli("report", tmp_path / "run", "--out", tmp_path / "report", "--max-patches", "8")
+    assert proc.returncode == 0, proc.stderr.decode()
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["protocol"]["color_tolerance"].startswith("40 per channel")
+    assert "mask colour tolerance" in (tmp_path / "report" / "report.md").read_text()

@@ -63,6 +63,11 @@ def protocol(run: TrainingRun, cache, *, seed: int, train_eval: int, thresholds:
         if d.unknown_colors == "ignore"
         else "none (unknown colours are errors)",
     }
+    if getattr(d, "color_tolerance", 0):
+        found["color_tolerance"] = (
+            f"{d.color_tolerance} per channel: a mask colour takes the class of its single nearest palette colour "
+            "within it (lossy masks)"
+        )
     if split.test_images:
         how = f"tiles {d.test_tiles}" if d.test_tiles else f"{d.test_fraction:.0%} of the images, seed {split.seed}"
         found["test"] = (

@@ -97,6 +97,7 @@ PROTOCOL_LABELS = [
     ("scale", "scale"),
     ("mode", "cropping"),
     ("unknown_colors", "unknown mask colours"),
+    ("color_tolerance", "mask colour tolerance"),
     ("split", "split"),
     ("patches", "patches"),
     ("test", "test portion"),
