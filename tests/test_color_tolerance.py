@@ -184,3 +184,25 @@ def test_whole_image_scores_read_masks_with_the_runs_tolerance(tmp_path):
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["protocol"]["color_tolerance"].startswith("40 per channel")
     assert "mask colour tolerance" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_inspect_of_lossy_masks_stays_readable(tmp_path):
+    """Hundreds of blended colours: the text output shows the largest and sums the rest; --json lists them all."""
+    from aerotune.commands.data import SHOWN_COLORS, SHOWN_UNKNOWN
+
+    root = tmp_path / "data"
+    rng = np.random.default_rng(0)
+    for stem in ("a", "b"):
+        ids = np.kron(rng.integers(0, PALETTE.num_classes, (12, 12)), np.ones((8, 8), dtype=np.uint8)).astype(np.uint8)
+        jpeg = write_pair(root, stem, 96, 96, ids=ids)[1]
+        with Image.open(jpeg) as im:
+            im.convert("RGB").save(root / "masks" / f"{stem}.jpg", quality=80)
+        jpeg.unlink()
+    text = run_cli("data", "inspect", root, "--patch-size", "32")
+    assert text.returncode == 1
+    out = text.stdout.decode()
+    whole = json.loads(run_cli("data", "inspect", root, "--patch-size", "32", "--json").stdout)
+    assert len(whole["colors"]) > SHOWN_COLORS + SHOWN_UNKNOWN
+    assert f"… and {len(whole['colors']) - SHOWN_COLORS:,} more" in out
+    assert "more unknown value(s); --json lists every one" in out
+    assert len(out.splitlines()) < 2 + 2 + 1 + SHOWN_COLORS + 1 + SHOWN_UNKNOWN * 4 + 1 + 3

@@ -31,6 +31,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_synth)
 
 
+#: How much of a long inspection the text output shows (lossy masks hold thousands of colours); --json shows all.
+SHOWN_COLORS, SHOWN_UNKNOWN, SHOWN_FILES = 24, 10, 5
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from aerotune.config import DataConfig, parse_bands
     from aerotune.data.inspection import inspect_dataset
@@ -62,21 +66,32 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     total = insp.total_pixels
     print("mask ids:" if palette.by_id else "mask colours:")
     snapped = insp.snapped
-    for color, n in sorted(insp.colors.items(), key=lambda kv: -kv[1]):
+    ranked = sorted(insp.colors.items(), key=lambda kv: -kv[1])
+    for color, n in ranked[:SHOWN_COLORS]:
         k = insp.classes[color]
         cls = "UNKNOWN (not in the palette)" if k < 0 else palette.names[k] + (" (snapped)" if color in snapped else "")
         print(f"  {key_text(color):>8}  {n:>12,} px  {n / max(total, 1):7.2%}  {cls}")
+    rest = ranked[SHOWN_COLORS:]
+    if rest:  # lossy masks hold thousands of colours: the tail is summed (--json lists every one)
+        px = sum(n for _c, n in rest)
+        unknown = sum(n for c, n in rest if insp.classes[c] < 0)
+        print(f"  … and {len(rest):,} more, {px:,} px ({px / max(total, 1):.2%}), {unknown:,} px of them unknown")
     if insp.tolerance:
         px = sum(snapped.values())
         print(
             f"--color-tolerance {insp.tolerance}: {px:,} px ({px / max(total, 1):.2%}) in {len(snapped)} colour(s) "
             "snapped to their nearest palette colour"
         )
-    for color in sorted(insp.unknown, key=lambda c: -insp.colors[c]):
+    unknown = sorted(insp.unknown, key=lambda c: -insp.colors[c])
+    for color in unknown[:SHOWN_UNKNOWN]:
         files = insp.color_files[color]
         print(f"unknown {'id' if palette.by_id else 'colour'} {key_text(color)} in {len(files)} file(s):")
-        for f in files:
+        for f in files[:SHOWN_FILES]:
             print(f"  {f}")
+        if len(files) > SHOWN_FILES:
+            print(f"  … and {len(files) - SHOWN_FILES} more")
+    if len(unknown) > SHOWN_UNKNOWN:
+        print(f"… and {len(unknown) - SHOWN_UNKNOWN:,} more unknown value(s); --json lists every one with its files")
     if insp.problems:
         print(f"{len(insp.problems)} problem(s):")
         for p in insp.problems:
