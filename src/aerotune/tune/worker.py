@@ -295,12 +295,21 @@ class _Worker:
         from optuna.exceptions import UpdateFinishedTrialError
         from optuna.trial import TrialState
 
-        with interrupts.deferred(), self.lock.hold():
-            self._tell(trial, TrialState.FAIL, "interrupted", "stopped by the user; retried on resume", None, cb, t0)
-            with contextlib.suppress(UpdateFinishedTrialError, KeyError):
-                frozen = study_storage(self.study).get_trial(trial_id(trial))
-                if frozen.state == TrialState.FAIL and frozen.user_attrs.get("status") == "interrupted":
-                    retry_trial(self.study, frozen)
+        try:
+            with interrupts.deferred(), self.lock.hold():
+                self._tell(
+                    trial, TrialState.FAIL, "interrupted", "stopped by the user; retried on resume", None, cb, t0
+                )
+                with contextlib.suppress(UpdateFinishedTrialError, KeyError):
+                    frozen = study_storage(self.study).get_trial(trial_id(trial))
+                    if frozen.state == TrialState.FAIL and frozen.user_attrs.get("status") == "interrupted":
+                        retry_trial(self.study, frozen)
+        except Exception as exc:  # noqa: BLE001 - the interrupt goes on; the trial is then found stale and retried
+            log.warning(
+                "trial %d: could not record the interrupt (%s); the next run finds it stale and retries it",
+                trial.number,
+                first_line(exc),
+            )
 
     def _outcome(self, result, cb: TrialCallback):
         from optuna.trial import TrialState
