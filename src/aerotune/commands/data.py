@@ -31,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_synth)
 
 
-#: How much of a long inspection the text output shows (lossy masks hold thousands of colours); --json shows all.
+#: How much of a long inspection the text output shows (lossy masks hold thousands of colours): the largest
+#: colours, the largest unknown ones with their files (every file while there are only a few); --json shows all.
 SHOWN_COLORS, SHOWN_UNKNOWN, SHOWN_FILES = 24, 10, 5
 
 
@@ -83,13 +84,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             "snapped to their nearest palette colour"
         )
     unknown = sorted(insp.unknown, key=lambda c: -insp.colors[c])
+    shown_files = None if len(unknown) <= SHOWN_UNKNOWN else SHOWN_FILES  # a few wrong colours: every file
     for color in unknown[:SHOWN_UNKNOWN]:
         files = insp.color_files[color]
         print(f"unknown {'id' if palette.by_id else 'colour'} {key_text(color)} in {len(files)} file(s):")
-        for f in files[:SHOWN_FILES]:
+        for f in files[:shown_files]:
             print(f"  {f}")
-        if len(files) > SHOWN_FILES:
-            print(f"  … and {len(files) - SHOWN_FILES} more")
+        if shown_files is not None and len(files) > shown_files:
+            print(f"  … and {len(files) - shown_files} more")
     if len(unknown) > SHOWN_UNKNOWN:
         print(f"… and {len(unknown) - SHOWN_UNKNOWN:,} more unknown value(s); --json lists every one with its files")
     if insp.problems:
