@@ -56,10 +56,26 @@ class Output:
     def claim(self) -> Path:
         """Create the folder (its parent exists: checked), lock it for this command (another command writing
         it now is refused here) and mark it as ours; call only after every check passed."""
-        with os_errors(self.path, "create the output folder"):
-            self.path.mkdir(parents=True, exist_ok=True)
-            hold_lock(self.path)
-            mark(self.path, self.kind)
+        made = marked = False
+        try:
+            with interrupts.deferred(), os_errors(self.path, "create the output folder"):  # a Ctrl-C lands after
+                try:
+                    self.path.mkdir(parents=True)
+                    made = True
+                except FileExistsError:
+                    pass
+                hold_lock(self.path)
+                marked = not (self.path / MARKER).is_file()
+                mark(self.path, self.kind)
+        except BaseException:  # refused (busy), failed or interrupted: the folder is as it was
+            if made:
+                shutil.rmtree(self.path, ignore_errors=True)
+            elif self.was_empty:  # the user's empty folder: empty again
+                for name in (MARKER, LOCK):
+                    (self.path / name).unlink(missing_ok=True)
+            elif marked:
+                (self.path / MARKER).unlink(missing_ok=True)
+            raise
         return self.path
 
 

@@ -53,11 +53,15 @@ class PngRowWriter:
         self.rows = 0
         self._zip = zlib.compressobj(6)
         self._file = open(self.tmp, "wb")  # noqa: SIM115 - closed in close()/abort()
-        color_type = 3 if palette else 2
-        self._file.write(b"\x89PNG\r\n\x1a\n")
-        self._chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0))
-        if palette:
-            self._chunk(b"PLTE", bytes(v for c in palette.colors for v in c))
+        try:
+            color_type = 3 if palette else 2
+            self._file.write(b"\x89PNG\r\n\x1a\n")
+            self._chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0))
+            if palette:
+                self._chunk(b"PLTE", bytes(v for c in palette.colors for v in c))
+        except BaseException:  # e.g. a full disk: no temporary file stays
+            self.abort()
+            raise
 
     def _chunk(self, kind: bytes, data: bytes) -> None:
         self._file.write(
@@ -117,10 +121,18 @@ class GeoTiffRowWriter:
         if profile["crs"] is None:
             profile.pop("crs")
             profile.pop("transform")
-        self._dst = _open_raster(self.tmp, "w", **profile)
-        if palette:
-            self._dst.write_colormap(1, {i: (*c, 255) for i, c in enumerate(palette.colors)})
         self.rows = 0
+        try:
+            self._dst = _open_raster(self.tmp, "w", **profile)
+        except BaseException:
+            self.tmp.unlink(missing_ok=True)
+            raise
+        if palette:
+            try:
+                self._dst.write_colormap(1, {i: (*c, 255) for i, c in enumerate(palette.colors)})
+            except BaseException:
+                self.abort()
+                raise
 
     def write(self, rows: np.ndarray) -> None:
         """Append rows: ``(h, W)`` for one band or ``(bands, h, W)``."""

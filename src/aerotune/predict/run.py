@@ -11,7 +11,7 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
@@ -220,10 +220,10 @@ def predict_files(
     out = Path(out)
     plans = [_outputs(s, out, overlay=overlay and not s.geo, probabilities=probabilities) for s in scenes]
     _check_clash(files, [p for plan in plans for p in plan])
-    output.claim()
     staged: list[tuple[Path, Path]] = []  # (finished file under a temporary name, its name)
     total = sum(max(1, round(s.height * model.scale)) for s in scenes)
     base = 0
+    output.claim()  # made, locked and marked together (undone if interrupted); the clean-up below covers the rest
     try:
         for scene, plan in zip(scenes, plans):
 
@@ -232,10 +232,11 @@ def predict_files(
                     progress(base + done, total)
 
             with gdal_cache(scene, model.palette.num_classes if probabilities else 0):
-                staged += _predict_one(
+                _predict_one(
                     model,
                     scene,
                     plan,
+                    staged,
                     overlay=overlay and not scene.geo,
                     probabilities=probabilities,
                     progress=step,
@@ -261,17 +262,29 @@ def predict_files(
 
 
 def _predict_one(
-    model: SceneModel, scene: Scene, plan: list[Path], *, overlay: bool, probabilities: bool, progress, options: dict
-) -> list[Path]:
+    model: SceneModel,
+    scene: Scene,
+    plan: list[Path],
+    staged: list[tuple[Path, Path]],
+    *,
+    overlay: bool,
+    probabilities: bool,
+    progress,
+    options: dict,
+) -> None:
+    """Segment one scene into temporary files, each added to ``staged`` (with its final name) the moment it is
+    created, so the caller removes every one of them on a failure or Ctrl-C at any point."""
     palette = model.palette
-    if scene.geo:
-        writers = [GeoTiffRowWriter(plan[0], scene, palette=palette)]
-        if probabilities:
-            writers.append(GeoTiffRowWriter(plan[1], scene, bands=palette.num_classes))
-    else:
-        writers = [PngRowWriter(plan[0], scene.width, scene.height, palette=palette)]
-    colours = np.empty((scene.height, scene.width, 3), np.uint8) if overlay else None
+    writers: list = []
+
+    def open_writer(make: Callable[[], Any]) -> None:
+        with interrupts.deferred():  # the file and its record come into being together
+            w = make()
+            writers.append(w)
+            staged.append((w.tmp, w.path))
+
     at = [0]
+    colours = None
 
     def on_rows(ids: np.ndarray, probs: np.ndarray) -> None:
         writers[0].write(ids)
@@ -281,20 +294,23 @@ def _predict_one(
             colours[at[0] : at[0] + ids.shape[0]] = palette.decode(ids)
         at[0] += ids.shape[0]
 
-    done: list[tuple[Path, Path]] = []
     try:
+        if scene.geo:
+            open_writer(lambda: GeoTiffRowWriter(plan[0], scene, palette=palette))
+            if probabilities:
+                open_writer(lambda: GeoTiffRowWriter(plan[1], scene, bands=palette.num_classes))
+        else:
+            open_writer(lambda: PngRowWriter(plan[0], scene.width, scene.height, palette=palette))
+        colours = np.empty((scene.height, scene.width, 3), np.uint8) if overlay else None
         segment_scene(model, scene, on_rows=on_rows, progress=progress, **options)
         for w in writers:
-            done.append((w.close(), w.path))
+            w.close()
         if colours is not None:
             blended = Image.blend(read_image(scene.path), Image.fromarray(colours), 0.45)
             tmp = plan[-1].with_name(f".{plan[-1].name}.tmp{os.getpid()}")
-            done.append((tmp, plan[-1]))
+            staged.append((tmp, plan[-1]))
             blended.save(tmp, format="JPEG", quality=90)
-    except BaseException:  # a failure or Ctrl-C at any point: none of this scene's files stays, whole or not
+    except BaseException:  # a failure or Ctrl-C at any point: close the files; the caller removes them
         for w in writers:
             w.abort()
-        for tmp, _final in done:
-            tmp.unlink(missing_ok=True)
         raise
-    return done
