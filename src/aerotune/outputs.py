@@ -286,8 +286,16 @@ def temp_dir_beside(out: Path) -> Path:
     if (out / LOCK).is_file():  # not made here: a failed command leaves an older or a user's folder as it was
         hold_lock(out)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{time.time_ns()}"
-    tmp.mkdir(parents=True)
-    hold_lock(tmp)
+    made = False
+    try:
+        with interrupts.deferred():  # made and locked together; a Ctrl-C lands after, inside this try
+            tmp.mkdir(parents=True)
+            made = True
+            hold_lock(tmp)
+    except BaseException:  # the caller's clean-up starts only once it holds the name: this one is ours to remove
+        if made:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return tmp
 
 
