@@ -142,7 +142,7 @@ def tune_args(cache: Path, out: Path, workers: int) -> list[object]:
         "--patch-size",
         "32",
         "--epochs",
-        "3",
+        "5",  # the signal comes after a trial's first epoch: four more keep it running on a fast or busy machine
         *TINY,
         *SLOW,
         "--trials",

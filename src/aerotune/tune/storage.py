@@ -71,15 +71,16 @@ class _FcntlLock:
     closes (the next ``acquire`` would wait for itself forever), and one raised at the end of ``acquire`` would
     leave the lock held by a caller that never reaches its ``release``."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, hold_signals: bool = True) -> None:
         self._path = str(path)
+        self._hold = hold_signals
         self._thread = threading.RLock()
         self._fd: int | None = None
         self._depth = 0
         self._holds: list[bool] = []  # one per acquire of the owning thread: whether it held signals
 
     def acquire(self) -> bool:
-        held = interrupts.hold()
+        held = interrupts.hold() if self._hold else False
         try:
             self._thread.acquire()
             try:
@@ -150,10 +151,18 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
     """
 
     def __init__(
-        self, path: str | Path, *, heartbeat_interval: int, grace_period: int, stale_callback: Callable | None
+        self,
+        path: str | Path,
+        *,
+        heartbeat_interval: int,
+        grace_period: int,
+        stale_callback: Callable | None,
+        hold_signals: bool = True,
     ) -> None:
-        super().__init__(JournalFileBackend(str(path), lock_obj=_FcntlLock(str(path) + ".lock")))
-        self._thread_lock = _SignalSafeLock()
+        lock = _FcntlLock(str(path) + ".lock", hold_signals=hold_signals)
+        super().__init__(JournalFileBackend(str(path), lock_obj=lock))
+        if hold_signals:
+            self._thread_lock = _SignalSafeLock()
         self._hb_interval = heartbeat_interval
         self._hb_grace = grace_period
         self._hb_callback = stale_callback
@@ -182,8 +191,10 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
 class StudyLock:
     """An exclusive lock shared by every worker of one study (see the module docstring)."""
 
-    def __init__(self, *, path: Path | None = None, pg_url: str | None = None, name: str = "") -> None:
-        self._file = _FcntlLock(path) if path is not None else None
+    def __init__(
+        self, *, path: Path | None = None, pg_url: str | None = None, name: str = "", hold_signals: bool = True
+    ) -> None:
+        self._file = _FcntlLock(path, hold_signals=hold_signals) if path is not None else None
         self._pg_url = pg_url
         self._key = zlib.crc32(f"aerotune:{name}".encode()) - 2**31  # a signed 32-bit advisory lock key
         self._conn = None
@@ -241,20 +252,38 @@ def sqlalchemy_url(url: str) -> str:
 
 
 def open_storage(
-    url: str | None, run_dir: Path, *, heartbeat: int, stale_callback: Callable | None, name: str
+    url: str | None,
+    run_dir: Path,
+    *,
+    heartbeat: int,
+    stale_callback: Callable | None,
+    name: str,
+    hold_signals: bool = True,
 ) -> tuple[optuna.storages.BaseStorage, StudyLock]:
-    """Open the study's storage (journal in ``run_dir`` when ``url`` is None) and its lock."""
+    """Open the study's storage (journal in ``run_dir`` when ``url`` is None) and its lock.
+
+    ``hold_signals``: Ctrl-C and SIGTERM wait for each journal call and lock to end (a process that runs trials,
+    and writes after an interrupt). Readers (export, report, dashboard) pass False: a server that catches every
+    exception of a request would swallow a signal delivered at the end of a storage call."""
     grace = max(3 * heartbeat, heartbeat + 2)
     if url is None or url.startswith("journal:") or "://" not in url:
         path = run_dir / JOURNAL_FILE if url is None else Path(url.removeprefix("journal:"))
         storage = HeartbeatJournalStorage(
-            path, heartbeat_interval=heartbeat, grace_period=grace, stale_callback=stale_callback
+            path,
+            heartbeat_interval=heartbeat,
+            grace_period=grace,
+            stale_callback=stale_callback,
+            hold_signals=hold_signals,
         )
-        return storage, StudyLock(path=path.with_name("study.lock"), name=name)
+        return storage, StudyLock(path=path.with_name("study.lock"), name=name, hold_signals=hold_signals)
     rdb_url = sqlalchemy_url(url)
     # PostgreSQL: workers starting together must not race to create the schema; the advisory lock
     # serialises them. Other databases (SQLite): one machine only; the run folder's file lock does.
-    lock = StudyLock(pg_url=url, name=name) if is_postgres(url) else StudyLock(path=run_dir / "study.lock", name=name)
+    lock = (
+        StudyLock(pg_url=url, name=name)
+        if is_postgres(url)
+        else StudyLock(path=run_dir / "study.lock", name=name, hold_signals=hold_signals)
+    )
     try:
         with lock.hold(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "heartbeat_interval is experimental"

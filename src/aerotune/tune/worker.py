@@ -60,19 +60,43 @@ def run_worker_processes(out: Path, storage_url: str | None, budget: WorkerBudge
             procs.append(p)
             log.info("started worker %d (pid %d)", i, p.pid)
         live = list(procs)
-        while live:
-            # Wait with a timeout, never in one blocking call: a signal that another thread of this process
-            # happens to receive does not interrupt the main thread's system call, only its next bytecode.
-            wait([p.sentinel for p in live], timeout=1.0)
-            for p in [p for p in live if not p.is_alive()]:
-                live.remove(p)
-                if p.exitcode in INTERRUPTED:
-                    raise KeyboardInterrupt
-                if p.exitcode:
-                    log.warning("worker %s ended with exit code %s; its trial, if any, is retried", p.name, p.exitcode)
+        with _signal_wakeup() as woken:
+            while live:
+                # A signal that another thread of this process happens to receive does not interrupt this
+                # thread's wait: its wake-up byte does, so the handler runs at once (the timeout is a fallback).
+                if woken in wait([*(p.sentinel for p in live), woken], timeout=1.0):
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(woken, 512)
+                for p in [p for p in live if not p.is_alive()]:
+                    live.remove(p)
+                    if p.exitcode in INTERRUPTED:
+                        raise KeyboardInterrupt
+                    if p.exitcode:
+                        log.warning(
+                            "worker %s ended with exit code %s; its trial, if any, is retried", p.name, p.exitcode
+                        )
     except KeyboardInterrupt:
         _stop(procs)
         raise
+
+
+@contextlib.contextmanager
+def _signal_wakeup():
+    """A pipe that receives a byte whenever a signal arrives, in whichever thread (``signal.set_wakeup_fd``);
+    yields its read end, to wait on beside the workers. Outside the main thread: a pipe nothing writes to."""
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    os.set_blocking(w, False)
+    old = None
+    try:
+        with contextlib.suppress(ValueError):  # not the main thread
+            old = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        yield r
+    finally:
+        if old is not None:
+            signal.set_wakeup_fd(old)
+        os.close(r)
+        os.close(w)
 
 
 #: Exit codes of a worker that was interrupted (SIGINT, SIGTERM), or killed by SIGTERM before it had set up.
