@@ -375,3 +375,23 @@ def test_sampler_scope_is_saved_and_checked(tiny_cache, tmp_path):
         run_tune(settings(tiny_cache, out, trials=3, epochs=2, study_name="s", sampler_scope="bracket"))
     with pytest.raises(Exception, match="--sampler-scope"):
         settings(tiny_cache, tmp_path / "bad", sampler_scope="everything").validate()
+
+
+def test_dashboard_on_a_port_in_use_is_one_line(tiny_cache, tmp_path):
+    out = tmp_path / "run"
+    result = run_tune(settings(tiny_cache, out, trials=1))
+    assert result.counts["complete"] == 1
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "aerotune", "dashboard", str(out), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"aerotune: error: cannot listen on 127.0.0.1:{port} (Address already in use); choose another --port"
+    )

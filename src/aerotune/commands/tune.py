@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -180,10 +181,25 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     quiet_optuna()
     opened, desc = load_run_study(run, args.storage)
     print(f"optuna-dashboard for study {desc.study_name!r}: http://127.0.0.1:{args.port}/ (Ctrl-C to stop)", flush=True)
+    failed: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            run_server(opened.storage, host="127.0.0.1", port=args.port)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            failed.append(exc)
+
+    # The server runs in a thread and this one waits: Ctrl-C and SIGTERM are always handled here. In the server's
+    # thread a signal could land inside a request, where wsgiref catches every exception and serves on.
+    server = threading.Thread(target=serve, name="optuna-dashboard", daemon=True)
     try:
-        run_server(opened.storage, host="127.0.0.1", port=args.port)
-    except OSError as exc:
-        raise RunError(f"cannot listen on 127.0.0.1:{args.port} ({exc.strerror}); choose another --port") from None
+        server.start()
+        while server.is_alive():
+            server.join(0.5)
     finally:
         opened.close()
+    if failed and isinstance(failed[0], OSError):
+        raise RunError(f"cannot listen on 127.0.0.1:{args.port} ({failed[0].strerror}); choose another --port")
+    if failed:
+        raise failed[0]
     return 0
