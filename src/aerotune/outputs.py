@@ -56,7 +56,7 @@ class Output:
     def claim(self) -> Path:
         """Create the folder (its parent exists: checked), lock it for this command (another command writing
         it now is refused here) and mark it as ours; call only after every check passed."""
-        made = marked = False
+        made = locked = marked = False
         try:
             with interrupts.deferred(), os_errors(self.path, "create the output folder"):  # a Ctrl-C lands after
                 try:
@@ -65,16 +65,17 @@ class Output:
                 except FileExistsError:
                     pass
                 hold_lock(self.path)
+                locked = True
                 marked = not (self.path / MARKER).is_file()
                 mark(self.path, self.kind)
-        except BaseException:  # refused (busy), failed or interrupted: the folder is as it was
+        except BaseException:  # refused, failed or interrupted: only what this call did is undone
             if made:
                 shutil.rmtree(self.path, ignore_errors=True)
-            elif self.was_empty:  # the user's empty folder: empty again
-                for name in (MARKER, LOCK):
-                    (self.path / name).unlink(missing_ok=True)
-            elif marked:
-                (self.path / MARKER).unlink(missing_ok=True)
+            elif locked:  # refused while busy: the folder and its files belong to the command that holds it
+                if marked:
+                    (self.path / MARKER).unlink(missing_ok=True)
+                if self.was_empty:  # the user's empty folder: empty again
+                    (self.path / LOCK).unlink(missing_ok=True)
             raise
         return self.path
 
