@@ -106,7 +106,7 @@ def main() -> None:
     torch.manual_seed(0)
     model = build_model(config.model, num_classes=cache.palette.num_classes)
     step_model = prepare_model(model, speed)
-    optimizer = make_optimizer(model, tc.learning_rate, speed)
+    optimizer = make_optimizer(model, tc, speed)
     base_loss = make_loss(tc, ignore_index=cache.palette.ignore_index)
     train_ds, _, _ = make_datasets(cache, config, make_split(cache, config.data))
     order = torch.randperm(len(train_ds), generator=torch.Generator().manual_seed(0)).tolist()

@@ -121,7 +121,7 @@ class Aerotune:
         torch.manual_seed(0)
         self.model = build_model(config.model, num_classes=cache.palette.num_classes).to(self.device)
         self.step_model = prepare_model(self.model, self.speed)
-        self.optimizer = make_optimizer(self.model, tc.learning_rate, self.speed)
+        self.optimizer = make_optimizer(self.model, tc, self.speed)
         self.loss_fn = make_loss(tc, ignore_index=cache.palette.ignore_index)
         self.train_ds, _, _ = make_datasets(cache, config, split)
         self.palette = cache.palette

@@ -16,6 +16,12 @@ from typing import Any, get_type_hints
 from aerotune.errors import ConfigError, first_line
 
 ACTIVATIONS = ("relu", "tanh", "swish", "none")
+NORMS = ("none", "batch", "group")
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("constant", "cosine")
+PRESETS = ("default", "reference")
+#: Largest ``data.jitter``: beyond it, colours stop looking like the same place.
+MAX_JITTER = 0.5
 #: Largest ``data.color_tolerance`` (``--color-tolerance``): beyond it, snapping would merge rather than repair
 #: colours.
 MAX_TOLERANCE = 64
@@ -50,8 +56,17 @@ class DataConfig:
     # colour (and not as near to another) takes that class: for lossy (JPEG) masks, colour palettes only
     color_tolerance: int = field(default=0, metadata=role("cache"))
     classes_file: str | None = field(default=None, metadata=role("palette"))  # None: the built-in Dubai palette
-    normalization: str = "minmax"  # minmax: per patch and channel (the reference); meanstd: dataset statistics
-    augment: bool = False  # random flips and 90-degree rotations of training patches
+    # minmax: per patch and channel (the reference); meanstd: the training patches' statistics (the default recipe)
+    normalization: str = "meanstd"
+    augment: bool = True  # the 8 flips and 90-degree rotations of each training window (the reference: off)
+    # Photometric jitter of training windows: brightness, contrast and saturation each scaled by a factor drawn
+    # from [1 - jitter, 1 + jitter] (0: off, the reference; at most 0.5)
+    jitter: float = 0.2
+    # Side of the random window cut from a cached patch each time training samples it, as a share of the patch
+    # side (1: the whole patch, the reference's fixed grid; rounded down to the U-Net's stride). Each patch is
+    # sampled (1 / window)**2 times an epoch, so an epoch sees as many pixels as the grid would; validation and
+    # prediction use whole patches.
+    window: float = 0.5
     # random (the reference: 80/20, seed 42) | image | tile
     split: str = field(default="random", metadata=role("split"))
     val_fraction: float = field(default=0.2, metadata=role("split"))
@@ -72,6 +87,10 @@ class DataConfig:
     # leave out unreadable or mismatched pairs (listed in the manifest) instead of failing
     skip_bad_pairs: bool = field(default=False, metadata=role("cache"))
     bands: str | None = field(default=None, metadata=role("cache"))  # GeoTIFF bands, 1-based: "4,3,2"; None: all
+
+    def window_side(self, stride: int) -> int:
+        """The training window's side in pixels: ``window`` of the patch, a multiple of ``stride``, at least one."""
+        return max(stride, int(self.patch_size * self.window) // stride * stride)
 
     @property
     def band_list(self) -> tuple[int, ...] | None:
@@ -98,6 +117,8 @@ class DataConfig:
         _check(
             self.normalization in ("minmax", "meanstd"), "data.normalization", self.normalization, "minmax or meanstd"
         )
+        _check(0.0 <= self.jitter <= MAX_JITTER, "data.jitter", self.jitter, f"a number from 0 (off) to {MAX_JITTER}")
+        _check(0.1 <= self.window <= 1.0, "data.window", self.window, "a share of the patch side from 0.1 to 1")
         _check(self.split in ("random", "image", "tile"), "data.split", self.split, "random, image or tile")
         _check(0.0 < self.val_fraction < 1.0, "data.val_fraction", self.val_fraction, "between 0 and 1")
         _check(
@@ -154,29 +175,37 @@ def test_tile_names(text: str | None) -> list[str]:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The U-Net. The defaults are the reference network exactly."""
+    """The U-Net: the reference network's shape, with batch normalisation instead of its dropout by default."""
 
     base_filters: int = 16
     depth: int = 5  # levels, the deepest being the bottleneck (16, 32, 64, 128, 256 filters)
     activation: str = "relu"  # relu | tanh | swish | none (NNI's null)
-    dropout: float = 0.2
-    dropout_bottom: float = 0.3
+    norm: str = "batch"  # none (the reference) | batch | group: after each 3x3 convolution
+    dropout: float = 0.0  # the reference: 0.2 between a level's convolutions
+    dropout_bottom: float = 0.0  # the reference: 0.3 at the bottleneck
 
     def validate(self) -> None:
         _check(1 <= self.base_filters <= 512, "model.base_filters", self.base_filters, "between 1 and 512")
         _check(2 <= self.depth <= 7, "model.depth", self.depth, "between 2 and 7")
         _check(self.activation in ACTIVATIONS, "model.activation", self.activation, ", ".join(ACTIVATIONS))
+        _check(self.norm in NORMS, "model.norm", self.norm, ", ".join(NORMS))
         _check(0.0 <= self.dropout < 1.0, "model.dropout", self.dropout, "in [0, 1)")
         _check(0.0 <= self.dropout_bottom < 1.0, "model.dropout_bottom", self.dropout_bottom, "in [0, 1)")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation. Batch 16, learning rate 0.007 and 50 epochs are the reference's initial values."""
+    """Optimisation. Batch 16 and 50 epochs are the reference's initial values (its learning rate: 0.007, Adam)."""
 
     epochs: int = field(default=50, metadata=role("resource"))
     batch_size: int = 16
-    learning_rate: float = 0.007
+    learning_rate: float = 0.002  # the peak rate of the schedule
+    optimizer: str = "adamw"  # adam (the reference) | adamw: decoupled weight decay
+    weight_decay: float = 0.01  # AdamW's decoupled decay (the reference: 0)
+    # constant (the reference) | cosine: linear warm-up, then cosine decay to 1 % of the peak at the run's last
+    # epoch (its train.epochs when it started), per batch: the first r epochs are the same whatever the length
+    schedule: str = "cosine"
+    warmup_epochs: float = 1.0  # epochs of linear warm-up (cosine only)
     loss: str = "dice_focal"  # dice_focal (the reference) | cross_entropy
     dice_weight: float = 1.0
     focal_weight: float = 1.0
@@ -199,6 +228,15 @@ class TrainConfig:
         _check(1 <= self.epochs <= 100_000, "train.epochs", self.epochs, "a positive whole number")
         _check(1 <= self.batch_size <= 4096, "train.batch_size", self.batch_size, "between 1 and 4096")
         _check(0.0 < self.learning_rate < 10.0, "train.learning_rate", self.learning_rate, "between 0 and 10")
+        _check(self.optimizer in OPTIMIZERS, "train.optimizer", self.optimizer, ", ".join(OPTIMIZERS))
+        _check(0.0 <= self.weight_decay < 1.0, "train.weight_decay", self.weight_decay, "a number in [0, 1)")
+        _check(self.schedule in SCHEDULES, "train.schedule", self.schedule, ", ".join(SCHEDULES))
+        _check(0.0 <= self.warmup_epochs <= 1000, "train.warmup_epochs", self.warmup_epochs, "a number from 0 to 1000")
+        if self.optimizer == "adam" and self.weight_decay:
+            raise ConfigError(
+                f"train.weight_decay = {self.weight_decay} needs train.optimizer = adamw (Adam's L2 penalty is not "
+                "decoupled weight decay); set train.optimizer=adamw or train.weight_decay=0"
+            )
         _check(self.loss in ("dice_focal", "cross_entropy"), "train.loss", self.loss, "dice_focal or cross_entropy")
         _check(
             self.dice_weight >= 0 and self.focal_weight >= 0,
@@ -251,19 +289,23 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], *, where: str = "config") -> RunConfig:
+    def from_dict(cls, raw: dict[str, Any], *, where: str = "config", preset: str | None = None) -> RunConfig:
+        """Build from ``{section: {key: value}}`` over a preset's values (``preset``, else the table's own
+        ``preset = "..."`` key, else the default recipe)."""
         if not isinstance(raw, dict):
             raise ConfigError(f"{where}: expected a table with sections data, model and train")
+        base = preset_values(preset or raw.get("preset", "default"), where=where)
         sections = {}
         for name, klass in SECTIONS.items():
             values = raw.get(name, {})
             if not isinstance(values, dict):
                 raise ConfigError(f"{where}: section '{name}' must be a table of key = value")
-            sections[name] = _build(klass, values, where=f"{where}: {name}")
-        unknown = set(raw) - set(SECTIONS)
+            sections[name] = _build(klass, {**base.get(name, {}), **values}, where=f"{where}: {name}")
+        unknown = set(raw) - set(SECTIONS) - {"preset"}
         if unknown:
             raise ConfigError(
-                f"{where}: unknown section {sorted(unknown)[0]!r}; the sections are data, model and train"
+                f"{where}: unknown section {sorted(unknown)[0]!r}; the sections are data, model and train "
+                "(and a preset key)"
             )
         try:
             return cls(**sections).validate()
@@ -287,6 +329,23 @@ ALIASES = {
     "lr": "train.learning_rate",
     "batch": "train.batch_size",
 }
+
+
+def preset_values(name: Any, *, where: str = "--preset") -> dict[str, dict[str, Any]]:
+    """The settings a preset changes from the default recipe, as ``{section: {key: value}}``.
+
+    ``default`` is aerotune's recipe (the dataclass defaults); ``reference`` is the reference's recipe exactly
+    (``aerotune.reference.REFERENCE_RECIPE``).
+    """
+    from aerotune.reference import REFERENCE_RECIPE
+
+    if name not in PRESETS:
+        raise ConfigError(f"{where}: preset = {name!r} is invalid; use {' or '.join(PRESETS)}")
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in (REFERENCE_RECIPE if name == "reference" else {}).items():
+        section, field_name = key.split(".", 1)
+        out.setdefault(section, {})[field_name] = value
+    return out
 
 
 def parse_bands(text: str | None, *, where: str = "--bands") -> tuple[int, ...] | None:
@@ -404,11 +463,12 @@ def _build(klass: type, values: dict[str, Any], *, where: str) -> Any:
     return klass(**kwargs)
 
 
-def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
-    """Read a run config from TOML, JSON or YAML, then apply ``key=value`` overrides."""
-    config = RunConfig()
+def load_config(path: str | Path | None, overrides: list[str] | None = None, *, preset: str | None = None) -> RunConfig:
+    """Read a run config from TOML, JSON or YAML over a preset (``preset``, else the file's own ``preset`` key,
+    else the default recipe), then apply ``key=value`` overrides."""
+    config = RunConfig.from_dict({}, where="--preset", preset=preset)
     if path is not None:
-        config = RunConfig.from_dict(read_table(path), where=str(path))
+        config = RunConfig.from_dict(read_table(path), where=str(path), preset=preset)
     parsed: dict[str, Any] = {}
     for item in overrides or []:
         if "=" not in item:

@@ -21,6 +21,24 @@ REFERENCE_SPACE: dict[str, Any] = {
 REFERENCE_BASELINE: dict[str, Any] = {"batch_size": 16, "learning_rate": 0.007, "activation_type": "relu"}
 
 
+#: The reference's training recipe, as the settings that differ from aerotune's default recipe
+#: (``--preset reference``): no normalisation layers but dropout, Adam at a constant rate, no weight decay,
+#: no augmentation, fixed grid patches scaled per patch.
+REFERENCE_RECIPE: dict[str, Any] = {
+    "data.normalization": "minmax",
+    "data.augment": False,
+    "data.jitter": 0.0,
+    "data.window": 1.0,
+    "model.norm": "none",
+    "model.dropout": 0.2,
+    "model.dropout_bottom": 0.3,
+    "train.learning_rate": 0.007,
+    "train.optimizer": "adam",
+    "train.weight_decay": 0.0,
+    "train.schedule": "constant",
+}
+
+
 def baseline_text() -> str:
     """The baseline in words, for help texts: ``batch 16, lr 0.007, relu``."""
     b = REFERENCE_BASELINE

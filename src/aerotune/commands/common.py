@@ -107,6 +107,13 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
     """``--config``, ``--set``, the data options and ``--epochs``: everything that makes a run config."""
     p.add_argument("--config", metavar="FILE", help="run config (TOML, JSON or YAML) with data/model/train sections")
     p.add_argument(
+        "--preset",
+        choices=("default", "reference"),
+        help="the training recipe the settings start from: default (aerotune's: batch norm, AdamW with a cosine "
+        "schedule, flips, rotations, random windows, colour jitter) or reference (the Keras reference's, exactly); "
+        "also the config key preset",
+    )
+    p.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -139,7 +146,7 @@ def resolve_config(args: argparse.Namespace):
     """
     from aerotune.config import load_config
 
-    config = load_config(args.config, args.overrides)
+    config = load_config(args.config, args.overrides, preset=getattr(args, "preset", None))
     extra = data_overrides(args)
     if getattr(args, "epochs", None) is not None:
         extra["train.epochs"] = args.epochs

@@ -146,10 +146,29 @@ def normalize(images: torch.Tensor, method: str, stats: tuple[list[float], list[
     return (x - mean) / std
 
 
-class PatchDataset(Dataset):
-    """Patches of a cache, by index. Items are ``(image float (bands, P, P), mask int64 (P, P))``.
+def jitter_colours(x: torch.Tensor, strength: float, rng: np.random.Generator) -> torch.Tensor:
+    """Photometric jitter of float images ``(B, bands, H, W)`` on the 0..255 scale, one draw per image.
 
-    ``__getitems__`` reads a whole batch with one sorted fancy index into the memmap, which is far
+    Brightness (a gain), contrast (about the image's mean) and, with 3 bands or more, saturation (about each
+    pixel's grey), each by a factor in ``[1 - strength, 1 + strength]``; clipped to 0..255. Masks are untouched.
+    """
+    b = x.shape[0]
+    f = torch.from_numpy(rng.uniform(1 - strength, 1 + strength, size=(3, b)).astype(np.float32)).to(x.device)
+    x = x * f[0].view(b, 1, 1, 1)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * f[1].view(b, 1, 1, 1) + mean
+    if x.shape[1] >= 3:
+        grey = x.mean(dim=1, keepdim=True)
+        x = (x - grey) * f[2].view(b, 1, 1, 1) + grey
+    return x.clamp_(0, 255)
+
+
+class PatchDataset(Dataset):
+    """Patches of a cache, by index. Items are ``(image float (bands, S, S), mask int64 (S, S))``.
+
+    ``S`` is the patch side, or ``window`` for training on random windows: then each patch is ``per_patch``
+    items, each a window at a random place, drawn anew every time it is read (from ``rng``, which ``fit`` seeds
+    per epoch). ``__getitems__`` reads a whole batch with one sorted fancy index into the memmap, which is far
     faster than one read per patch.
     """
 
@@ -161,6 +180,8 @@ class PatchDataset(Dataset):
         normalization: str = "minmax",
         stats: tuple[list[float], list[float]] | None = None,
         augment: bool = False,
+        jitter: float = 0.0,
+        window: int = 0,
         seed: int = 0,
     ) -> None:
         self.cache = cache
@@ -168,10 +189,14 @@ class PatchDataset(Dataset):
         self.normalization = normalization
         self.stats = stats
         self.augment = augment
+        self.jitter = jitter
+        side = cache.images.shape[1]
+        self.window = window if 0 < window < side else 0
+        self.per_patch = max(1, round((side / self.window) ** 2)) if self.window else 1
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
-        return len(self.indices)
+        return len(self.indices) * self.per_patch
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self.batch([i])
@@ -188,21 +213,35 @@ class PatchDataset(Dataset):
         float images and an eighth of int64 masks, from pinned memory without blocking) and are normalised and
         augmented there: on a GPU the host's share of a step is then the read alone. The result is the same.
         """
-        idx = self.indices[np.asarray(items, dtype=np.int64)]
+        idx = self.indices[np.asarray(items, dtype=np.int64) % len(self.indices)]
         order = np.argsort(idx, kind="stable")
         inverse = np.empty_like(order)
         inverse[order] = np.arange(len(order))
-        images = torch.from_numpy(np.ascontiguousarray(self.cache.images[idx[order]][inverse]))
-        masks = torch.from_numpy(np.ascontiguousarray(self.cache.masks[idx[order]][inverse]))
+        images = self.cache.images[idx[order]][inverse]
+        masks = self.cache.masks[idx[order]][inverse]
+        if self.window:
+            images, masks = self._windows(images, masks)
+        images = torch.from_numpy(np.ascontiguousarray(images))
+        masks = torch.from_numpy(np.ascontiguousarray(masks))
         if device is not None and device.type != "cpu":
             pinned = device.type == "cuda"  # page-locked host memory: an asynchronous copy
             images = (images.pin_memory() if pinned else images).to(device, non_blocking=pinned)
             masks = (masks.pin_memory() if pinned else masks).to(device, non_blocking=pinned)
         masks = masks.long()
+        if self.jitter:
+            images = jitter_colours(images.permute(0, 3, 1, 2).float(), self.jitter, self.rng).permute(0, 2, 3, 1)
         x = normalize(images, self.normalization, self.stats)
         if self.augment:
             x, masks = self._augment(x, masks)
         return x, masks
+
+    def _windows(self, images: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A ``window``-sided square of each patch at a random place (the same place in image and mask)."""
+        w, side = self.window, images.shape[1]
+        corners = self.rng.integers(0, side - w + 1, size=(len(images), 2))
+        xs = np.stack([im[r : r + w, c : c + w] for im, (r, c) in zip(images, corners)])
+        ys = np.stack([m[r : r + w, c : c + w] for m, (r, c) in zip(masks, corners)])
+        return xs, ys
 
     def _augment(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # The eight symmetries of the square: aerial imagery has no canonical "up".

@@ -74,15 +74,26 @@ class Dropout(nn.Dropout):
         return _MaskedScale.apply(x, keep_mask(x, self.p), 1.0 / (1.0 - self.p))
 
 
-class ConvBlock(nn.Sequential):
-    """conv 3x3 -> act -> dropout -> conv 3x3 -> act."""
+def make_norm(name: str, channels: int) -> list[nn.Module]:
+    """The normalisation layer after a convolution (none: no layer, so the reference's layout is unchanged)."""
+    if name == "batch":
+        return [nn.BatchNorm2d(channels)]
+    if name == "group":
+        return [nn.GroupNorm(math.gcd(8, channels), channels)]  # 8 groups where the width allows
+    return []
 
-    def __init__(self, cin: int, cout: int, activation: str, dropout: float) -> None:
+
+class ConvBlock(nn.Sequential):
+    """conv 3x3 -> [norm] -> act -> dropout -> conv 3x3 -> [norm] -> act."""
+
+    def __init__(self, cin: int, cout: int, activation: str, dropout: float, norm: str = "none") -> None:
         super().__init__(
-            nn.Conv2d(cin, cout, 3, padding=1),
+            nn.Conv2d(cin, cout, 3, padding=1, bias=norm == "none"),
+            *make_norm(norm, cout),
             make_activation(activation),
             Dropout(dropout) if dropout > 0 else nn.Identity(),
-            nn.Conv2d(cout, cout, 3, padding=1),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=norm == "none"),
+            *make_norm(norm, cout),
             make_activation(activation),
         )
 
@@ -98,14 +109,14 @@ class UNet(nn.Module):
         self.down = nn.ModuleList()
         cin = in_channels
         for w, d in zip(widths, drops):
-            self.down.append(ConvBlock(cin, w, config.activation, d))
+            self.down.append(ConvBlock(cin, w, config.activation, d, config.norm))
             cin = w
         self.pool = nn.MaxPool2d(2)
         self.up = nn.ModuleList()
         self.merge = nn.ModuleList()
         for level in range(config.depth - 2, -1, -1):
             self.up.append(nn.ConvTranspose2d(widths[level + 1], widths[level], 2, stride=2))
-            self.merge.append(ConvBlock(2 * widths[level], widths[level], config.activation, drops[level]))
+            self.merge.append(ConvBlock(2 * widths[level], widths[level], config.activation, drops[level], config.norm))
         self.head = nn.Conv2d(widths[0], num_classes, 1)
         self.reset_parameters()
 
@@ -124,7 +135,8 @@ class UNet(nn.Module):
                     fan_in = m.weight.shape[1] * m.weight.shape[2] * m.weight.shape[3]
                 std = math.sqrt(2.0 / fan_in) / 0.87962566103423978  # truncation keeps the std at target
                 nn.init.trunc_normal_(m.weight, 0.0, std, -2 * std, 2 * std)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []

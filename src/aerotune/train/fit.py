@@ -29,12 +29,19 @@ from aerotune.data.patches import PatchCache
 from aerotune.errors import AerotuneError, RunError
 from aerotune.files import write_json, write_text
 from aerotune.model.checkpoint import load_checkpoint, save_checkpoint
-from aerotune.model.losses import make_loss
+from aerotune.model.losses import make_loss, objective_loss
 from aerotune.model.unet import build_model
 from aerotune.runtime import autocast, autocast_dtype, select_device, torch_threads
 from aerotune.train.metrics import SegmentationMetrics
 from aerotune.train.records import DataRecord, RunMetrics
-from aerotune.train.step import make_optimizer, prepare_model, resolve_speed, to_device, train_epoch
+from aerotune.train.step import (
+    learning_rate,
+    make_optimizer,
+    prepare_model,
+    resolve_speed,
+    to_device,
+    train_epoch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +75,14 @@ def make_datasets(cache: PatchCache, config: RunConfig, split: Split) -> tuple[P
     d = config.data
     stats = channel_stats(cache, split.train) if d.normalization == "meanstd" else None
     train = PatchDataset(
-        cache, split.train, normalization=d.normalization, stats=stats, augment=d.augment, seed=config.train.seed
+        cache,
+        split.train,
+        normalization=d.normalization,
+        stats=stats,
+        augment=d.augment,
+        jitter=d.jitter,
+        window=d.window_side(2 ** (config.model.depth - 1)),
+        seed=config.train.seed,
     )
     val = PatchDataset(cache, split.val, normalization=d.normalization, stats=stats)
     return train, val, stats
@@ -158,9 +172,11 @@ def _fit(
     speed = resolve_speed(tc, device)
     model = build_model(config.model, num_classes=palette.num_classes, in_channels=cache.bands.count).to(device)
     step_model = prepare_model(model, speed)  # model itself, or its compiled wrapper (same parameters)
-    optimizer = make_optimizer(model, tc.learning_rate, speed)
+    optimizer = make_optimizer(model, tc, speed)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     loss_fn = make_loss(tc, ignore_index=palette.ignore_index)
+    val_loss_fn = objective_loss(ignore_index=palette.ignore_index)
+    horizon = int(state.get("schedule_epochs", tc.epochs)) if state is not None else tc.epochs
     train_ds, val_ds, stats = make_datasets(cache, config, split)
 
     history: list[dict[str, Any]] = []
@@ -203,6 +219,9 @@ def _fit(
             scaler=scaler,
             desc=f"epoch {epoch}/{tc.epochs}",
             progress=tc.progress,
+            schedule=None
+            if tc.schedule == "constant"
+            else lambda batch, batches, epoch=epoch: learning_rate(tc, epoch, batch, batches, horizon),
         )
         if epoch_stats.diverged:
             status, reason = "diverged", f"training loss became non-finite in epoch {epoch}"
@@ -214,7 +233,7 @@ def _fit(
             palette,
             batch_size=max(tc.batch_size, 8),
             device=device,
-            loss_fn=loss_fn,
+            loss_fn=val_loss_fn,
             dtype=dtype,
             channels_last=speed.channels_last,
         )
@@ -249,6 +268,7 @@ def _fit(
             "best_val_loss": best_val,
             "best_epoch": best_epoch,
             "norm_stats": list(stats) if stats else None,
+            "schedule_epochs": horizon,  # the learning-rate schedule's length, kept when a run is continued
         }
         with interrupts.deferred():  # an epoch's files are written together: Ctrl-C lands after all of them
             save_checkpoint(ckpt, ckpt_dir / "last.pt")

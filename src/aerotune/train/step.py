@@ -9,6 +9,7 @@ docs/benchmarks.md has the measurements behind each default.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,11 +44,37 @@ def resolve_speed(tc: TrainConfig, device: torch.device) -> Speed:
     return Speed(channels_last=channels_last, fused_adam=fused, compile=tc.compile == "on", fast_dropout=fast_dropout)
 
 
-def make_optimizer(model: torch.nn.Module, learning_rate: float, speed: Speed) -> torch.optim.Optimizer:
-    """Adam, with fused kernels (one kernel for all parameters) when ``speed.fused_adam``."""
-    if speed.fused_adam:
-        return torch.optim.Adam(model.parameters(), lr=learning_rate, fused=True)
-    return torch.optim.Adam(model.parameters(), lr=learning_rate, foreach=False)
+def make_optimizer(model: torch.nn.Module, tc: TrainConfig, speed: Speed) -> torch.optim.Optimizer:
+    """Adam (the reference) or AdamW, with fused kernels (one kernel for all parameters) when ``speed.fused_adam``.
+
+    AdamW decays the convolution weights only: biases and normalisation layers' scales and shifts are left alone,
+    as usual, since shrinking them changes what the network computes rather than how complex it is.
+    """
+    kernel = {"fused": True} if speed.fused_adam else {"foreach": False}
+    if tc.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=tc.learning_rate, **kernel)
+    decay = [p for p in model.parameters() if p.dim() > 1]
+    rest = [p for p in model.parameters() if p.dim() <= 1]
+    groups = [{"params": decay, "weight_decay": tc.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=tc.learning_rate, **kernel)
+
+
+def learning_rate(tc: TrainConfig, epoch: int, batch: int, batches: int, horizon: int) -> float:
+    """The learning rate of batch ``batch`` (0-based) of ``epoch`` (1-based) in a run of ``horizon`` epochs.
+
+    ``constant``: ``train.learning_rate``. ``cosine``: linear warm-up over ``train.warmup_epochs``, then cosine
+    decay to 1 % of the peak at the end of epoch ``horizon`` (and 1 % after it). A function of the position alone,
+    so a run stopped at epoch r, one that went on, and one resumed from a checkpoint share their first r epochs.
+    """
+    if tc.schedule == "constant":
+        return tc.learning_rate
+    t = epoch - 1 + batch / max(batches, 1)  # epochs done before this batch
+    if t < tc.warmup_epochs:
+        return tc.learning_rate * (t + 1 / max(batches, 1)) / tc.warmup_epochs
+    span = max(horizon - tc.warmup_epochs, 1e-9)
+    progress = min((t - tc.warmup_epochs) / span, 1.0)
+    floor = 0.01 * tc.learning_rate
+    return floor + (tc.learning_rate - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def prepare_model(model: torch.nn.Module, speed: Speed) -> torch.nn.Module:
@@ -97,8 +124,11 @@ def train_epoch(
     desc: str = "",
     progress: bool = False,
     max_batches: int | None = None,
+    schedule: Callable[[int, int], float] | None = None,
 ) -> EpochStats:
     """One epoch of training over ``dataset`` in ``order``; metrics and loss accumulate on the device.
+
+    ``schedule(batch, batches)`` gives each batch's learning rate (None: the optimizer's own, unchanged).
 
     Nothing waits for the device inside the loop except the divergence check on CPU (where it is free);
     on CUDA a non-finite loss is caught from the epoch's accumulated loss instead.
@@ -121,6 +151,10 @@ def train_epoch(
             stats.diverged = True
             break
         optimizer.zero_grad(set_to_none=True)
+        if schedule is not None:
+            rate = schedule(i, len(starts))
+            for group in optimizer.param_groups:
+                group["lr"] = rate
         if scaler is not None and scaler.is_enabled():
             scaler.scale(loss).backward()
             scaler.step(optimizer)
