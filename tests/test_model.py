@@ -1,13 +1,16 @@
 import pytest
 import torch
 
-from aerotune.config import ModelConfig
+from aerotune.config import ModelConfig, load_config
 from aerotune.model.losses import cross_entropy_loss, dice_focal_loss
 from aerotune.model.unet import build_model
 
 
+REFERENCE_MODEL = load_config(None, preset="reference").model
+
+
 def test_reference_unet_has_the_keras_models_parameter_count():
-    model = build_model(ModelConfig(), num_classes=6)
+    model = build_model(REFERENCE_MODEL, num_classes=6)
     # The reference Keras model (16..256 filters, 6 classes) has 1,941,190 parameters.
     assert sum(p.numel() for p in model.parameters()) == 1_941_190
     widths = [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
@@ -23,7 +26,7 @@ def test_shapes_for_every_activation_width_and_depth(activation, depth, width):
 
 
 def test_he_normal_init_scale():
-    model = build_model(ModelConfig(), num_classes=6)
+    model = build_model(REFERENCE_MODEL, num_classes=6)
     conv = model.down[2][0]  # 32 -> 64 filters, fan-in 32*9
     std = float(conv.weight.detach().std())
     assert abs(std - (2 / (32 * 9)) ** 0.5) / std < 0.1
@@ -74,3 +77,12 @@ def test_fast_dropout_keeps_the_rate_the_expectation_and_its_gradient(channels_l
     drop.train()
     drop.fast = False  # nn.Dropout's own path
     assert abs(float((drop(x) != 0).float().mean()) - 0.8) < 0.01
+
+
+@pytest.mark.parametrize("norm, layer", [("batch", torch.nn.BatchNorm2d), ("group", torch.nn.GroupNorm)])
+def test_normalisation_layers_follow_every_convolution(norm, layer):
+    model = build_model(ModelConfig(norm=norm, depth=3, base_filters=8), num_classes=4)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert len([m for m in model.modules() if isinstance(m, layer)]) == len(convs)
+    assert all(c.bias is None for c in convs)  # the normalisation's shift replaces the bias
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 4, 32, 32)

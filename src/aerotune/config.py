@@ -294,7 +294,7 @@ class RunConfig:
         ``preset = "..."`` key, else the default recipe)."""
         if not isinstance(raw, dict):
             raise ConfigError(f"{where}: expected a table with sections data, model and train")
-        base = preset_values(preset or raw.get("preset", "default"), where=where)
+        base = preset_values(preset or raw.get("preset") or _saved_before_recipes(raw), where=where)
         sections = {}
         for name, klass in SECTIONS.items():
             values = raw.get(name, {})
@@ -329,6 +329,15 @@ ALIASES = {
     "lr": "train.learning_rate",
     "batch": "train.batch_size",
 }
+
+
+def _saved_before_recipes(raw: dict[str, Any]) -> str:
+    """``reference`` for a config saved whole before the recipes existed (in a run folder, a checkpoint or a
+    study): its missing settings are the reference's, which was then the only recipe. Hand-written tables
+    start from the default recipe."""
+    train, model = raw.get("train"), raw.get("model")
+    saved_whole = isinstance(train, dict) and "fast_dropout" in train and "optimizer" not in train
+    return "reference" if saved_whole and isinstance(model, dict) and "norm" not in model else "default"
 
 
 def preset_values(name: Any, *, where: str = "--preset") -> dict[str, dict[str, Any]]:

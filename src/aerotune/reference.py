@@ -39,7 +39,28 @@ REFERENCE_RECIPE: dict[str, Any] = {
 }
 
 
+#: aerotune's default search space (native form): the levers that limit a small aerial dataset trained from
+#: scratch. Ranges and why: docs/tuning.md#the-default-search-space.
+DEFAULT_SPACE: dict[str, Any] = {
+    "train.learning_rate": {"type": "float", "low": 3e-4, "high": 1e-2, "log": True},
+    "train.weight_decay": {"type": "float", "low": 1e-5, "high": 0.1, "log": True},
+    "train.batch_size": {"type": "categorical", "choices": [8, 16, 32]},
+    "data.jitter": {"type": "float", "low": 0.0, "high": 0.4},
+    "data.window": {"type": "categorical", "choices": [0.5, 1.0]},
+    "model.norm": {"type": "categorical", "choices": ["none", "batch", "group"]},
+    "model.base_filters": {"type": "categorical", "choices": [8, 16, 24]},
+    "model.depth": {"type": "categorical", "choices": [4, 5]},
+    "train.dice_weight": {"type": "float", "low": 0.25, "high": 2.0, "log": True},
+    "train.focal_weight": {"type": "float", "low": 0.25, "high": 4.0, "log": True},
+}
+
+
 def baseline_text() -> str:
     """The baseline in words, for help texts: ``batch 16, lr 0.007, relu``."""
     b = REFERENCE_BASELINE
     return f"batch {b['batch_size']}, lr {b['learning_rate']:g}, {b['activation_type']}"
+
+
+def reference_trial() -> dict[str, Any]:
+    """Trial 0 of a study: the reference's initial parameters under the reference's recipe."""
+    return {**REFERENCE_RECIPE, **REFERENCE_BASELINE}

@@ -98,14 +98,14 @@ def _setting(group: argparse._ArgumentGroup, flag: str, help_text: str, **kwargs
 
 
 def settings_from_args(args: argparse.Namespace):
-    from aerotune.reference import REFERENCE_BASELINE
+    from aerotune.reference import reference_trial
     from aerotune.tune.space_parse import load_space
 
     config = resolve_config(args)
     space = load_space(args.space, config)
     baseline: dict[str, Any] | None = None
     if not args.no_baseline:
-        baseline = dict(REFERENCE_BASELINE)
+        baseline = reference_trial()
         for item in args.baseline:
             if "=" not in item:
                 raise ConfigError(f"--baseline {item!r}: expected key=value, e.g. --baseline learning_rate=0.01")

@@ -32,6 +32,8 @@ class Sources:
     notes: list[str] = field(default_factory=list)
     #: False when baseline and tuned runs use different losses: their loss values are not comparable.
     comparable_loss: bool = True
+    #: A study's trial 1: aerotune's default recipe untuned, between the reference (baseline) and the tuned model.
+    default: TrainingRun | None = None
 
 
 def gather(run: str | Path, baseline: str | Path | None = None) -> Sources:
@@ -66,7 +68,15 @@ def gather(run: str | Path, baseline: str | Path | None = None) -> Sources:
     comparable = True
     if base is not None and base.path.resolve() != tuned.path.resolve():
         comparable = _check_comparable(tuned, base, notes)
-    return Sources(tuned, base, study, kind, notes, comparable)
+    return Sources(tuned, base, study, kind, notes, comparable, default_trial(study) if baseline is None else None)
+
+
+def default_trial(study: TuneRun | None) -> TrainingRun | None:
+    """The study's default-recipe trial (trial 1) when it completed, for the report's middle column."""
+    if study is None:
+        return None
+    row = next((t for t in study.trials if t.default_recipe and t.state == "COMPLETE"), None)
+    return read_training_run(study.trial_dir(row.number)) if row is not None else None
 
 
 def _check_comparable(tuned: TrainingRun, base: TrainingRun, notes: list[str]) -> bool:

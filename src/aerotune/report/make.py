@@ -141,6 +141,8 @@ def _assemble(
     runs: dict[str, TrainingRun] = {"tuned": tuned}
     if base is not None:
         runs["baseline"] = base
+    if src.default is not None:
+        runs["default"] = src.default
     for name, r in runs.items():
         say(f"evaluating the {name} model")
         evals[name] = evaluate_model(
@@ -165,7 +167,11 @@ def _assemble(
         "tuned_run": str(tuned.path.resolve()),
         "baseline_run": str(base.path.resolve()) if base else None,
         "title": numbers.title(src),
-        "labels": {"tuned": label, "baseline": "baseline"},
+        "labels": {
+            "tuned": label,
+            "baseline": "reference" if src.default is not None else "baseline",
+            "default": "default recipe",
+        },
         "classes": names,
         "colors": palette.hex_colors,
         "seed": seed,
@@ -185,6 +191,7 @@ def _assemble(
         data["models"][name]["whole"] = {k: {"images": len(whole.images[k]), **v} for k, v in sets.items()}
     data["whole_images"] = whole.section()
     data["notes"] += whole.notes
+    data["notes"] += numbers.recipe_note(data["models"])
     data["verdict"] = numbers.verdict(data["models"], src)
     data["headline"] = numbers.headline(data["models"])
     if src.study is not None:

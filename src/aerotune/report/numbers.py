@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -100,8 +101,11 @@ def parameters(src: Sources) -> list[dict[str, Any]]:
     always = ["train.learning_rate", "train.batch_size", "model.activation", "train.epochs"]
     flat_t = _flat(tuned.config_dict)
     flat_b = _flat(base.config_dict) if base else {}
+    flat_d = _flat(src.default.config_dict) if src.default is not None else {}
     if base is not None:
         keys += [k for k in flat_t if flat_t.get(k) != flat_b.get(k) and k not in IGNORED_SETTINGS]
+    if flat_d:
+        keys += [k for k in flat_d if flat_d.get(k) != flat_b.get(k) and k not in IGNORED_SETTINGS]
     keys += always
     rows, seen = [], set()
     for key in keys:
@@ -115,7 +119,11 @@ def parameters(src: Sources) -> list[dict[str, Any]]:
         seen.add(full)
         tv = flat_t.get(full)
         bv = flat_b.get(full) if base else None
-        rows.append({"name": full, "baseline": bv, "tuned": tv, "changed": base is not None and tv != bv})
+        row = {"name": full, "baseline": bv, "tuned": tv, "changed": base is not None and tv != bv}
+        if src.default is not None:
+            row["default"] = flat_d.get(full)
+            row["changed"] = len({json.dumps(v) for v in (bv, row["default"], tv)}) > 1
+        rows.append(row)
     return rows
 
 
@@ -325,3 +333,15 @@ def study_numbers(src: Sources, say: Callable[[str], None]) -> dict[str, Any]:
         "importances": importances,
         "importance_note": note,
     }
+
+
+def recipe_note(models: dict[str, Any]) -> list[str]:
+    """What the recipe gave and what tuning gave on top of it (a study with a default-recipe trial)."""
+    if not {"baseline", "default", "tuned"} <= set(models):
+        return []
+    r, d, t = (models[k]["val"]["mean_iou"] for k in ("baseline", "default", "tuned"))
+    return [
+        f"Recipe and tuning, on the same validation patches: mean IoU {r:.3f} with the reference's recipe and "
+        f"initial parameters, {d:.3f} with aerotune's default recipe untuned ({d - r:+.3f}: what the recipe gave), "
+        f"{t:.3f} tuned ({t - d:+.3f}: what tuning gave on top)."
+    ]

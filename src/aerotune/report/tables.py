@@ -81,7 +81,7 @@ def duration(seconds: Any) -> str:
 
 
 def _models(data: dict[str, Any]) -> list[str]:
-    return [k for k in ("baseline", "tuned") if k in data["models"]]
+    return [k for k in ("baseline", "default", "tuned") if k in data["models"]]
 
 
 def _model_columns(data: dict[str, Any]) -> list[Column]:
@@ -121,10 +121,15 @@ def protocol(data: dict[str, Any]) -> Table:
 def parameters(data: dict[str, Any]) -> Table:
     has_base = "baseline" in data["models"]
     title = "Best parameters against the initial ones" if "study" in data else "Settings"
-    cols = [Column("parameter")] + ([Column("baseline", "baseline")] if has_base else [])
+    has_default = "default" in data["models"]
+    cols = [Column("parameter")] + ([Column(data["labels"]["baseline"], "baseline")] if has_base else [])
+    cols += [Column(data["labels"]["default"], "default")] if has_default else []
     cols.append(Column(data["labels"]["tuned"], "tuned"))
     rows = [
-        [Cell(r["name"])] + ([Cell(fmt_param(r["baseline"]))] if has_base else []) + [Cell(fmt_param(r["tuned"]))]
+        [Cell(r["name"])]
+        + ([Cell(fmt_param(r["baseline"]))] if has_base else [])
+        + ([Cell(fmt_param(r.get("default")))] if has_default else [])
+        + [Cell(fmt_param(r["tuned"]))]
         for r in data["parameters"]
     ]
     return Table(

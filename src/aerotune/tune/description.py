@@ -7,7 +7,7 @@ from typing import Any
 
 from aerotune.errors import AerotuneError, RunError, first_line
 from aerotune.tune.records import StudyRecord
-from aerotune.tune.settings import TuneSettings
+from aerotune.tune.settings import TuneSettings, has_default_trial
 from aerotune.tune.space_checks import resolve_baseline
 from aerotune.tune.storage import redact
 
@@ -16,6 +16,8 @@ def describe(settings: TuneSettings, cache_root: Path) -> StudyRecord:
     """The description of the study ``settings`` ask for (the cache folder may still change)."""
     space = settings.resolved_space
     baseline = resolve_baseline(settings.baseline, space, settings.config) if settings.baseline is not None else None
+    # trial 1: the base config's own values of the searched settings, i.e. the default recipe untuned
+    default = resolve_baseline({}, space, settings.config) if has_default_trial(settings) else None
     return StudyRecord(
         study_name=settings.name,
         storage=redact(settings.storage) if settings.storage else str(Path(settings.out).resolve() / "journal.log"),
@@ -33,6 +35,7 @@ def describe(settings: TuneSettings, cache_root: Path) -> StudyRecord:
         base_config=settings.config.to_dict(),
         cache=str(cache_root.resolve()),
         baseline_values=baseline,
+        default_values=default,
         heartbeat=settings.heartbeat,
     )
 

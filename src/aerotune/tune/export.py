@@ -78,6 +78,7 @@ def trial_records(study, desc: StudyRecord) -> list[TrialRecord]:
                     "duration_s": duration,
                     "reason": reason,
                     "baseline": bool(ua.get("baseline")),
+                    "default_recipe": bool(ua.get("default_recipe")),
                     "bracket": bracket_of(desc.study_name, t.number, shares),
                     "retry_of": retry_of(t),
                     "resumed_from": ua.get("resumed_from"),

@@ -51,7 +51,7 @@ class StudyWideHyperband:
 #: How often one trial is retried (after a stale heartbeat or an interrupt) before it is given up.
 MAX_RETRIES = 3
 #: The user attributes a retry keeps: what the trial is, not what happened to its predecessor.
-RETRY_KEEPS = ("baseline",)
+RETRY_KEEPS = ("baseline", "default_recipe")
 
 
 def retry_trial(study, trial) -> None:
@@ -178,5 +178,9 @@ def setup_study(study, lock, desc: StudyRecord) -> int | None:
             study.enqueue_trial(
                 space.fixed_params(desc.baseline_values), user_attrs={"baseline": True}, skip_if_exists=False
             )
+            if desc.default_values is not None:  # trial 1: the default recipe untuned, beside the reference's
+                study.enqueue_trial(
+                    space.fixed_params(desc.default_values), user_attrs={"default_recipe": True}, skip_if_exists=False
+                )
         study.set_user_attr(BASELINE_KEY, number)
         return number

@@ -45,12 +45,17 @@ class Plan:
     max_epochs_total: int | None
     trial_brackets: list[int] = field(default_factory=list)  # bracket of trial 0, 1, ...
     pruner: str = "hyperband"  # hyperband, sha (one bracket, rungs at r * eta**k) or none (no rung)
+    default_trial: bool = False  # trial 1 is the default recipe untuned, never pruned
+
+    def never_pruned(self, n: int) -> bool:
+        """Trial ``n`` trains every epoch: the baseline (0) and the default recipe (1)."""
+        return (self.baseline and n == 0) or (self.baseline and self.default_trial and n == 1)
 
     @property
     def expected_epochs(self) -> float:
         total = 0.0
         for n, b in enumerate(self.trial_brackets):
-            total += self.max_resource if (self.baseline and n == 0) else self.brackets[b].expected_epochs
+            total += self.max_resource if self.never_pruned(n) else self.brackets[b].expected_epochs
         return total
 
     @property
@@ -61,7 +66,7 @@ class Plan:
     def min_epochs(self) -> int:
         total = 0
         for n, b in enumerate(self.trial_brackets):
-            full = (self.baseline and n == 0) or not self.brackets[b].rungs
+            full = self.never_pruned(n) or not self.brackets[b].rungs
             total += self.max_resource if full else self.brackets[b].min_epochs
         return total
 
@@ -83,8 +88,9 @@ class Plan:
                 f"r = {r}, reduction factor eta = {eta}: {len(self.brackets)} bracket(s)"
             ]
         counts = [self.trial_brackets.count(b.index) for b in self.brackets]
-        if self.baseline and self.trial_brackets:
-            counts[self.trial_brackets[0]] -= 1
+        for n, b in enumerate(self.trial_brackets[:2]):
+            if self.never_pruned(n):
+                counts[b] -= 1
         for b, n in zip(self.brackets, counts):
             rungs = (
                 "judged after epoch(s) " + ", ".join(str(x) for x in b.rungs)
@@ -93,7 +99,12 @@ class Plan:
             )
             out.append(f"  bracket {b.index}: {rungs}; {n} trial(s); about {b.expected_epochs:.1f} epochs per trial")
         if self.baseline:
-            out.append(f"  trial 0 is the baseline (reference's initial parameters): never pruned, {big_r} epochs")
+            out.append(
+                f"  trial 0 is the baseline (the reference's initial parameters and recipe): never pruned, "
+                f"{big_r} epochs"
+            )
+        if self.never_pruned(1):
+            out.append(f"  trial 1 is aerotune's default recipe untuned: never pruned, {big_r} epochs")
         out.append(
             f"{self.trials} trial(s): expected {self.expected_epochs:.0f} epochs (at least "
             f"{self.min_epochs}, at most {self.max_epochs} if nothing is pruned)"
@@ -163,6 +174,7 @@ def make_plan(
     baseline: bool,
     max_epochs_total: int | None = None,
     pruner: str = "hyperband",
+    default_trial: bool = False,
 ) -> Plan:
     """The plan of the pruner the study uses: HyperBand's brackets, successive halving's one bracket (rungs at
     ``r * eta**k``, as ``SuccessiveHalvingPruner(min_early_stopping_rate=0)``), or none (every trial R epochs)."""
@@ -189,4 +201,5 @@ def make_plan(
         max_epochs_total,
         assigned,
         pruner,
+        default_trial,
     )

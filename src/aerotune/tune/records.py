@@ -46,6 +46,9 @@ class StudyRecord(Record):
     pruner: str = "hyperband"
     baseline_trial: int | None = None
     baseline_values: dict[str, Any] | None = None
+    #: Trial 1: aerotune's default recipe untuned (the base config's values of the searched settings); None when
+    #: the base config is the reference's recipe or there is no baseline.
+    default_values: dict[str, Any] | None = None
     heartbeat: int = 10
     reference_epochs: int = REFERENCE_EPOCHS
 
@@ -79,6 +82,8 @@ class StudyRecord(Record):
             found["sampler_scope"] = self.sampler_scope
         if self.pruner != "hyperband":  # likewise for the pruner
             found["pruner"] = self.pruner
+        if self.default_values is not None:  # studies made before the default-recipe trial
+            found["default_values"] = self.default_values
         return found
 
 
@@ -96,6 +101,7 @@ class TrialRecord(Record):
     duration_s: float | None = None
     reason: str = ""
     baseline: bool = False
+    default_recipe: bool = False  # trial 1: aerotune's default recipe, untuned
     bracket: int | None = None
     retry_of: int | None = None
     resumed_from: int | None = None

@@ -8,7 +8,7 @@ from typing import Any
 
 from aerotune.config import RunConfig
 from aerotune.errors import ConfigError
-from aerotune.reference import REFERENCE_BASELINE
+from aerotune.reference import reference_trial
 from aerotune.tune.plan import Plan, make_plan
 from aerotune.tune.records import StudySummary
 from aerotune.tune.space import SearchSpace
@@ -76,7 +76,7 @@ class TuneSettings:
     timeout: float | None = None
     max_epochs_total: int | None = None
     workers: int = 1
-    baseline: dict[str, Any] | None = field(default_factory=lambda: dict(REFERENCE_BASELINE))
+    baseline: dict[str, Any] | None = field(default_factory=reference_trial)
     heartbeat: int = 10
     startup_trials: int = 10
     sampler_scope: str = "bracket"
@@ -186,4 +186,13 @@ def plan_tune(settings: TuneSettings) -> Plan:
         baseline=settings.baseline is not None,
         max_epochs_total=settings.max_epochs_total,
         pruner=settings.pruner,
+        default_trial=has_default_trial(settings),
     )
+
+
+def has_default_trial(settings: TuneSettings) -> bool:
+    """Whether trial 1 is the default recipe untuned: there is a baseline and the base config differs from it."""
+    if settings.baseline is None:
+        return False
+    baseline = resolve_baseline(settings.baseline, settings.resolved_space, settings.config)
+    return any(getattr(getattr(settings.config, k.split(".")[0]), k.split(".")[1]) != v for k, v in baseline.items())

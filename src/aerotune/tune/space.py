@@ -120,6 +120,14 @@ class Param:
             return min(max(NormalDist(self.mu, self.sigma).cdf(x), _EPS), 1 - _EPS)
         return value
 
+    def holds(self, raw: Any) -> bool:
+        """Whether Optuna's raw value ``raw`` lies in this parameter's distribution."""
+        if self.kind == "categorical":
+            return any(type(raw) is type(c) and raw == c for c in self.choices)
+        if self.kind in ("normal", "lognormal"):
+            return True  # quantiles are clamped into (0, 1) by raw()
+        return raw is not None and self.low <= raw <= self.high
+
     def to_dict(self) -> dict[str, Any]:
         """The native form of this parameter."""
         d: dict[str, Any] = {"type": self.kind}
@@ -170,7 +178,15 @@ class SearchSpace:
 
     def fixed_params(self, values: dict[str, Any]) -> dict[str, Any]:
         """Optuna's raw parameters for given settings (for ``enqueue_trial``)."""
-        return {p.optuna_name: p.raw(values[key]) for key, p in self.params.items() if key in values}
+        out = {}
+        for key, p in self.params.items():
+            if key in values:
+                raw = p.raw(values[key])
+                # a value outside the range (the reference trial's weight decay 0 on a log scale) is not given to
+                # Optuna: the sampler draws the parameter and the trial overlays the value it trains with
+                if p.holds(raw):
+                    out[p.optuna_name] = raw
+        return out
 
     def apply(self, config: RunConfig, values: dict[str, Any]) -> RunConfig:
         return config.with_overrides(values, where="search space") if values else config

@@ -9,12 +9,17 @@ from typing import Any
 
 from aerotune.config import RunConfig, read_table, resolve_key
 from aerotune.errors import AerotuneError, SearchSpaceError
-from aerotune.reference import REFERENCE_SPACE
+from aerotune.reference import DEFAULT_SPACE, REFERENCE_SPACE
 from aerotune.tune.space import FIXED_KEYS, NATIVE_TYPES, NNI_TYPES, Param, SearchSpace
 from aerotune.tune.space_checks import check_space
 
 
 def default_space() -> SearchSpace:
+    """aerotune's default space (``reference.DEFAULT_SPACE``); the reference's own is ``reference_space()``."""
+    return parse_space(DEFAULT_SPACE, where="the default space")
+
+
+def reference_space() -> SearchSpace:
     return parse_space(REFERENCE_SPACE, where="the reference space")
 
 

@@ -259,8 +259,9 @@ class _Worker:
 
         number = trial.number
         baseline = bool(trial.user_attrs.get("baseline"))
+        default = bool(trial.user_attrs.get("default_recipe"))
         run_dir = self.out / "trials" / f"{number:04d}"
-        cb = TrialCallback(self, trial, exempt=baseline)
+        cb = TrialCallback(self, trial, exempt=baseline or default)  # both train every epoch: the report's columns
         state, status, reason, value = TrialState.FAIL, "failed", "", None
         t0 = time.time()
         try:
@@ -268,6 +269,8 @@ class _Worker:
                 values = self.space.suggest(trial)
                 if baseline:
                     values = {**values, **(self.desc.baseline_values or {})}
+                elif default:
+                    values = {**values, **(self.desc.default_values or {})}
                 values = config_values(self.space, values)
                 trial.set_user_attr("params", values)
                 trial.set_user_attr("run_dir", str(run_dir.relative_to(self.out)))
@@ -276,7 +279,7 @@ class _Worker:
                 log.info(
                     "trial %d%s: %s",
                     number,
-                    " (baseline)" if baseline else "",
+                    " (baseline)" if baseline else " (default recipe)" if default else "",
                     ", ".join(f"{k}={v}" for k, v in values.items()),
                 )
                 try:

@@ -1,0 +1,229 @@
+"""The training recipes: the default one's augmentation, schedule and settings, and the reference's kept exactly."""
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from aerotune.config import DataConfig, RunConfig, TrainConfig, load_config
+from aerotune.data.dataset import PatchDataset, jitter_colours
+from aerotune.data.patches import prepare_patches
+from aerotune.data.synthetic import write_synthetic_dataset
+from aerotune.train.fit import fit
+from aerotune.train.step import learning_rate
+
+from helpers import PALETTE, make_tiled
+
+TINY = {
+    "model.base_filters": 4,
+    "model.depth": 3,
+    "train.batch_size": 4,
+    "train.progress": False,
+    "train.precision": "fp32",
+    "train.threads": 1,
+    "data.patch_size": 32,
+}
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("recipe")
+    root = make_tiled(tmp / "d", tiles=2, per_tile=2, size=(64, 64))
+    return prepare_patches(root, tmp / "c", DataConfig(patch_size=32), PALETTE)
+
+
+class CraftedCache:
+    """A one-patch cache whose every pixel is unique: the image holds its own coordinates, the mask a code of
+    them (with an ignore-label block), so any misalignment between image and mask shows."""
+
+    def __init__(self, side: int = 32) -> None:
+        r, c = np.mgrid[:side, :side]
+        self.images = np.stack([r, c, (r * 7 + c * 3) % 256], -1).astype(np.uint8)[None]
+        mask = ((r // 4) * 8 + c // 4).astype(np.uint8) % 200
+        mask[:6, :6] = 255
+        self.masks = mask[None]
+
+
+def test_every_window_and_symmetry_keeps_image_and_mask_aligned():
+    crafted = CraftedCache()
+    raw = ([0.0, 0.0, 0.0], [1 / 255] * 3)  # mean/std that leave the pixel values as they are
+    ds = PatchDataset(crafted, [0], normalization="meanstd", stats=raw, augment=True, window=16, seed=5)
+    assert len(ds) == 4  # (32 / 16)**2 windows of the one patch an epoch
+    expected = torch.from_numpy(crafted.masks[0].astype(np.int64))
+    seen = set()
+    for _ in range(50):
+        x, y = ds.batch([0, 1, 2, 3])
+        assert x.shape == (4, 3, 16, 16) and y.shape == (4, 16, 16)
+        for xi, yi in zip(x, y):
+            r, c = torch.round(xi[0]).long(), torch.round(xi[1]).long()  # each pixel's source row and column
+            assert torch.equal(expected[r, c], yi), "a window's mask does not match its pixels"
+            seen.add((int(r[0, 0]), int(c[0, 0]), int(r[0, 1]), int(c[0, 1])))
+    assert len(seen) > 20  # windows really move and turn
+
+
+def test_symmetries_are_the_eight_of_the_square_and_keep_the_ignore_label():
+    crafted = CraftedCache()
+    plain = PatchDataset(crafted, [0], normalization="minmax")
+    x0, y0 = plain.batch([0])
+    ds = PatchDataset(crafted, [0], normalization="minmax", augment=True, seed=1)
+    views = set()
+    for _ in range(80):
+        x, y = ds.batch([0])
+        match = [
+            (k, f)
+            for k in range(4)
+            for f in (False, True)
+            if torch.equal(_d4(x0[0], k, f, (1, 2)), x[0]) and torch.equal(_d4(y0[0], k, f, (0, 1)), y[0])
+        ]
+        assert match, "an augmented patch is not a symmetry of the original with its mask"
+        views.add(match[0])
+        assert int((y[0] == 255).sum()) == 36  # the ignore label survives, all of it
+    assert len(views) == 8
+
+
+def _d4(t, k, flip, dims):
+    t = torch.rot90(t, k, dims)
+    return t.flip(dims[1]) if flip else t
+
+
+def test_jitter_changes_colours_within_its_bounds_and_never_the_mask(cache):
+    x = torch.full((64, 3, 8, 8), 100.0)
+    x[:, 0] = 150.0
+    out = jitter_colours(x.clone(), 0.2, np.random.default_rng(0))
+    assert not torch.equal(out, x) and float(out.min()) >= 0 and float(out.max()) <= 255
+    gain = out.mean(dim=(1, 2, 3)) / x.mean(dim=(1, 2, 3))
+    assert float(gain.min()) > 0.8 * 0.8 and float(gain.max()) < 1.2 * 1.2
+    plain = PatchDataset(cache, [0, 1, 2], normalization="minmax")
+    jittered = PatchDataset(cache, [0, 1, 2], normalization="minmax", jitter=0.3, seed=3)
+    assert torch.equal(plain.batch([0, 1, 2])[1], jittered.batch([0, 1, 2])[1])
+
+
+def test_the_schedule_warms_up_then_decays_to_one_percent_at_the_horizon():
+    tc = TrainConfig(learning_rate=0.01, warmup_epochs=1.0)
+    rates = [learning_rate(tc, e, b, 10, 5) for e in range(1, 6) for b in range(10)]
+    assert rates[0] == pytest.approx(0.001) and rates[9] == pytest.approx(0.01)
+    assert max(rates) == pytest.approx(0.01) and rates[-1] > 0.01 * 0.01
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))  # decreasing after the warm-up
+    assert learning_rate(tc, 9, 0, 10, 5) == pytest.approx(0.0001)  # past the horizon: the floor
+    assert learning_rate(TrainConfig(schedule="constant", learning_rate=0.003), 3, 4, 10, 5) == 0.003
+
+
+def test_a_run_stopped_at_epoch_r_equals_the_first_r_epochs_of_a_longer_one(cache, tmp_path):
+    """HyperBand's promotion continues a trial: its first r epochs must not depend on where it stops. Both
+    runs have the same length (the trial's maximum); one is stopped by a callback, as the pruner does."""
+    from aerotune.train.fit import Callback
+
+    class StopAfter(Callback):
+        def on_epoch_start(self, epoch: int) -> bool:
+            return epoch <= 2
+
+    config = RunConfig().with_overrides({**TINY, "train.epochs": 4})
+    stopped = fit(config, cache, tmp_path / "stopped", callback=StopAfter())
+    full = fit(config, cache, tmp_path / "full")
+    assert stopped.epochs == 2 and full.epochs == 4
+    for a, b in zip(stopped.history, full.history):
+        assert a["train_loss"] == b["train_loss"] and a["val_loss"] == b["val_loss"]
+
+
+def test_resume_equals_an_unbroken_run_under_the_default_recipe(cache, tmp_path):
+    config = RunConfig().with_overrides({**TINY, "train.epochs": 3})
+    unbroken = fit(config, cache, tmp_path / "unbroken")
+
+    from aerotune.train.fit import Callback
+
+    class Interrupt(Callback):
+        def on_epoch_end(self, epoch, record):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(config, cache, tmp_path / "broken", callback=Interrupt())
+    resumed = fit(config, cache, tmp_path / "broken")
+    assert [h["val_loss"] for h in resumed.history] == [h["val_loss"] for h in unbroken.history]
+
+
+def test_preset_reference_reproduces_the_reference_recipe_numbers(tmp_path):
+    """Recorded with the code before the recipes existed (commit 36270c7, when the reference was the only
+    recipe): 2 epochs on the tests' tiny synthetic set, fp32, 1 thread. Float rounding may differ by CPU kind."""
+    write_synthetic_dataset(tmp_path / "data", scenes=8, size=128, seed=3, tiles=2)
+    cache = prepare_patches(tmp_path / "data", tmp_path / "cache", DataConfig(patch_size=32), PALETTE)
+    config = load_config(None, preset="reference").with_overrides(
+        {
+            "train.epochs": 2,
+            "train.batch_size": 8,
+            "train.progress": False,
+            "train.threads": 1,
+            "train.precision": "fp32",
+        }
+    )
+    history = fit(config, cache, tmp_path / "run").history
+    recorded = [(1.0161862006554236, 0.9964293241500854), (0.9952658139742337, 0.9886835813522339)]
+    for h, (train_loss, val_loss) in zip(history, recorded):
+        assert h["train_loss"] == pytest.approx(train_loss, rel=1e-5)
+        assert h["val_loss"] == pytest.approx(val_loss, rel=1e-5)
+
+
+def test_preset_reference_is_the_old_defaults_and_the_config_key_is_the_option(tmp_path):
+    ref = load_config(None, preset="reference")
+    assert (ref.model.norm, ref.model.dropout, ref.model.dropout_bottom) == ("none", 0.2, 0.3)
+    assert (ref.train.optimizer, ref.train.weight_decay, ref.train.schedule, ref.train.learning_rate) == (
+        "adam",
+        0.0,
+        "constant",
+        0.007,
+    )
+    assert (ref.data.augment, ref.data.jitter, ref.data.window, ref.data.normalization) == (False, 0.0, 1.0, "minmax")
+    path = tmp_path / "c.toml"
+    path.write_text('preset = "reference"\n[train]\nepochs = 3\n')
+    assert load_config(path) == ref.with_overrides({"train.epochs": 3})
+    # a config saved whole before the recipes existed reads as the reference's (its missing keys were its values)
+    old = ref.to_dict()
+    for section, key in (("model", "norm"), ("train", "optimizer"), ("train", "weight_decay"), ("data", "jitter")):
+        old[section].pop(key)
+    assert RunConfig.from_dict(json.loads(json.dumps(old))) == ref
+
+
+@pytest.mark.parametrize(
+    "setting, value, allowed",
+    [
+        ("preset", "keras", "'default', 'reference'"),
+        ("data.jitter", "0.9", "from 0 (off) to 0.5"),
+        ("data.window", "0", "a share of the patch side from 0.1 to 1"),
+        ("train.schedule", "step", "constant, cosine"),
+        ("train.weight_decay", "-1", "a number in [0, 1)"),
+        ("train.optimizer", "sgd", "adam, adamw"),
+        ("train.warmup_epochs", "-2", "a number from 0 to 1000"),
+        ("model.norm", "layer", "none, batch, group"),
+    ],
+)
+def test_every_new_setting_refuses_a_bad_value_in_one_line_before_writing(tmp_path, setting, value, allowed):
+    out = tmp_path / "run"
+    args = ["--preset", value] if setting == "preset" else ["--set", f"{setting}={value}"]
+    done = subprocess.run(
+        [sys.executable, "-m", "aerotune", "train", "--data", str(tmp_path / "missing"), "--out", str(out), *args],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and value in lines[0] and allowed in lines[0], lines
+    assert not out.exists()
+
+
+def test_weight_decay_without_adamw_is_refused_with_the_fix():
+    with pytest.raises(Exception, match="needs train.optimizer = adamw"):
+        RunConfig().with_overrides({"train.optimizer": "adam", "train.weight_decay": 0.01})
+
+
+def test_windows_make_an_epoch_see_as_many_pixels_as_the_grid(cache):
+    config = RunConfig().with_overrides(TINY)
+    side = config.data.window_side(2 ** (config.model.depth - 1))
+    ds = PatchDataset(cache, list(range(len(cache))), window=side)
+    assert side == 16 and len(ds) == 4 * len(cache)
+    x, y = ds.batch(list(range(8)))
+    assert x.shape[-2:] == (16, 16) and y.shape[-2:] == (16, 16)
+    assert math.isclose(len(ds) * side * side, len(cache) * 32 * 32)
