@@ -1,4 +1,4 @@
-# The two commands of the README: `make demo` and `make test`. Both set up what they need first.
+# The two commands of the README: `make demo` and `make test` (lint, then the tests). Both set up what they need first.
 VENV   ?= .venv
 PYTHON ?= python3
 # This machine kind's CPU build of torch (constraints-cpu.txt); on a GPU machine use `make setup CONSTRAINTS=`.
@@ -21,7 +21,8 @@ demo: setup
 system-deps:
 	bash scripts/system-deps.sh
 
-test: setup system-deps
+# Lint first: `.ci/run` calls `make test`, so CI lints too.
+test: setup lint system-deps
 	$(VENV)/bin/python -m pytest -q
 
 lint: setup
