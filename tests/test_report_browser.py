@@ -68,19 +68,14 @@ def tuning_report(tiny_cache, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
+    """Debian's chromium; installed by ``scripts/system-deps.sh`` (``make test`` runs it), never by a test."""
     for name in ("chromium", "chromium-browser"):
         found = shutil.which(name)
         if found:
             return found
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update"], check=False, capture_output=True, timeout=600, env=env)
-        subprocess.run(["apt-get", "install", "-y", "chromium"], check=False, capture_output=True, timeout=900, env=env)
-        found = shutil.which("chromium")
-        if found:
-            return found
-        pytest.skip("Debian's chromium could not be installed with apt-get (no network?)")
-    pytest.skip("Debian's chromium is not installed; run: sudo apt-get install -y chromium")
+    pytest.skip(
+        "Debian's chromium is not installed; run `make system-deps` as root (or: sudo apt-get install chromium)"
+    )
 
 
 def _run(chromium: str, args: list[str], profile: Path) -> subprocess.CompletedProcess:
