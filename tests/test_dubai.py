@@ -10,7 +10,7 @@ from aerotune.data.palette import Palette, load_palette
 from aerotune.data.patches import prepare_patches
 from aerotune.errors import PaletteError
 
-from test_cli import aerotune
+from helpers import aerotune
 
 
 def test_seven_colours_and_the_unknown_black(dubai_root):

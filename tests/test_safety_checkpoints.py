@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from safety_runs import copy_tree, refused, trained_run
 
 

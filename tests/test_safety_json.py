@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from safety_runs import TINY, aerotune, trained_run, tuned_run
 
 

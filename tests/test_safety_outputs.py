@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-from safety_runs import TINY, aerotune, assert_refused, copy_tree, read_only, refused, trained_run, tuned_run, unchanged
 
+from safety_runs import TINY, aerotune, assert_refused, copy_tree, read_only, refused, trained_run, tuned_run, unchanged
 from snapshot import snapshot
 
 COMMANDS = ["train", "tune", "prepare", "report", "predict", "synth", "demo"]

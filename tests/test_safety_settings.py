@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from safety_runs import TINY, aerotune, copy_tree, refused, trained_run
 
+from safety_runs import TINY, aerotune, copy_tree, refused, trained_run
 from snapshot import snapshot
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from safety_runs import TINY, aerotune, copy_tree, refused, trained_run, tuned_run, unchanged
 
 

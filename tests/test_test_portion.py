@@ -6,12 +6,13 @@ import json
 
 import pytest
 import torch
-from safety_runs import TINY, aerotune
 
 from aerotune.config import DataConfig
 from aerotune.data.dataset import make_split
 from aerotune.data.holdout import choose_test_images, image_id
 from aerotune.errors import ConfigError, DatasetError
+
+from safety_runs import TINY, aerotune
 
 
 def source_ids(cache) -> list[str]:
