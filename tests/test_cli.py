@@ -7,6 +7,8 @@ import pytest
 
 from helpers import PALETTE, aerotune, assert_one_line_error, make_tiled, random_ids, save_mask, write_pair
 
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
+
 
 def test_end_to_end_synth_prepare_train(tmp_path):
     data = tmp_path / "my data"

@@ -13,6 +13,8 @@ from PIL import Image
 
 from browser_check import assert_clean, check_in_browser
 
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
+
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> tuple[Path, str]:

@@ -12,6 +12,8 @@ from aerotune.errors import PaletteError
 
 from helpers import aerotune
 
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
+
 
 def test_seven_colours_and_the_unknown_black(dubai_root):
     insp = inspect_dataset(dubai_root, Palette.dubai())

@@ -15,6 +15,8 @@ from aerotune.train.fit import fit
 
 from helpers import aerotune, assert_one_line_error
 
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
+
 
 @pytest.fixture(scope="module")
 def run(tiny_cache, tmp_path_factory):

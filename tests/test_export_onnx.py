@@ -15,6 +15,8 @@ from aerotune.train.fit import fit
 from helpers import ROOT, aerotune, assert_one_line_error
 from snapshot import assert_unchanged, snapshot
 
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
+
 onnx = pytest.importorskip("onnx", reason="needs aerotune[onnx]")
 ort = pytest.importorskip("onnxruntime", reason="needs aerotune[onnx]")
 pytest.importorskip("onnxscript", reason="needs aerotune[onnx]")

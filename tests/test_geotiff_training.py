@@ -18,6 +18,8 @@ from aerotune.predict.scene import Predictor
 
 from helpers import ROOT, aerotune, assert_one_line_error, write_tif
 
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
+
 rasterio = pytest.importorskip("rasterio", reason="needs aerotune[geo]")
 
 PALETTE = Palette.dubai()

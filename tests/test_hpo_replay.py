@@ -112,6 +112,7 @@ def test_method_respects_the_budget(method):
     assert epochs_to_reach(curve, curve[-1]) <= 7 and epochs_to_reach(curve, -1.0) == math.inf
 
 
+@pytest.mark.slow  # runs real studies
 @pytest.mark.parametrize("method", ["hb", "sha_tpe"])
 def test_in_memory_replay_is_run_tune(method, tmp_path):
     """The fast loop gives exactly the study ``aerotune tune``'s own worker gives with the table as training."""

@@ -10,6 +10,8 @@ from aerotune.train.fit import fit
 
 from helpers import PALETTE, aerotune, make_tiled
 
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
+
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):

@@ -17,6 +17,8 @@ from aerotune.train.fit import fit
 
 from helpers import ROOT, aerotune, assert_one_line_error, write_tif
 
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
+
 rasterio = pytest.importorskip("rasterio", reason="needs aerotune[geo]")
 
 

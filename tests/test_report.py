@@ -22,6 +22,8 @@ from aerotune.train.fit import fit
 
 from report_runs import tiny_config
 
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
+
 
 @pytest.fixture(scope="module")
 def two_runs(tiny_cache, tmp_path_factory):

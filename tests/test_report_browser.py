@@ -17,7 +17,7 @@ import pytest
 
 from browser_check import assert_clean, check_in_browser, screenshot
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 def test_report_renders_in_chromium(chromium, tuning_report, tmp_path):

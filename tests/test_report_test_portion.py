@@ -19,6 +19,8 @@ from aerotune.train.fit import fit
 
 from report_runs import tiny_config
 
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
+
 HELD = {"data.test_fraction": 0.25, "data.split": "image", "train.epochs": 2}
 
 

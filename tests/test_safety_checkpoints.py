@@ -10,6 +10,8 @@ import torch
 
 from safety_runs import copy_tree, refused, trained_run
 
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
+
 
 class _RunsCode:
     """Unpickling this object would create a folder: proof that a checkpoint could run code."""

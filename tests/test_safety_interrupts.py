@@ -18,6 +18,8 @@ from interrupting import CLEAN, RESUME, SLOW, assert_one_line, interrupt, start
 from safety_runs import TINY, aerotune, trained_run
 from snapshot import assert_unchanged, snapshot
 
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
+
 
 def no_temporaries(*folders: Path) -> None:
     """No temporary file or folder (``*.tmp*``, ``.NAME.tmp-*``, ``.NAME.old-*``) inside or beside ``folders``."""

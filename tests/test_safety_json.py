@@ -9,6 +9,8 @@ import pytest
 
 from safety_runs import TINY, aerotune, trained_run, tuned_run
 
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
+
 
 def _no_constants(text: str) -> None:
     raise ValueError(f"not strict JSON: {text}")

@@ -10,6 +10,8 @@ import pytest
 from safety_runs import TINY, aerotune, copy_tree, refused, trained_run
 from snapshot import snapshot
 
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
+
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, synth_root) -> Path:
