@@ -1,7 +1,13 @@
-"""Shared fixtures: tiny synthetic datasets and caches, and the real Dubai set when it is present."""
+"""Shared fixtures: tiny synthetic datasets and caches, the real Dubai set when it is present, one tuning run and its
+report, and Debian's chromium when it is installed.
+
+Helpers shared by several test modules live in plain modules beside this file (``helpers``, ``safety``,
+``safety_runs``, ``snapshot``, ``interrupting``, ``report_runs``, ``browser_check``, ``hpo_tables``): a test module
+never imports another test module."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -36,3 +42,31 @@ def dubai_root() -> Path:
     if not DUBAI.is_dir():
         pytest.skip(f"the real Dubai dataset is not at {DUBAI}")
     return DUBAI
+
+
+@pytest.fixture(scope="session")
+def tuning_run(tiny_cache, tmp_path_factory) -> Path:
+    """A real tuning run of six trials on the tiny cache (read-only: copy before changing)."""
+    from report_runs import shared_tuning_report
+
+    return shared_tuning_report(tiny_cache, tmp_path_factory)[0]
+
+
+@pytest.fixture(scope="session")
+def tuning_report(tiny_cache, tmp_path_factory):
+    """The report of ``tuning_run`` (a ``ReportResult``)."""
+    from report_runs import shared_tuning_report
+
+    return shared_tuning_report(tiny_cache, tmp_path_factory)[1]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium; installed by ``scripts/system-deps.sh`` (``make test`` runs it), never by a test."""
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.skip(
+        "Debian's chromium is not installed; run `make system-deps` as root (or: sudo apt-get install chromium)"
+    )

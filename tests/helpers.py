@@ -1,7 +1,11 @@
-"""Small crafted datasets for tests: real image and mask files, written with Pillow."""
+"""Small crafted datasets for tests (real image and mask files, written with Pillow; GeoTIFFs with rasterio), and the
+command line run for real in a subprocess."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +14,28 @@ from PIL import Image
 from aerotune.data.palette import Palette
 
 PALETTE = Palette.dubai()
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def aerotune(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.run(
+        [sys.executable, "-m", "aerotune", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=600,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("aerotune: error:")]
+    assert len(lines) == 1, proc.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
 
 
 def random_ids(h: int, w: int, seed: int = 0, classes: int = 6) -> np.ndarray:
@@ -72,3 +98,23 @@ def deepglobe_layout(root: Path, flat: Path) -> Path:
         shutil.copy(image, flat / f"{tile}-{image.stem}_sat{image.suffix}")
         shutil.copy(image.parent.parent / "masks" / f"{image.stem}.png", flat / f"{tile}-{image.stem}_mask.png")
     return flat
+
+
+def write_tif(path, bands: np.ndarray, *, crs="EPSG:32640"):
+    """Write ``bands`` ((count, H, W) uint8 or uint16) as a GeoTIFF, georeferenced in ``crs`` (None: not at all).
+    Needs rasterio (``aerotune[geo]``): callers skip without it."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    profile = {
+        "driver": "GTiff",
+        "count": bands.shape[0],
+        "height": bands.shape[1],
+        "width": bands.shape[2],
+        "dtype": bands.dtype.name,
+    }
+    if crs:
+        profile.update(crs=crs, transform=from_origin(500000.0, 2800000.0, 0.5, 0.5))
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(bands)
+    return path

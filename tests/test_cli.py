@@ -1,37 +1,13 @@
 """The command line, run for real in a subprocess: the happy path and every bad input."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from helpers import PALETTE, make_tiled, random_ids, save_mask, write_pair
+from helpers import PALETTE, aerotune, assert_one_line_error, make_tiled, random_ids, save_mask, write_pair
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def aerotune(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    return subprocess.run(
-        [sys.executable, "-m", "aerotune", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=600,
-    )
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("aerotune: error:")]
-    assert len(lines) == 1, proc.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
 
 
 def test_end_to_end_synth_prepare_train(tmp_path):

@@ -18,6 +18,8 @@ from aerotune.errors import ConfigError, DatasetError
 from helpers import PALETTE, save_mask, write_pair
 from safety import assert_refused, prepare_refused, run_cli
 
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
+
 TINY = ("--set", "model.base_filters=4", "--set", "model.depth=2", "--set", "train.batch_size=4")
 BLOCK = 32  # side of the uniform class blocks of the JPEG masks
 

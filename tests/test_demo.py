@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from test_report_browser import _assert_clean, check_in_browser, chromium  # noqa: F401  (fixture)
+
+from browser_check import assert_clean, check_in_browser
+
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +72,7 @@ def test_demo_replaces_its_own_folder_but_refuses_another(tmp_path):
 
 
 @pytest.mark.browser
-def test_demo_report_renders_in_chromium(demo, chromium, tmp_path):  # noqa: F811
+def test_demo_report_renders_in_chromium(demo, chromium, tmp_path):
     out, _ = demo
     report = json.loads((out / "report" / "report.json").read_text())
-    _assert_clean(check_in_browser(chromium, out / "report" / "report.html", tmp_path), len(report["figures"]))
+    assert_clean(check_in_browser(chromium, out / "report" / "report.html", tmp_path), len(report["figures"]))

@@ -10,7 +10,9 @@ from aerotune.data.palette import Palette, load_palette
 from aerotune.data.patches import prepare_patches
 from aerotune.errors import PaletteError
 
-from test_cli import aerotune
+from helpers import aerotune
+
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
 
 
 def test_seven_colours_and_the_unknown_black(dubai_root):

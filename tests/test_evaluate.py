@@ -13,7 +13,9 @@ from aerotune.predict.run import segment_array
 from aerotune.predict.scene import Predictor
 from aerotune.train.fit import fit
 
-from test_cli import aerotune, assert_one_line_error
+from helpers import aerotune, assert_one_line_error
+
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
 
 
 @pytest.fixture(scope="module")

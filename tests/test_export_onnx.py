@@ -12,8 +12,10 @@ from aerotune.config import RunConfig
 from aerotune.predict.scene import Predictor
 from aerotune.train.fit import fit
 
+from helpers import ROOT, aerotune, assert_one_line_error
 from snapshot import assert_unchanged, snapshot
-from test_cli import ROOT, aerotune, assert_one_line_error
+
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
 
 onnx = pytest.importorskip("onnx", reason="needs aerotune[onnx]")
 ort = pytest.importorskip("onnxruntime", reason="needs aerotune[onnx]")

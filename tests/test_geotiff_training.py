@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_predict_geotiff import write_tif
 
 from aerotune.data.palette import Palette
 from aerotune.data.patches import open_cache
@@ -17,7 +16,9 @@ from aerotune.predict.io import SceneRows
 from aerotune.predict.run import open_for
 from aerotune.predict.scene import Predictor
 
-from test_cli import ROOT, aerotune, assert_one_line_error
+from helpers import ROOT, aerotune, assert_one_line_error, write_tif
+
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
 
 rasterio = pytest.importorskip("rasterio", reason="needs aerotune[geo]")
 

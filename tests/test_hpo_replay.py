@@ -15,12 +15,7 @@ from analysis import anytime, epochs_to_reach  # noqa: E402
 
 from aerotune.train.fit import Callback  # noqa: E402
 
-CURVES = {  # (lr, batch): validation losses over 3 epochs
-    (0.001, 8): [0.90, 0.80, 0.75],
-    (0.001, 16): [0.95, 0.85, 0.70],
-    (0.01, 8): [0.60, 0.55, 0.50],
-    (0.01, 16): [1.00, 1.00, 1.00],
-}
+from hpo_tables import CURVES  # noqa: E402
 
 
 def _row(lr: float, batch: int, losses: list[float], seed: int = 42, status: str = "completed") -> dict:
@@ -117,6 +112,7 @@ def test_method_respects_the_budget(method):
     assert epochs_to_reach(curve, curve[-1]) <= 7 and epochs_to_reach(curve, -1.0) == math.inf
 
 
+@pytest.mark.slow  # runs real studies
 @pytest.mark.parametrize("method", ["hb", "sha_tpe"])
 def test_in_memory_replay_is_run_tune(method, tmp_path):
     """The fast loop gives exactly the study ``aerotune tune``'s own worker gives with the table as training."""

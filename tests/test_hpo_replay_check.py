@@ -16,7 +16,8 @@ import budgets  # noqa: E402
 import check  # noqa: E402
 import replay  # noqa: E402
 from analysis import summarize  # noqa: E402
-from test_hpo_replay import CURVES  # noqa: E402 - the same made-up table
+
+from hpo_tables import CURVES  # noqa: E402 - the same made-up table as test_hpo_replay.py
 
 
 def _row(lr: float, batch: int, losses: list[float], seed: int = 42) -> dict:

@@ -14,8 +14,12 @@ from aerotune import interrupts
 
 @pytest.fixture
 def handlers():
-    """Put SIGINT and SIGTERM back as they were after the test."""
+    """Start with Python's own SIGINT handler, as an interactive run has it, and put SIGINT and SIGTERM back as they
+    were after the test. A run started as a background job (``make test &`` in a script, ``nohup``) inherits SIGINT
+    ignored, and :func:`interrupts.install` rightly leaves an ignored SIGINT alone: without this the tests would
+    depend on how their runner was started."""
     saved = {s: signal.getsignal(s) for s in interrupts.SIGNALS}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     for s, h in saved.items():
         signal.signal(s, h)

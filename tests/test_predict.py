@@ -8,8 +8,9 @@ from aerotune.errors import DatasetError, RunError
 from aerotune.predict.scene import Predictor, predict_files
 from aerotune.train.fit import fit
 
-from helpers import PALETTE, make_tiled
-from test_cli import aerotune
+from helpers import PALETTE, aerotune, make_tiled
+
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,11 @@ from aerotune.predict.run import predict_files
 from aerotune.predict.scene import Predictor
 from aerotune.train.fit import fit
 
-from test_cli import ROOT, aerotune, assert_one_line_error
+from helpers import ROOT, aerotune, assert_one_line_error, write_tif
+
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
 
 rasterio = pytest.importorskip("rasterio", reason="needs aerotune[geo]")
-from rasterio.transform import from_origin  # noqa: E402
-
-TRANSFORM = from_origin(500000.0, 2800000.0, 0.5, 0.5)
 
 
 @pytest.fixture(scope="module")
@@ -31,22 +30,6 @@ def run(tiny_cache, tmp_path_factory):
     )
     fit(config, tiny_cache, out)
     return out
-
-
-def write_tif(path, bands: np.ndarray, *, crs="EPSG:32640"):
-    """``bands``: (count, H, W) uint8 or uint16."""
-    profile = {
-        "driver": "GTiff",
-        "count": bands.shape[0],
-        "height": bands.shape[1],
-        "width": bands.shape[2],
-        "dtype": bands.dtype.name,
-    }
-    if crs:
-        profile.update(crs=crs, transform=TRANSFORM)
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(bands)
-    return path
 
 
 def rgb(h, w, seed=0):

@@ -14,8 +14,9 @@ from aerotune.predict.tta import with_tta
 from aerotune.predict.window import blend_window, stream_scene
 from aerotune.train.fit import fit
 
-from helpers import PALETTE
-from test_cli import aerotune, assert_one_line_error
+from helpers import PALETTE, aerotune, assert_one_line_error
+
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
 
 
 @pytest.fixture(scope="module")

@@ -13,91 +13,16 @@ import pytest
 import torch
 
 from aerotune.commands import main
-from aerotune.config import RunConfig
 from aerotune.curves import pr_summary
 from aerotune.errors import RunError
-from aerotune.report import ReportResult, make_report
+from aerotune.report import make_report
 from aerotune.report.collect import gather
 from aerotune.report.evaluate import pick_patches
 from aerotune.train.fit import fit
 
-TINY = {
-    "model.base_filters": 4,
-    "model.depth": 3,
-    "train.batch_size": 8,
-    "train.progress": False,
-    "data.patch_size": 32,
-    "train.epochs": 3,
-    "train.learning_rate": 0.01,
-}
+from report_runs import tiny_config
 
-
-def tiny_config(**extra) -> RunConfig:
-    return RunConfig().with_overrides({**TINY, **extra})
-
-
-def make_tuning_run(cache, root: Path) -> Path:
-    """A small real tuning run, written by ``aerotune.tune`` on the tiny cache.
-
-    Six trials of at most 3 epochs (HyperBand from 1 epoch); trial 0 is the baseline (learning rate 0.01, relu).
-    """
-    from aerotune.tune.space_parse import parse_space
-    from aerotune.tune.study import TuneSettings, run_tune
-
-    space = parse_space(
-        {
-            "learning_rate": {"_type": "loguniform", "_value": [1e-3, 5e-2]},
-            "activation_type": {"_type": "choice", "_value": ["relu", "swish"]},
-        }
-    )
-    root.parent.mkdir(parents=True, exist_ok=True)
-    run_tune(
-        TuneSettings(
-            data=cache.root,
-            out=root,
-            config=tiny_config(**{"train.threads": 1}),
-            space=space,
-            trials=6,
-            sampler="random",
-            study_name="report-test",
-            heartbeat=2,
-            baseline={"learning_rate": 0.01, "activation_type": "relu"},
-        )
-    )
-    return root
-
-
-def shared_tuning_report(tiny_cache, tmp_path_factory) -> tuple[Path, ReportResult]:
-    """The tuning run and its report, built once per session in the session's base temp folder.
-
-    Kept on disk rather than in a fixture so test_report_browser.py reuses them (a fixture imported into
-    another module is a second fixture, and would build everything again).
-    """
-    root = tmp_path_factory.getbasetemp() / "shared-tuning"
-    run, out = root / "run", root / "report"
-    if not (out / "report.json").is_file():
-        shutil.rmtree(root, ignore_errors=True)
-        make_tuning_run(tiny_cache, run)
-        make_report(run, out=out, seed=7)
-    data = json.loads((out / "report.json").read_text())
-    return run, ReportResult(
-        out,
-        out / "report.html",
-        out / "report.md",
-        out / "report.json",
-        {k: out / v for k, v in data["figures"].items()},
-        data,
-    )
-
-
-@pytest.fixture(scope="session")
-def tuning_run(tiny_cache, tmp_path_factory) -> Path:
-    return shared_tuning_report(tiny_cache, tmp_path_factory)[0]
-
-
-@pytest.fixture(scope="session")
-def tuning_report(tiny_cache, tmp_path_factory) -> ReportResult:
-    return shared_tuning_report(tiny_cache, tmp_path_factory)[1]
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
 
 
 @pytest.fixture(scope="module")

@@ -11,132 +11,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-from test_report import shared_tuning_report
 
-pytestmark = pytest.mark.browser
+from browser_check import assert_clean, check_in_browser, screenshot
 
-#: Runs before anything else on the page: records errors, blocked requests and console.error calls, and
-#: after "load" writes what it found into a <pre id="aerotune-check"> that --dump-dom prints.
-PROBE = """<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; \
-style-src 'unsafe-inline'; script-src 'unsafe-inline'">
-<script>
-window.__errors = [];
-window.addEventListener("error", function (e) {
-  __errors.push("error: " + (e.message || (e.target && (e.target.src || e.target.href)) || "?").slice(0, 200));
-}, true);
-document.addEventListener("securitypolicyviolation", function (e) { __errors.push("blocked: " + e.blockedURI); });
-var __consoleError = console.error;
-console.error = function () { __errors.push("console.error: " + Array.from(arguments).join(" ")); };
-window.addEventListener("load", function () {
-  var imgs = Array.from(document.images);
-  var out = {images: imgs.length, title: document.title,
-             broken: imgs.filter(function (i) { return !(i.complete && i.naturalWidth > 0); }).map(function (i) {
-               return i.alt; }),
-             sizes: imgs.map(function (i) { return [i.naturalWidth, i.naturalHeight]; }),
-             height: document.documentElement.scrollHeight, errors: __errors};
-  var pre = document.createElement("pre");
-  pre.id = "aerotune-check";
-  pre.textContent = JSON.stringify(out);
-  document.body.appendChild(pre);
-});
-</script>
-"""
-
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    "--disable-extensions",
-    "--mute-audio",
-]
-
-
-@pytest.fixture(scope="session")
-def tuning_report(tiny_cache, tmp_path_factory):
-    return shared_tuning_report(tiny_cache, tmp_path_factory)[1]
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update"], check=False, capture_output=True, timeout=600, env=env)
-        subprocess.run(["apt-get", "install", "-y", "chromium"], check=False, capture_output=True, timeout=900, env=env)
-        found = shutil.which("chromium")
-        if found:
-            return found
-        pytest.skip("Debian's chromium could not be installed with apt-get (no network?)")
-    pytest.skip("Debian's chromium is not installed; run: sudo apt-get install -y chromium")
-
-
-def _run(chromium: str, args: list[str], profile: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [chromium, *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=120
-    )
-
-
-def check_in_browser(chromium: str, html: Path, tmp: Path) -> dict:
-    """Load a copy of ``html`` with the probe injected; return what the probe found."""
-    page = html.read_text(encoding="utf-8")
-    assert "<head>" in page
-    probe = tmp / "probe.html"
-    probe.write_text(page.replace("<head>", "<head>\n" + PROBE, 1), encoding="utf-8")
-    done = _run(
-        chromium,
-        ["--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
-        tmp / "profile",
-    )
-    marker = '<pre id="aerotune-check">'
-    assert marker in done.stdout, f"chromium did not load the page (exit {done.returncode}): {done.stderr[-2000:]}"
-    found = json.loads(
-        done.stdout.split(marker, 1)[1]
-        .split("</pre>", 1)[0]
-        .replace("&quot;", '"')
-        .replace("&amp;", "&")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-    )
-    found["console"] = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
-    return found
-
-
-def screenshot(chromium: str, html: Path, png: Path, *, height: int) -> Path:
-    done = _run(
-        chromium,
-        [f"--screenshot={png}", f"--window-size=1280,{height}", "--virtual-time-budget=10000", html.as_uri()],
-        png.parent / "profile-shot",
-    )
-    assert png.is_file(), f"no screenshot (exit {done.returncode}): {done.stderr[-2000:]}"
-    return png
-
-
-def _assert_clean(found: dict, expected_images: int) -> None:
-    assert found["images"] == expected_images
-    assert found["broken"] == [], f"images that did not decode: {found['broken']}"
-    assert found["errors"] == [], found["errors"]
-    assert found["console"] == [], found["console"]
-    assert all(w > 100 and h > 50 for w, h in found["sizes"])
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 def test_report_renders_in_chromium(chromium, tuning_report, tmp_path):
     from PIL import Image
 
     found = check_in_browser(chromium, tuning_report.html, tmp_path)
-    _assert_clean(found, len(tuning_report.data["figures"]))
+    assert_clean(found, len(tuning_report.data["figures"]))
     assert found["title"] == tuning_report.data["title"]
 
     png = screenshot(chromium, tuning_report.html, tmp_path / "report-screenshot.png", height=2000)
@@ -159,7 +47,7 @@ def test_given_reports_render_in_chromium(chromium, tmp_path):
         work = tmp_path / str(index)
         work.mkdir()
         figures = json.loads((html.parent / "report.json").read_text())["figures"]
-        _assert_clean(check_in_browser(chromium, html, work), len(figures))
+        assert_clean(check_in_browser(chromium, html, work), len(figures))
         png = screenshot(chromium, html, work / "report-screenshot.png", height=2000)
         target = os.environ.get("AEROTUNE_SCREENSHOT_DIR")
         if target and index == 0:  # the first given report makes the README's screenshot

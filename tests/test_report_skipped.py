@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from PIL import Image
 
 from helpers import write_pair
 from safety import run_cli
+
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
 
 
 def test_protocol_box_lists_the_skipped_pairs(tmp_path):

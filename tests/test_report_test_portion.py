@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_report import tiny_config
 
 from aerotune.config import DataConfig
 from aerotune.data.palette import Palette
@@ -17,6 +16,10 @@ from aerotune.predict.evaluate import evaluate_scenes
 from aerotune.predict.scene import Predictor
 from aerotune.report import make_report
 from aerotune.train.fit import fit
+
+from report_runs import tiny_config
+
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
 
 HELD = {"data.test_fraction": 0.25, "data.split": "image", "train.epochs": 2}
 

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from safety_runs import copy_tree, refused, trained_run
+
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
 
 
 class _RunsCode:

@@ -9,10 +9,12 @@ import signal
 from pathlib import Path
 
 import pytest
-from safety_runs import TINY, aerotune, assert_refused, refused
-from test_safety_interrupts import CLEAN, assert_one_line, interrupt, start
 
+from interrupting import CLEAN, assert_one_line, interrupt, start
+from safety_runs import TINY, aerotune, assert_refused, refused
 from snapshot import assert_unchanged, snapshot
+
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
 
 # ---------------------------------------------------------------- train --restart
 

@@ -18,6 +18,8 @@ from aerotune.reading import toml_parser
 from helpers import write_pair
 from safety import assert_refused, prepare_refused
 
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 

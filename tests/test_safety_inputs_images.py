@@ -18,6 +18,8 @@ from aerotune.errors import DatasetError
 from helpers import write_pair
 from safety import assert_refused, run_cli
 
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
+
 
 def set_png_size(path: Path, width: int, height: int) -> None:
     """Rewrite a PNG header to claim another size (with a valid CRC): a decompression bomb's calling card."""

@@ -15,6 +15,8 @@ from aerotune.data.sources import discover
 from helpers import PALETTE, write_pair
 from safety import assert_refused, prepare_refused, run_cli
 
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
+
 NAME_PAIRS = [
     ("images", "masks"),
     ("image", "mask"),

@@ -17,6 +17,8 @@ from aerotune.errors import DatasetError
 from helpers import PALETTE, random_ids, save_mask, write_pair
 from safety import assert_refused, prepare_refused, run_cli
 
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
+
 
 def small_mask(root: Path, stem: str, size: tuple[int, int], seed: int = 0) -> np.ndarray:
     """Overwrite ``masks/<stem>.png`` with a mask of ``size`` (w, h); return its class ids."""

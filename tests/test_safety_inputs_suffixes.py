@@ -15,6 +15,8 @@ from aerotune.data.stems import suggest_shared
 from helpers import write_pair
 from safety import assert_refused, prepare_refused, run_cli
 
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
+
 TINY = ["--set", "model.base_filters=4", "--set", "model.depth=2", "--set", "train.batch_size=4"]
 
 

@@ -6,7 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+
 from safety_runs import TINY, aerotune, trained_run, tuned_run
+
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
 
 
 def _no_constants(text: str) -> None:

@@ -14,10 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from safety_runs import TINY, aerotune, assert_refused, trained_run
-from test_safety_interrupts import SLOW, start
 
+from interrupting import SLOW, start
+from safety_runs import TINY, aerotune, assert_refused, trained_run
 from snapshot import assert_unchanged, snapshot
+
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
 
 BUSY = "another aerotune command is writing this folder now"
 

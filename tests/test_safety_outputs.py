@@ -7,9 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
-from safety_runs import TINY, aerotune, assert_refused, copy_tree, read_only, refused, trained_run, tuned_run, unchanged
 
+from safety_runs import TINY, aerotune, assert_refused, copy_tree, read_only, refused, trained_run, tuned_run, unchanged
 from snapshot import snapshot
+
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
 
 COMMANDS = ["train", "tune", "prepare", "report", "predict", "synth", "demo"]
 

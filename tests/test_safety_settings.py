@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from safety_runs import TINY, aerotune, copy_tree, refused, trained_run
 
+from safety_runs import TINY, aerotune, copy_tree, refused, trained_run
 from snapshot import snapshot
+
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from safety_runs import TINY, aerotune, copy_tree, refused, trained_run, tuned_run, unchanged
+
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
 
 
 @pytest.fixture(scope="module")

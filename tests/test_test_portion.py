@@ -6,12 +6,13 @@ import json
 
 import pytest
 import torch
-from safety_runs import TINY, aerotune
 
 from aerotune.config import DataConfig
 from aerotune.data.dataset import make_split
 from aerotune.data.holdout import choose_test_images, image_id
 from aerotune.errors import ConfigError, DatasetError
+
+from safety_runs import TINY, aerotune
 
 
 def source_ids(cache) -> list[str]:
@@ -80,6 +81,7 @@ def test_bad_test_portions_are_errors():
         DataConfig(test_fraction=0.2, test_tiles="Tile 1").validate()
 
 
+@pytest.mark.slow  # trains through the CLI
 def test_a_trained_run_records_its_test_images_and_keeps_them_on_resume(tmp_path, synth_root):
     run = tmp_path / "run"
     args = ("train", "--data", synth_root, "--out", run, "--patch-size", "32", *TINY, "--test-fraction", "0.25")

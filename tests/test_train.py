@@ -11,6 +11,8 @@ from aerotune.train.fit import fit
 
 from helpers import PALETTE, make_tiled
 
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
+
 TINY = {
     "model.base_filters": 4,
     "model.depth": 3,

@@ -21,6 +21,8 @@ from aerotune.tune.plan import bracket_of, bracket_shares, make_plan, n_brackets
 from aerotune.tune.space_parse import parse_space
 from aerotune.tune.study import TuneSettings, run_tune
 
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
+
 SPACE = {
     "batch_size": {"_type": "choice", "_value": [8, 16, 32]},
     "learning_rate": {"_type": "loguniform", "_value": [0.001, 0.05]},

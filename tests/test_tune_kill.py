@@ -11,7 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from aerotune.tune.study import load_run_study
+
+pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
 
 
 def tune_command(cache: Path, out: Path) -> list[str]:

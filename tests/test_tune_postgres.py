@@ -2,7 +2,7 @@
 PostgreSQL server on loopback: no lost and no duplicated trials, and the epoch cap holds across them.
 
 The test starts a private server (initdb into a temporary folder, a free port on 127.0.0.1) and stops it
-at the end. Without PostgreSQL it installs Debian's package when running as root, else it skips.
+at the end. Without PostgreSQL (Debian's package, installed by ``scripts/system-deps.sh``) it skips and says why.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 
 def _pg_bin() -> Path | None:
@@ -29,16 +29,6 @@ def _pg_bin() -> Path | None:
                 return Path(d)
     found = shutil.which("initdb")
     return Path(found).resolve().parent if found else None
-
-
-def _install() -> None:
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        return
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update"], capture_output=True, env=env, timeout=600)
-    subprocess.run(
-        ["apt-get", "install", "-y", "--no-install-recommends", "postgresql"], capture_output=True, env=env, timeout=900
-    )
 
 
 def _free_port() -> int:
@@ -51,13 +41,10 @@ def _free_port() -> int:
 def postgres_url():
     pytest.importorskip("psycopg2", reason="psycopg2 is not installed (pip install 'aerotune[postgres]')")
     bindir = _pg_bin()
-    if bindir is None:
-        _install()
-        bindir = _pg_bin()
-    if bindir is None:
+    if bindir is None:  # installed by scripts/system-deps.sh (make test runs it), never by a test
         pytest.skip(
-            "PostgreSQL is not installed and cannot be installed here (needs root and apt-get); "
-            "install Debian's postgresql package"
+            "PostgreSQL's initdb and pg_ctl are not installed; run `make system-deps` as root "
+            "(or: sudo apt-get install postgresql)"
         )
     root = Path(tempfile.mkdtemp(prefix="aerotune-pg-"))
     data = root / "data"
