@@ -36,6 +36,7 @@ def exported(tiny_cache, tmp_path_factory):
             "data.patch_size": 32,
             "train.progress": False,
             "data.normalization": "meanstd",
+            "train.precision": "fp32",  # PyTorch's side in fp32 too, on CPUs with native bf16 as well
         }
     )
     fit(config, tiny_cache, tmp / "run")
