@@ -12,7 +12,7 @@ from aerotune.config import RunConfig
 from aerotune.errors import SearchSpaceError
 from aerotune.reference import REFERENCE_SPACE
 from aerotune.tune.space_checks import resolve_baseline
-from aerotune.tune.space_parse import default_space, load_space, parse_space
+from aerotune.tune.space_parse import default_space, load_space, parse_space, reference_space
 
 
 def draw(space, n=200, seed=0):
@@ -26,8 +26,8 @@ def draw(space, n=200, seed=0):
     return out
 
 
-def test_reference_space_is_the_default_and_keeps_nni_meaning():
-    space = default_space()
+def test_reference_space_keeps_nni_meaning():
+    space = reference_space()
     assert set(space.params) == {"train.batch_size", "train.learning_rate", "model.activation"}
     bs = space.params["train.batch_size"]
     assert (bs.kind, bs.low, bs.high) == ("int", 1, 31)  # randint [1, 32): 32 excluded
@@ -100,7 +100,7 @@ learning_rate: {type: float, low: 0.0001, high: 0.1, log: true}
 model.activation: {type: categorical, choices: [relu, tanh, swish, none]}
 """)
     a, b = load_space(toml).to_dict(), load_space(yaml).to_dict()
-    ref = default_space().to_dict()
+    ref = reference_space().to_dict()
     for d in (a, b):
         assert d["train.batch_size"]["low"] == 1 and d["train.batch_size"]["high"] == 31
         assert d["train.learning_rate"] == {"type": "float", "low": 0.0001, "high": 0.1, "log": True}
@@ -154,7 +154,7 @@ def test_unreadable_space_file(tmp_path):
 
 
 def test_baseline_resolution():
-    space = default_space()
+    space = reference_space()
     base = RunConfig()
     values = resolve_baseline({"batch_size": 16, "learning_rate": 0.007, "activation_type": "relu"}, space, base)
     assert values == {"train.batch_size": 16, "train.learning_rate": 0.007, "model.activation": "relu"}
@@ -177,10 +177,27 @@ def test_baseline_resolution():
 def test_reference_space_verbatim_json(tmp_path):
     path = tmp_path / "search_space.json"
     path.write_text(json.dumps(REFERENCE_SPACE))
-    assert load_space(path).to_dict() == default_space().to_dict()
+    assert load_space(path).to_dict() == reference_space().to_dict()
 
 
 def test_baseline_none_enqueues_nni_null():
-    space = default_space()
+    space = reference_space()
     values = resolve_baseline({"activation_type": None}, space, RunConfig())
     assert space.fixed_params(values)["model.activation"] is None
+
+
+def test_the_default_space_searches_the_recipe_levers_and_holds_the_reference_trial():
+    space = default_space()
+    assert {"train.learning_rate", "train.weight_decay", "model.norm", "data.jitter", "train.dice_weight"} <= set(
+        space.params
+    )
+    base = RunConfig()
+    for values in draw(space, n=30):
+        space.apply(base, values).validate()  # every draw is a valid config
+    from aerotune.reference import reference_trial
+
+    values = resolve_baseline(reference_trial(), space, base)
+    assert values["model.norm"] == "none" and values["train.weight_decay"] == 0.0
+    fixed = space.fixed_params(values)
+    # weight decay 0 lies outside the log range: not handed to Optuna (the trial overlays it), the rest is
+    assert "train.weight_decay" not in fixed and fixed["model.norm"] == "none" and fixed["train.batch_size"] == 16

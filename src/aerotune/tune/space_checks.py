@@ -84,5 +84,9 @@ def resolve_baseline(baseline: dict[str, Any], space: SearchSpace, base: RunConf
             if json.dumps(value) not in canon:
                 value = None if value == "none" else "none"
                 out[key] = value
-        check_value(key, value, base, what="baseline")
+    together = {k: to_config(v, field_type(*k.split("."))) for k, v in out.items()}
+    try:  # checked together: a recipe's settings depend on each other (Adam and weight decay)
+        base.with_overrides(together, where="baseline")
+    except AerotuneError as exc:
+        raise SearchSpaceError(f"baseline: {exc}") from None
     return config_values(space, out)
