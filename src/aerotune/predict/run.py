@@ -18,8 +18,8 @@ from PIL import Image
 
 from aerotune import interrupts
 from aerotune.data.palette import Palette
-from aerotune.data.rasters import Bands
-from aerotune.data.sources import IMAGE_SUFFIXES, read_image
+from aerotune.data.rasters import Bands, read_scaled
+from aerotune.data.sources import IMAGE_SUFFIXES
 from aerotune.errors import DatasetError
 from aerotune.locks import LOCK, releases_locks
 from aerotune.outputs import MARKER, check_output
@@ -306,7 +306,7 @@ def _predict_one(
         for w in writers:
             w.close()
         if colours is not None:
-            blended = Image.blend(read_image(scene.path), Image.fromarray(colours), 0.45)
+            blended = Image.blend(Image.fromarray(read_scaled(scene, 1.0)), Image.fromarray(colours), 0.45)
             tmp = plan[-1].with_name(f".{plan[-1].name}.tmp{os.getpid()}")
             staged.append((tmp, plan[-1]))
             blended.save(tmp, format="JPEG", quality=90)
