@@ -16,7 +16,7 @@ from typing import NoReturn
 
 from aerotune import __version__, interrupts
 from aerotune.commands import data, demo, predict, report, train, tune
-from aerotune.errors import AerotuneError, first_line
+from aerotune.errors import AerotuneError, first_line, one_line
 
 #: The stages' command modules, in the order ``aerotune --help`` lists them.
 MODULES = (data, train, tune, report, predict, demo)
@@ -80,7 +80,7 @@ def describe(exc: BaseException, out: str | None = None) -> str:
     """One line for any error: ours as written; file-system and memory errors with a fix (naming the file, or
     else the command's output ``out``: a write that failed without a file name); others as a bug."""
     if isinstance(exc, AerotuneError):
-        return first_line(exc, 2000)
+        return one_line(exc)
     if isinstance(exc, OSError):
         from pathlib import Path
 

@@ -135,6 +135,12 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
         "tile or image, else all)",
     )
     p.add_argument("--out", required=True, help="folder for metrics.json, evaluation.md and evaluation.html")
+    p.add_argument(
+        "--unknown-colors",
+        choices=["error", "ignore"],
+        help="mask colours outside the model's classes: error (refused before anything is written) or ignore "
+        "them in the metrics (default: the setting the model's run was trained with, else error)",
+    )
     add_layout_options(p)  # default: the layout the model's run was trained on
     add_window_options(p)
     p.set_defaults(func=cmd_evaluate)
@@ -191,12 +197,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             tta=args.tta,
             overlap=args.overlap,
             model_name=str(args.model),
+            unknown_colors=args.unknown_colors or layout.unknown_colors,
             progress=progress,
         )
     for mode, r in result.data["tta"].items():
         p = r["pooled"]
         print(
-            f"TTA {mode}: pixel accuracy {p['pixel_accuracy']:.3f}, mean IoU {p['mean_iou']:.3f} on "
+            f"TTA {mode}: pixel accuracy {p['pixel_accuracy']:.3f} (majority-class rate {p['majority_rate']:.3f}: "
+            f"{p['majority_class']} everywhere), mean IoU {p['mean_iou']:.3f} on "
             f"{len(result.data['images'])} whole image(s)"
         )
     print(f"{result.out}: metrics.json, evaluation.md, evaluation.html")

@@ -138,10 +138,11 @@ def _tolerance_fix(unknown: dict, total: int, palette: Palette | None, tolerance
 
 
 def unknown_colors_message(
-    unknown: dict, files: dict, total: int, *, palette: Palette | None = None, tolerance: int = 0
+    unknown: dict, files: dict, total: int, *, palette: Palette | None = None, tolerance: int = 0, fix: str = ""
 ) -> str:
     """One line naming each unknown colour (or id), its pixel count and files, and the fix (``tolerance``: the
-    ``--color-tolerance`` they are unknown at; for JPEG masks a tolerance is suggested from ``palette``)."""
+    ``--color-tolerance`` they are unknown at; for JPEG masks a tolerance is suggested from ``palette``; ``fix``:
+    the fix for lossless masks where the palette is given, not chosen, as by a model)."""
     share = sum(unknown.values()) / max(total, 1)
     by_id = all(isinstance(k, int) for k in unknown)
     noun = "ids" if by_id else "colours"
@@ -169,10 +170,9 @@ def unknown_colors_message(
         )
         return (
             f"{share:.0%} of mask pixels have {noun} outside the palette, so the palette looks wrong for "
-            f"these masks: {'; '.join(parts)}{more}; pass a classes file that matches the masks with "
-            f"--classes{hint}"
+            f"these masks: {'; '.join(parts)}{more}; "
+            + (fix or f"pass a classes file that matches the masks with --classes{hint}")
         )
-    return (
-        f"unknown mask {noun} ({share:.2%} of pixels): {'; '.join(parts)}{more}; add them to a classes file "
-        "(--classes) or pass --unknown-colors ignore to skip them in loss and metrics"
+    return f"unknown mask {noun} ({share:.2%} of pixels): {'; '.join(parts)}{more}; " + (
+        fix or "add them to a classes file (--classes) or pass --unknown-colors ignore to skip them in loss and metrics"
     )
