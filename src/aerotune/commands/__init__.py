@@ -88,7 +88,10 @@ def describe(exc: BaseException, out: str | None = None) -> str:
 
         return describe_os_error(exc, Path(out) if out else None, "write the output" if out else "write")
     if isinstance(exc, MemoryError):
-        return "out of memory; use a smaller --batch-size or patch size, or a machine with more memory"
+        return (
+            "out of memory; use a smaller --patch-size (training: also a smaller --set train.batch_size=N; "
+            "predict and evaluate: a smaller --batch-size), or a machine with more memory"
+        )
     return (
         f"internal error ({type(exc).__name__}: {first_line(exc, 300)}); this is a bug in aerotune: rerun with "
         "--debug and report the traceback"

@@ -220,8 +220,11 @@ def prepare_patches(
     Reuses ``out`` when it already holds a cache of the same inputs and settings. Raises
     ``DatasetError`` / ``PaletteError`` on bad input, leaving ``out`` untouched.
     """
+    from aerotune.memory import check_prepare_memory
+
     root, out = Path(root), Path(out)
     config.validate()
+    check_prepare_memory(config)
     output = check_output(out, "cache", inputs=[root])
     plan, skipped, digest = plan_cache(root, config, palette)
     if is_cache(out) and not force:

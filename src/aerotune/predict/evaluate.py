@@ -202,6 +202,11 @@ def evaluate_scenes(
     out = Path(out)
     check_output(out, "evaluation", inputs=[root])
     found = discover(root) if layout is None else discover_for(root, layout)
+    if not found.samples:  # say why: a missing masks folder, images without masks, ...
+        why = f": {found.problems[0]}" if found.problems else ""
+        raise DatasetError(
+            f"{show(root)}: no image/mask pairs to evaluate (evaluate compares predictions with masks){why}"
+        )
     samples = select_samples(found.samples, split, run_split, str(model_name or root))
     if not samples:
         raise DatasetError(f"{root}: no image/mask pairs found; check the folder with aerotune data inspect")

@@ -159,7 +159,11 @@ def list_images(inputs: list[str | Path]) -> list[Path]:
         else:
             raise DatasetError(f"{item}: no such image or folder; pass image files or folders of images")
     if not files:
-        raise DatasetError(f"{', '.join(map(str, inputs))}: no images found (.jpg .jpeg .png .tif)")
+        raise DatasetError(
+            f"{', '.join(map(str, inputs))}: no images found (predict reads files ending in {' '.join(IMAGE_SUFFIXES)},"
+            " in any letter case, not in sub-folders); pass image files, or the folder that holds them (for a "
+            "dataset, its images/ folder)"
+        )
     return files
 
 
