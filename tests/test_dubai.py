@@ -29,6 +29,10 @@ def test_inspect_command_names_the_black_colour_and_its_files(dubai_root):
     proc = aerotune("data", "inspect", dubai_root)
     assert proc.returncode == 1
     assert "#000000" in proc.stdout and "UNKNOWN" in proc.stdout
+    assert "unknown colour #000000 in 9 file(s)" in proc.stdout and "… and 6 more file(s)" in proc.stdout
+    assert len(proc.stdout.splitlines()) < 50  # about a screen
+    proc = aerotune("data", "inspect", dubai_root, "--verbose")
+    assert proc.returncode == 1
     assert "Tile 8/masks/image_part_003.png" in proc.stdout
 
 

@@ -1,6 +1,7 @@
 """Whole-image evaluation: confusion maths, split selection, files written, folders refused."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -110,3 +111,54 @@ def test_cli_evaluate_finds_suffixed_pairs(run, synth_root, tmp_path):
     got = json.loads((tmp_path / "flat-eval" / "metrics.json").read_text())["tta"]["none"]["pooled"]
     want = json.loads((tmp_path / "usual" / "metrics.json").read_text())["tta"]["none"]["pooled"]
     assert got["pixel_accuracy"] == want["pixel_accuracy"] and got["mean_iou"] == want["mean_iou"]
+
+
+def test_metrics_show_the_majority_class_rate():
+    cm = np.array([[6, 0], [3, 1]])  # truth: 6 of class a, 4 of class b; predicting a everywhere scores 0.6
+    m = metrics(cm, ["a", "b"])
+    assert m["majority_rate"] == pytest.approx(0.6) and m["majority_class"] == "a"
+    assert m["pixel_accuracy"] == pytest.approx(0.7)
+
+
+def _with_masks(synth_root, tmp_path, change) -> Path:
+    """A copy of the synthetic set whose masks ``change(rgb)`` alters (in place)."""
+    import shutil
+
+    from PIL import Image
+
+    root = tmp_path / "data"
+    shutil.copytree(synth_root, root)
+    for mask in sorted(root.glob("*/masks/*.png")):
+        rgb = np.array(Image.open(mask).convert("RGB"))
+        change(rgb)
+        Image.fromarray(rgb).save(mask)
+    return root
+
+
+def _black_corner(rgb):
+    rgb[:4, :4] = 0
+
+
+def test_evaluate_refuses_unknown_colours_like_prepare(run, synth_root, tmp_path):
+    from safety import assert_refused
+
+    root = _with_masks(synth_root, tmp_path, _black_corner)
+    base = ("evaluate", run, "--data", root, "--out", tmp_path / "eval", "--split", "all")
+    assert_refused(tmp_path, *base, needles=("#000000 (128 px in", "--unknown-colors ignore", "Building"))
+    proc = aerotune(*base, "--unknown-colors", "ignore")
+    assert proc.returncode == 0, proc.stderr
+    assert "majority-class rate" in proc.stdout
+    saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert saved["unknown_colors"] == "ignore" and saved["tta"]["none"]["unknown_pixels"] == 128
+    pooled = saved["tta"]["none"]["pooled"]
+    assert 0 < pooled["majority_rate"] <= 1 and pooled["majority_class"] in saved["classes"]
+    assert "majority-class rate" in (tmp_path / "eval" / "evaluation.md").read_text()
+
+
+def test_evaluate_refuses_masks_of_another_palette_before_writing(run, synth_root, tmp_path):
+    from safety import assert_refused
+
+    root = _with_masks(synth_root, tmp_path, lambda rgb: rgb.__setitem__(slice(None), 255 - rgb))
+    base = ("evaluate", run, "--data", root, "--out", tmp_path / "eval", "--split", "all")
+    assert_refused(tmp_path, *base, needles=("palette looks wrong", "evaluate on masks labelled with them"))
+    assert_refused(tmp_path, *base, "--unknown-colors", "ignore", needles=("no mask pixel has a colour",))

@@ -66,3 +66,33 @@ def test_parse_hex():
     assert parse_hex("#3C1098") == (0x3C, 0x10, 0x98)
     with pytest.raises(PaletteError):
         parse_hex("#GG0000")
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".yml"])
+def test_yaml_classes_files_are_read_like_json_and_toml(tmp_path, suffix):
+    f = tmp_path / f"classes{suffix}"
+    f.write_text('Water: "#0000FF"\nBare land: "#112233"\n')
+    assert load_palette(f).names == ("Water", "Bare land")
+    f.write_text("classes:\n  - {title: Water, color: '#50E3C2'}\n  - {title: Road, color: '#DE597F'}\n")
+    assert load_palette(f).hex_colors == ["#50E3C2", "#DE597F"]
+    f.write_text("Background: 0\nBuilding: 1\n")
+    assert load_palette(f).ids == (0, 1)
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("Water: #0000FF\n", "class 'Water' has no value; in YAML quote colours"),
+        ("Water: '#0000FF'\nWater: '#112233'\n", "key 'Water' appears twice"),
+        ("Water: [unclosed\n", "cannot parse"),
+        ("- a\n- b\n", "mapping of class name"),
+        ("A: '#000000'\nB: '#000000'\n", "classes 'A' and 'B' both have colour #000000"),
+        ("A: '#00F'\n", "#RRGGBB"),
+    ],
+)
+def test_bad_yaml_classes_files(tmp_path, text, match):
+    f = tmp_path / "bad.yaml"
+    f.write_text(text)
+    with pytest.raises(PaletteError, match=match) as info:
+        load_palette(f)
+    assert "\n" not in str(info.value) and "bad.yaml" in str(info.value)

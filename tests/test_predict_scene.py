@@ -186,7 +186,7 @@ def test_cli_predict_with_options(run, tmp_path):
 
 def test_a_scene_beyond_pillows_limit_points_to_geotiff(run, tmp_path, monkeypatch):
     Image.fromarray(np.zeros((60, 60, 3), np.uint8)).save(tmp_path / "huge.png")
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # stands in for a 200-megapixel PNG
-    with pytest.raises(DatasetError, match="too large for Pillow.*tiled GeoTIFF.*aerotune\\[geo\\]"):
+    monkeypatch.setenv("AEROTUNE_MAX_IMAGE_PIXELS", "1000")  # stands in for a 200-megapixel PNG
+    with pytest.raises(DatasetError, match="more than the limit.*tiled GeoTIFF.*aerotune\\[geo\\]"):
         predict_files(Predictor.load(run), [tmp_path / "huge.png"], tmp_path / "out")
     assert not (tmp_path / "out").exists()

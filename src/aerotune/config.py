@@ -487,8 +487,11 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None, *, 
     return config.with_overrides(parsed) if parsed else config
 
 
-def read_table(path: str | Path) -> dict[str, Any]:
-    """Read a TOML, JSON or YAML file into a dict, with a one-line error on any problem."""
+def read_table(
+    path: str | Path, *, expected: str = "a table of settings at the top level, like [train] epochs = 5"
+) -> dict[str, Any]:
+    """Read a TOML, JSON or YAML file into a dict (an empty file: an empty dict), with a one-line error on any
+    problem (``expected``: what the top level should be, for the message when it is not a table)."""
     from aerotune.reading import load_json, load_yaml, read_text, show, toml_parser
 
     path = Path(path)
@@ -508,6 +511,8 @@ def read_table(path: str | Path) -> dict[str, Any]:
         raise
     except Exception as exc:  # noqa: BLE001 - every parser error is bad input
         raise ConfigError(f"{where}: cannot parse ({first_line(exc)}); fix the syntax") from None
+    if data is None:  # an empty YAML file, as an empty TOML file, holds no settings
+        data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a table of settings at the top level, like [train] epochs = 5")
+        raise ConfigError(f"{where}: expected {expected}")
     return data

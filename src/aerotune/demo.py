@@ -255,9 +255,8 @@ def _mean_accuracy(predictor, images: list[Path], written: Path | None = None) -
     ``written``: a folder where ``predict_files`` wrote this predictor's masks (``<stem>.png``, class ids), read
     instead of segmenting the images again.
     """
-    from PIL import Image
-
     from aerotune.predict.run import mask_ids, scene_accuracy
+    from aerotune.reading import load_image
 
     masks = [next(p.parent.parent.joinpath("masks").glob(f"{p.stem}.*")) for p in images]
     if written is None:
@@ -265,8 +264,7 @@ def _mean_accuracy(predictor, images: list[Path], written: Path | None = None) -
     scores = []
     for image, mask in zip(images, masks):
         truth, _unknown = mask_ids(predictor, mask)
-        with Image.open(written / f"{image.stem}.png") as png:
-            pred = np.asarray(png)
+        pred = np.asarray(load_image(written / f"{image.stem}.png", what="mask"))
         labelled = truth != predictor.palette.ignore_index
         scores.append(np.count_nonzero((pred == truth) & labelled) / max(1, np.count_nonzero(labelled)))
     return float(np.mean(scores))

@@ -46,6 +46,16 @@ def first_line(exc: BaseException, limit: int = 500) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:limit]
 
 
+def one_line(exc: BaseException, limit: int = 2000) -> str:
+    """The first line of an exception's message within ``limit`` characters: a longer one loses its middle
+    (the lists of colours or files), never its end, where our messages say what to do."""
+    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if len(line) <= limit:
+        return line
+    tail = limit // 3
+    return f"{line[: limit - tail - 3]} … {line[-tail:]}"
+
+
 class OutputError(DatasetError, RunError):
     """An output path cannot be used: it is not ours, overlaps an input, or the file system refused a write.
 

@@ -149,8 +149,10 @@ def _pixel_limit(limit: int) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def open_image(path: Path, *, what: str = "image") -> Iterator[Any]:
-    """Open ``path`` with Pillow; any failure to open or decode it inside the block is a one-line ``DatasetError``."""
+def open_image(path: Path, *, what: str = "image", too_large: str = "") -> Iterator[Any]:
+    """Open ``path`` with Pillow; any failure to open or decode it inside the block is a one-line ``DatasetError``
+    (``too_large``: another fix for an image over the pixel limit). Pixels as stored: decode with
+    :func:`load_image`, which turns them as viewers show them."""
     from PIL import Image, UnidentifiedImageError
 
     limit = max_image_pixels()
@@ -160,7 +162,7 @@ def open_image(path: Path, *, what: str = "image") -> Iterator[Any]:
     except AerotuneError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise DatasetError(_too_large(path, what, limit)) from None
+        raise DatasetError(_too_large(path, what, limit) + too_large) from None
     except UnidentifiedImageError:
         problem = file_problem(path)
         if problem is None:
@@ -175,6 +177,54 @@ def open_image(path: Path, *, what: str = "image") -> Iterator[Any]:
         raise DatasetError(
             f"{show(path)}: cannot read {what}: {type(exc).__name__}: {first_line(exc)}; replace or remove the file"
         ) from None
+
+
+#: EXIF orientation (tag 274) -> the Pillow transpose that shows the stored pixels as viewers display them; the
+#: mapping of ``PIL.ImageOps.exif_transpose``.
+_TRANSPOSE = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_270",
+              7: "TRANSVERSE", 8: "ROTATE_90"}  # fmt: skip
+
+
+def orientation(im: Any) -> int:
+    """The EXIF orientation of an opened image (1: as stored), read without decoding pixels.
+
+    Pillow's PNG ``getexif`` decodes the whole image to look for an ``eXIf`` chunk after the pixel data; the
+    base method reads what the header held, so a size from the header and the decoded pixels always agree.
+    """
+    from PIL import Image
+
+    value = Image.Image.getexif(im).get(0x0112, 1)
+    return value if value in _TRANSPOSE else 1
+
+
+def displayed_size(im: Any) -> tuple[int, int]:
+    """(width, height) as image viewers show the image: swapped when its orientation turns it by 90 degrees."""
+    w, h = im.size
+    return (h, w) if orientation(im) in (5, 6, 7, 8) else (w, h)
+
+
+def image_header(
+    path: Path, *, what: str = "image", upright: bool = True, too_large: str = ""
+) -> tuple[tuple[int, int], str]:
+    """(displayed size, mode) of an image from its header, with the checks of :func:`open_image`.
+
+    ``upright`` False: the stored size (files read by GDAL, which ignores the orientation tag)."""
+    with open_image(path, what=what, too_large=too_large) as im:
+        return (displayed_size(im) if upright else im.size), im.mode
+
+
+def load_image(path: Path, *, what: str = "image", upright: bool = True) -> Any:
+    """Decode an image (a PIL image) turned as viewers show it (its EXIF orientation applied, as
+    ``PIL.ImageOps.exif_transpose`` does), so annotation tools' masks line up with their images; any failure
+    is a one-line ``DatasetError``. Every image and mask aerotune decodes with Pillow is read here."""
+    from PIL import Image
+
+    with open_image(path, what=what) as im:
+        turn = orientation(im) if upright else 1
+        im.load()
+        if turn == 1:
+            return im  # its pixels are loaded: closing the file keeps them
+        return im.transpose(getattr(Image.Transpose, _TRANSPOSE[turn]))
 
 
 def _too_large(path: Path, what: str, limit: int) -> str:

@@ -16,7 +16,7 @@ from typing import NoReturn
 
 from aerotune import __version__, interrupts
 from aerotune.commands import data, demo, predict, report, train, tune
-from aerotune.errors import AerotuneError, first_line
+from aerotune.errors import AerotuneError, first_line, one_line
 
 #: The stages' command modules, in the order ``aerotune --help`` lists them.
 MODULES = (data, train, tune, report, predict, demo)
@@ -80,7 +80,7 @@ def describe(exc: BaseException, out: str | None = None) -> str:
     """One line for any error: ours as written; file-system and memory errors with a fix (naming the file, or
     else the command's output ``out``: a write that failed without a file name); others as a bug."""
     if isinstance(exc, AerotuneError):
-        return first_line(exc, 2000)
+        return one_line(exc)
     if isinstance(exc, OSError):
         from pathlib import Path
 
@@ -88,7 +88,10 @@ def describe(exc: BaseException, out: str | None = None) -> str:
 
         return describe_os_error(exc, Path(out) if out else None, "write the output" if out else "write")
     if isinstance(exc, MemoryError):
-        return "out of memory; use a smaller --batch-size or patch size, or a machine with more memory"
+        return (
+            "out of memory; use a smaller --patch-size (training: also a smaller --set train.batch_size=N; "
+            "predict and evaluate: a smaller --batch-size), or a machine with more memory"
+        )
     return (
         f"internal error ({type(exc).__name__}: {first_line(exc, 300)}); this is a bug in aerotune: rerun with "
         "--debug and report the traceback"

@@ -33,7 +33,7 @@ def add_data_options(p: argparse.ArgumentParser, *, patches: bool = True) -> Non
         "--classes",
         dest="classes_file",
         metavar="FILE",
-        help="classes file (JSON or TOML: name -> #RRGGBB, or name -> mask id for masks of class ids); "
+        help="classes file (JSON, TOML or YAML: name -> #RRGGBB, or name -> mask id for masks of class ids); "
         "default: the built-in Dubai palette",
     )
     add_layout_options(p)

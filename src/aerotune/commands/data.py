@@ -11,10 +11,18 @@ from aerotune.commands.common import add_data_options, data_overrides, progress_
 def add_parser(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="inspect, prepare or synthesise datasets")
     dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
-    p = dsub.add_parser("inspect", help="list pairs, sizes, mask colours and every problem")
+    p = dsub.add_parser(
+        "inspect",
+        help="list pairs, sizes, mask colours and every problem (exit 1 when it finds problems)",
+        description="Read every image/mask pair once and list pairs, sizes, mask colours and problems. The text "
+        f"output stays about a screen long (the first {SHOWN_PAIRS} pairs, {SHOWN_FILES} files per unknown colour, "
+        f"{SHOWN_PROBLEMS} problems); --verbose or --json lists everything. Exit status: 0 when it finds no "
+        "problem, 1 when it finds problems (listed), 2 when it cannot inspect at all (one line on stderr).",
+    )
     p.add_argument("root")
     add_data_options(p)
-    p.add_argument("--json", action="store_true", help="print the findings as JSON")
+    p.add_argument("--json", action="store_true", help="print every finding as JSON")
+    p.add_argument("--verbose", action="store_true", help="list every pair, file and problem in the text output")
     p.set_defaults(func=cmd_inspect)
     p = dsub.add_parser("prepare", help="cut patches into a memmap cache")
     p.add_argument("root")
@@ -31,16 +39,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_synth)
 
 
-#: How much of a long inspection the text output shows (lossy masks hold thousands of colours): the largest
-#: colours, the largest unknown ones with their files (every file while there are only a few); --json shows all.
-SHOWN_COLORS, SHOWN_UNKNOWN, SHOWN_FILES = 24, 10, 5
+#: How much of a long inspection the text output shows (a wrong palette lists every mask under each colour,
+#: lossy masks hold thousands of colours): about a screen; --verbose and --json show all.
+SHOWN_PAIRS, SHOWN_COLORS, SHOWN_UNKNOWN, SHOWN_FILES, SHOWN_PROBLEMS = 8, 24, 6, 3, 10
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from aerotune.config import DataConfig, parse_bands
     from aerotune.data.inspection import inspect_dataset
-    from aerotune.data.palette import key_text, load_palette
-    from aerotune.reading import show
+    from aerotune.data.palette import load_palette
 
     DataConfig(**{k: getattr(args, k) for k in ("images_dir", "masks_dir", "image_suffix", "mask_suffix")}).validate()
     palette = load_palette(args.classes_file)
@@ -60,47 +67,63 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(_inspection_dict(insp), indent=1))
         return 1 if insp.problems else 0
-    print(f"{show(insp.root)}: {insp.layout} layout, {len(insp.samples)} image/mask pairs")
-    for s in insp.samples:
-        w, h = insp.sizes[s.name]
-        print(f"  {s.name:<32} {w}x{h}")
-    total = insp.total_pixels
-    print("mask ids:" if palette.by_id else "mask colours:")
-    snapped = insp.snapped
+    for line in _inspection_lines(insp, verbose=args.verbose):
+        print(line)
+    return 1 if insp.problems else 0
+
+
+def _capped(items: list, shown: int | None, line, more: str, indent: str = "  ") -> list[str]:
+    """``line(item)`` for the first ``shown`` items (all for None), then "… and N more ``more``"."""
+    lines = [line(x) for x in items[:shown]]
+    if shown is not None and len(items) > shown:
+        lines.append(f"{indent}… and {len(items) - shown:,} more {more}")
+    return lines
+
+
+def _inspection_lines(insp, *, verbose: bool) -> list[str]:
+    """The text report: pairs, colours, unknown colours with their files, problems (capped unless ``verbose``)."""
+    from aerotune.data.palette import key_text
+    from aerotune.reading import show
+
+    cap = (lambda n: None) if verbose else (lambda n: n)
+    palette, total, snapped = insp.palette, insp.total_pixels, insp.snapped
+    out = [f"{show(insp.root)}: {insp.layout} layout, {len(insp.samples)} image/mask pairs"]
+    out += _capped(
+        insp.samples, cap(SHOWN_PAIRS), lambda s: f"  {s.name:<32} {insp.sizes[s.name][0]}x{insp.sizes[s.name][1]}",
+        "pair(s); --verbose lists every one",
+    )  # fmt: skip
+    out.append("mask ids:" if palette.by_id else "mask colours:")
     ranked = sorted(insp.colors.items(), key=lambda kv: -kv[1])
     for color, n in ranked[:SHOWN_COLORS]:
         k = insp.classes[color]
         cls = "UNKNOWN (not in the palette)" if k < 0 else palette.names[k] + (" (snapped)" if color in snapped else "")
-        print(f"  {key_text(color):>8}  {n:>12,} px  {n / max(total, 1):7.2%}  {cls}")
+        out.append(f"  {key_text(color):>8}  {n:>12,} px  {n / max(total, 1):7.2%}  {cls}")
     rest = ranked[SHOWN_COLORS:]
     if rest:  # lossy masks hold thousands of colours: the tail is summed (--json lists every one)
         px = sum(n for _c, n in rest)
         unknown = sum(n for c, n in rest if insp.classes[c] < 0)
-        print(f"  … and {len(rest):,} more, {px:,} px ({px / max(total, 1):.2%}), {unknown:,} px of them unknown")
+        out.append(f"  … and {len(rest):,} more, {px:,} px ({px / max(total, 1):.2%}), {unknown:,} px of them unknown")
     if insp.tolerance:
         px = sum(snapped.values())
-        print(
+        out.append(
             f"--color-tolerance {insp.tolerance}: {px:,} px ({px / max(total, 1):.2%}) in {len(snapped)} colour(s) "
             "snapped to their nearest palette colour"
         )
     unknown = sorted(insp.unknown, key=lambda c: -insp.colors[c])
-    shown_files = None if len(unknown) <= SHOWN_UNKNOWN else SHOWN_FILES  # a few wrong colours: every file
-    for color in unknown[:SHOWN_UNKNOWN]:
+    for color in unknown[: cap(SHOWN_UNKNOWN)]:
         files = insp.color_files[color]
-        print(f"unknown {'id' if palette.by_id else 'colour'} {key_text(color)} in {len(files)} file(s):")
-        for f in files[:shown_files]:
-            print(f"  {f}")
-        if shown_files is not None and len(files) > shown_files:
-            print(f"  … and {len(files) - shown_files} more")
-    if len(unknown) > SHOWN_UNKNOWN:
-        print(f"… and {len(unknown) - SHOWN_UNKNOWN:,} more unknown value(s); --json lists every one with its files")
-    if insp.problems:
-        print(f"{len(insp.problems)} problem(s):")
-        for p in insp.problems:
-            print(f"  - {p}")
-        return 1
-    print("no problems found")
-    return 0
+        out.append(f"unknown {'id' if palette.by_id else 'colour'} {key_text(color)} in {len(files)} file(s):")
+        out += _capped(files, cap(SHOWN_FILES), lambda f: f"  {f}", "file(s); --verbose lists every one")
+    if not verbose and len(unknown) > SHOWN_UNKNOWN:
+        out.append(
+            f"… and {len(unknown) - SHOWN_UNKNOWN:,} more unknown value(s); --json lists every one with its files"
+        )
+    if not insp.problems:
+        return [*out, "no problems found"]
+    out.append(f"{len(insp.problems)} problem(s):")
+    return out + _capped(
+        insp.problems, cap(SHOWN_PROBLEMS), lambda p: f"  - {p}", "problem(s); --verbose lists every one"
+    )
 
 
 def _inspection_dict(insp) -> dict:

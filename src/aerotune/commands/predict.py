@@ -50,7 +50,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "smooth blend). PNG/JPEG inputs give palette PNG masks; GeoTIFF inputs give "
         "GeoTIFF class maps with the same CRS and transform (needs aerotune[geo]).",
     )
-    p.add_argument("inputs", nargs="+", help="image files or folders of images (.png .jpg .tif)")
+    from aerotune.data.folders import IMAGE_SUFFIXES
+
+    p.add_argument(
+        "inputs", nargs="+", help=f"image files or folders of images ({' '.join(IMAGE_SUFFIXES)}; not sub-folders)"
+    )
     p.add_argument("--model", required=True, help="tuning run, training run, checkpoint (.pt) or exported .onnx")
     p.add_argument("--out", required=True, help="folder for the masks (never an input folder)")
     p.add_argument("--overlay", action="store_true", help="also write each PNG/JPEG image blended with its mask")
@@ -135,6 +139,12 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
         "tile or image, else all)",
     )
     p.add_argument("--out", required=True, help="folder for metrics.json, evaluation.md and evaluation.html")
+    p.add_argument(
+        "--unknown-colors",
+        choices=["error", "ignore"],
+        help="mask colours outside the model's classes: error (refused before anything is written) or ignore "
+        "them in the metrics (default: the setting the model's run was trained with, else error)",
+    )
     add_layout_options(p)  # default: the layout the model's run was trained on
     add_window_options(p)
     p.set_defaults(func=cmd_evaluate)
@@ -162,6 +172,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from aerotune.predict.evaluate import evaluate_scenes
 
     check_output(args.out, "evaluation", inputs=[args.data])  # before loading anything or warning
+    if str(args.model).lower().endswith(".onnx") and args.split in ("test", "tile", "image"):
+        from aerotune.errors import RunError
+
+        raise RunError(
+            f"{args.model}: --split {args.split} needs the run's split, and an exported .onnx model carries none; "
+            f"evaluate the run folder (or its checkpoint) instead: aerotune evaluate RUN --split {args.split} ..., "
+            "or pass --split all"
+        )
     model = load_model(args.model, device=args.device, batch_size=args.batch_size)
     layout = _layout(model, args)
     run_split = None
@@ -191,12 +209,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             tta=args.tta,
             overlap=args.overlap,
             model_name=str(args.model),
+            unknown_colors=args.unknown_colors or layout.unknown_colors,
             progress=progress,
         )
     for mode, r in result.data["tta"].items():
         p = r["pooled"]
         print(
-            f"TTA {mode}: pixel accuracy {p['pixel_accuracy']:.3f}, mean IoU {p['mean_iou']:.3f} on "
+            f"TTA {mode}: pixel accuracy {p['pixel_accuracy']:.3f} (majority-class rate {p['majority_rate']:.3f}: "
+            f"{p['majority_class']} everywhere), mean IoU {p['mean_iou']:.3f} on "
             f"{len(result.data['images'])} whole image(s)"
         )
     print(f"{result.out}: metrics.json, evaluation.md, evaluation.html")

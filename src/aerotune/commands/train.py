@@ -22,6 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 @releases_locks
 def cmd_train(args: argparse.Namespace) -> int:
     from aerotune.data.run_data import cache_for, check_cache_current, check_data
+    from aerotune.memory import check_train_memory
     from aerotune.outputs import check_output, removed_on_failure
 
     config = resolve_config(args)
@@ -30,6 +31,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     # the first two before torch is even imported, so a mistake is reported at once.
     own_cache = Path(args.data).resolve() == (out / "cache").resolve()  # resuming a run from its own cache
     output = check_output(out, "train-run", inputs=[] if own_cache else [args.data])
+    check_train_memory(config)  # a patch that cannot fit: said before the data is read
     check_data(args.data, config.data)
     from aerotune.train.fit import check_resume, fit
 

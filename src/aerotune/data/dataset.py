@@ -2,114 +2,12 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from aerotune.config import DataConfig
-from aerotune.data.holdout import choose_test_images, image_id
 from aerotune.data.patches import PatchCache
-from aerotune.errors import DatasetError
-
-
-@dataclass(frozen=True)
-class Split:
-    """Patch indices for training and validation, how they were chosen, and the test images kept out of both."""
-
-    train: list[int]
-    val: list[int]
-    method: str
-    seed: int
-    val_groups: list[str]
-    #: Source images (``tile/stem``) held out as the test portion: none of their patches is in train or val.
-    test_images: list[str] = field(default_factory=list)
-    #: The patch cache's ``inputs_hash`` when the split has test images: a report checks the files are the same.
-    dataset_hash: str | None = None
-
-    def to_dict(self) -> dict:
-        d = {
-            "method": self.method,
-            "seed": self.seed,
-            "train": self.train,
-            "val": self.val,
-            "val_groups": self.val_groups,
-        }
-        if self.test_images:  # splits without a test portion stay as they were written before
-            d["test_images"] = self.test_images
-            d["dataset_hash"] = self.dataset_hash
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Split:
-        return cls(
-            list(d["train"]),
-            list(d["val"]),
-            d["method"],
-            int(d["seed"]),
-            list(d.get("val_groups", [])),
-            list(d.get("test_images", [])),
-            d.get("dataset_hash"),
-        )
-
-
-def make_split(cache: PatchCache, config: DataConfig) -> Split:
-    """Split patches into training and validation sets, leaving out every patch of the test images.
-
-    ``random`` reproduces scikit-learn's ``train_test_split(test_size=0.2, random_state=42)``, the
-    reference protocol (the validation share is rounded up, taken from the front of a
-    ``RandomState`` permutation). ``image`` and ``tile`` hold out whole source images or whole tile
-    folders, so no validation pixel has a neighbour in training (no leakage through overlap).
-    With a test portion (``data.test_fraction`` / ``data.test_tiles``, see ``holdout.py``) the same rules
-    apply to the patches of the other images; without one the split is exactly as before.
-    """
-    ids = [image_id(s["tile"], s["stem"]) for s in cache.sources]
-    test = choose_test_images([(s["tile"], i) for s, i in zip(cache.sources, ids)], config, where=str(cache.root))
-    test_set = set(test)
-    if test_set:
-        keep = np.asarray([ids[j] not in test_set for j in range(len(ids))], dtype=bool)
-        pool = np.flatnonzero(keep[cache.patch_source]) if len(cache) else np.zeros(0, np.int64)
-    else:
-        pool = np.arange(len(cache))
-    n = len(pool)
-    if n < 2:
-        left = " left after the test images" if test_set else ""
-        raise DatasetError(
-            f"{cache.root}: only {n} patch(es){left}; need at least 2 to split into training and validation"
-        )
-    extra = {"test_images": test, "dataset_hash": cache.manifest.get("inputs_hash") if test else None}
-    if config.split == "random":
-        n_val = math.ceil(config.val_fraction * n)
-        perm = pool[np.random.RandomState(config.split_seed).permutation(n)]
-        return Split(
-            sorted(perm[n_val:].tolist()), sorted(perm[:n_val].tolist()), "random", config.split_seed, [], **extra
-        )
-    if config.split == "image":
-        of_source = ids
-        of_patch = [of_source[i] for i in cache.patch_source[pool].tolist()]
-    else:
-        tiles = cache.patch_tile
-        of_patch = [tiles[i] for i in pool.tolist()]
-    names = sorted(set(of_patch))
-    if len(names) < 2:
-        raise DatasetError(
-            f"{cache.root}: split '{config.split}' needs at least 2 {config.split}s, found "
-            f"{len(names)}; use --set data.split=random"
-        )
-    counts = {g: of_patch.count(g) for g in names}
-    order = np.random.default_rng(config.split_seed).permutation(len(names))
-    held: list[str] = []
-    target = config.val_fraction * n
-    for j in order:
-        if sum(counts[g] for g in held) >= target or len(held) == len(names) - 1:
-            break
-        held.append(names[j])
-    held_set = set(held)
-    val = [int(pool[k]) for k, g in enumerate(of_patch) if g in held_set]
-    train = [int(pool[k]) for k, g in enumerate(of_patch) if g not in held_set]
-    return Split(train, val, config.split, config.split_seed, sorted(held), **extra)
+from aerotune.data.splits import Split, make_split  # noqa: F401 - imported from here too
 
 
 def channel_stats(cache: PatchCache, indices: list[int], chunk: int = 64) -> tuple[list[float], list[float]]:

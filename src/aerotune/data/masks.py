@@ -10,14 +10,14 @@ import numpy as np
 from aerotune.config import MAX_TOLERANCE
 from aerotune.data.palette import Palette, key_text
 from aerotune.data.rasters import is_geotiff, raster_size
+from aerotune.data.scaling import SIXTEEN_BIT
 from aerotune.errors import DatasetError
-from aerotune.reading import open_image, show
+from aerotune.reading import image_header, load_image, show
 
 #: Above this share of unknown mask pixels the palette itself is probably wrong.
 WRONG_PALETTE_SHARE = 0.5
 #: Masks whose aspect ratio differs from their image's by more than this are never resized.
 ASPECT_TOLERANCE = 0.01
-SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 PAIR_HINT = "or pass --skip-bad-pairs to leave such pairs out"
 #: The share of unknown pixels a suggested ``--color-tolerance`` gives a class to; the rest are mostly blends at
 #: class boundaries, better left unknown (ignored) than guessed.
@@ -27,16 +27,17 @@ FALLBACK_TOLERANCE = 32
 
 
 def image_size(path: Path, *, what: str = "image") -> tuple[int, int]:
-    """(width, height) from the file header, without decoding pixels; a mask of floating-point values is refused."""
+    """(width, height) as viewers show the image (EXIF orientation applied), from the file header without
+    decoding pixels; a mask of floating-point values is refused."""
     if is_geotiff(path):
         return raster_size(path, what=what)
-    with open_image(path, what=what) as im:
-        if what == "mask" and im.mode.startswith("F"):
-            raise DatasetError(
-                f"{show(path)}: mask holds floating-point values (mode {im.mode}), not integer class ids or "
-                "colours; save it as uint8 (or uint16) class ids, or as an 8-bit RGB image of colours"
-            )
-        return im.size
+    size, mode = image_header(path, what=what)
+    if what == "mask" and mode.startswith("F"):
+        raise DatasetError(
+            f"{show(path)}: mask holds floating-point values (mode {mode}), not integer class ids or "
+            "colours; save it as uint8 (or uint16) class ids, or as an 8-bit RGB image of colours"
+        )
+    return size
 
 
 def read_mask(path: Path, palette: Palette | None = None) -> np.ndarray:
@@ -44,40 +45,38 @@ def read_mask(path: Path, palette: Palette | None = None) -> np.ndarray:
 
     Colour masks may be RGB, RGBA, P, L, LA or 1-bit; id masks L, P (the palette index is the id), 1-bit,
     16-bit (I;16, I), or RGB/RGBA with three equal channels. Other modes are a ``DatasetError`` that says why.
-    GeoTIFF masks are decoded by Pillow too: one band of class ids, or three uint8 bands of colours.
+    GeoTIFF masks are decoded by Pillow too: one band of class ids, or three uint8 bands of colours. Masks are
+    turned as viewers show them (EXIF orientation), as their images are; GeoTIFFs (read as stored) are not.
     """
-    with open_image(path, what="mask") as im:
-        im.load()
-        mode = im.mode
-        if palette is None or not palette.by_id:
-            if mode in SIXTEEN_BIT:
-                raise DatasetError(
-                    f"{show(path)}: mask is a 16-bit image (mode {mode}): it holds numbers, not "
-                    "colours; if they are class ids, map names to ids in the classes file "
-                    "(Building = 1), else save the mask as an 8-bit RGB PNG"
-                )
-            if mode not in ("RGB", "RGBA", "P", "PA", "L", "LA", "1"):
-                raise DatasetError(
-                    f"{show(path)}: mask is a {mode} image; save masks as RGB, palette or greyscale PNGs"
-                )
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
-        if mode in ("L", "P", "1") or mode in SIXTEEN_BIT:
-            return np.asarray(im).astype(np.int64 if mode in SIXTEEN_BIT else np.uint8)
-        if mode in ("LA", "PA"):
-            return np.asarray(im.getchannel(0), dtype=np.uint8)
-        if mode in ("RGB", "RGBA"):
-            rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
-            if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
-                return rgb[..., 0].copy()
+    im = load_image(path, what="mask", upright=not is_geotiff(path))
+    mode = im.mode
+    if palette is None or not palette.by_id:
+        if mode in SIXTEEN_BIT:
             raise DatasetError(
-                f"{show(path)}: mask is a colour (RGB) image but the classes file maps names to ids; "
-                'give colours in the classes file (Building = "#3C1098") or save masks as '
-                "greyscale or palette PNGs of class ids"
+                f"{show(path)}: mask is a 16-bit image (mode {mode}): it holds numbers, not "
+                "colours; if they are class ids, map names to ids in the classes file "
+                "(Building = 1), else save the mask as an 8-bit RGB PNG"
             )
+        if mode not in ("RGB", "RGBA", "P", "PA", "L", "LA", "1"):
+            raise DatasetError(f"{show(path)}: mask is a {mode} image; save masks as RGB, palette or greyscale PNGs")
+        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    if mode in ("L", "P", "1") or mode in SIXTEEN_BIT:
+        return np.asarray(im).astype(np.int64 if mode in SIXTEEN_BIT else np.uint8)
+    if mode in ("LA", "PA"):
+        return np.asarray(im.getchannel(0), dtype=np.uint8)
+    if mode in ("RGB", "RGBA"):
+        rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
+        if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
+            return rgb[..., 0].copy()
         raise DatasetError(
-            f"{show(path)}: mask is a {mode} image; masks of class ids must be greyscale (L), "
-            "palette (P), 1-bit or 16-bit images"
+            f"{show(path)}: mask is a colour (RGB) image but the classes file maps names to ids; "
+            'give colours in the classes file (Building = "#3C1098") or save masks as '
+            "greyscale or palette PNGs of class ids"
         )
+    raise DatasetError(
+        f"{show(path)}: mask is a {mode} image; masks of class ids must be greyscale (L), "
+        "palette (P), 1-bit or 16-bit images"
+    )
 
 
 def read_mask_rgb(path: Path) -> np.ndarray:
@@ -139,10 +138,11 @@ def _tolerance_fix(unknown: dict, total: int, palette: Palette | None, tolerance
 
 
 def unknown_colors_message(
-    unknown: dict, files: dict, total: int, *, palette: Palette | None = None, tolerance: int = 0
+    unknown: dict, files: dict, total: int, *, palette: Palette | None = None, tolerance: int = 0, fix: str = ""
 ) -> str:
     """One line naming each unknown colour (or id), its pixel count and files, and the fix (``tolerance``: the
-    ``--color-tolerance`` they are unknown at; for JPEG masks a tolerance is suggested from ``palette``)."""
+    ``--color-tolerance`` they are unknown at; for JPEG masks a tolerance is suggested from ``palette``; ``fix``:
+    the fix for lossless masks where the palette is given, not chosen, as by a model)."""
     share = sum(unknown.values()) / max(total, 1)
     by_id = all(isinstance(k, int) for k in unknown)
     noun = "ids" if by_id else "colours"
@@ -170,10 +170,9 @@ def unknown_colors_message(
         )
         return (
             f"{share:.0%} of mask pixels have {noun} outside the palette, so the palette looks wrong for "
-            f"these masks: {'; '.join(parts)}{more}; pass a classes file that matches the masks with "
-            f"--classes{hint}"
+            f"these masks: {'; '.join(parts)}{more}; "
+            + (fix or f"pass a classes file that matches the masks with --classes{hint}")
         )
-    return (
-        f"unknown mask {noun} ({share:.2%} of pixels): {'; '.join(parts)}{more}; add them to a classes file "
-        "(--classes) or pass --unknown-colors ignore to skip them in loss and metrics"
+    return f"unknown mask {noun} ({share:.2%} of pixels): {'; '.join(parts)}{more}; " + (
+        fix or "add them to a classes file (--classes) or pass --unknown-colors ignore to skip them in loss and metrics"
     )

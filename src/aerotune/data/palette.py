@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from aerotune.errors import PaletteError, first_line
-from aerotune.reading import load_json, read_text, show, toml_parser
+from aerotune.reading import load_json, load_yaml, read_text, show, toml_parser
 
 #: Label written for pixels whose colour is unknown when they are explicitly ignored.
 IGNORE_INDEX = 255
@@ -317,8 +317,22 @@ def count_colors(mask: np.ndarray) -> dict[Any, int]:
 FORMAT_HINT = 'write it as name = "#RRGGBB" (or name = ID for masks of class ids) pairs'
 
 
+def _check_yaml_values(data: Any, where: str) -> None:
+    """In YAML an unquoted ``#3C1098`` starts a comment, leaving the class without a value: say so."""
+    table = data.get("classes") if isinstance(data, dict) and isinstance(data.get("classes"), dict) else data
+    if not isinstance(table, dict):
+        return
+    for name, value in table.items():
+        if value is None:
+            raise PaletteError(
+                f"{where}: class {str(name)!r} has no value; in YAML quote colours, since # starts a comment: "
+                f'{name}: "#3C1098" (or give a mask id: {name}: 1)'
+            )
+
+
 def load_palette(path: str | Path | None) -> Palette:
-    """Load a classes file (JSON or TOML: name -> hex colour or mask id), or the built-in Dubai palette for ``None``.
+    """Load a classes file (JSON, TOML or YAML: name -> hex colour or mask id), or the built-in Dubai palette for
+    ``None``.
 
     The JSON export format with ``{"classes": [{"title": ..., "color": ...}]}`` is read too, and a top-level
     ``classes`` table. A name given twice is an error, not a silent overwrite.
@@ -328,11 +342,15 @@ def load_palette(path: str | Path | None) -> Palette:
     path = Path(path)
     where = show(path)
     text = read_text(
-        path, what="classes file", fix="pass an existing JSON or TOML file to --classes", error=PaletteError
+        path, what="classes file", fix="pass an existing JSON, TOML or YAML file to --classes", error=PaletteError
     )
     try:
-        if path.suffix.lower() == ".toml":
+        suffix = path.suffix.lower()
+        if suffix == ".toml":
             data = toml_parser().loads(text)
+        elif suffix in (".yaml", ".yml"):
+            data = load_yaml(text, where=where, error=PaletteError)
+            _check_yaml_values(data, where)
         else:
             data = load_json(text, where=where, error=PaletteError)
     except PaletteError:

@@ -145,11 +145,14 @@ def _resize_ids(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(ids, "L").resize(size, Image.Resampling.NEAREST), dtype=np.uint8)
 
 
-def plan_cache(root: Path, config: DataConfig, palette: Palette) -> tuple[list, list[dict[str, str]], str]:
+def plan_cache(
+    root: Path, config: DataConfig, palette: Palette, *, digest: bool = True
+) -> tuple[list, list[dict[str, str]], str]:
     """Check every pair's header and size and plan its patches, decoding nothing.
 
     Returns the plan (sample, scaled size, row starts, column starts), the pairs left out by
-    ``--skip-bad-pairs`` and the hash of the inputs (every file's bytes, the cache settings and the palette).
+    ``--skip-bad-pairs`` and the hash of the inputs (every file's bytes, the cache settings and the palette;
+    not read with ``digest`` False, when only the plan is wanted).
     """
     palette.check_tolerance(config.color_tolerance)
     found = discover_for(root, config)
@@ -185,7 +188,8 @@ def plan_cache(root: Path, config: DataConfig, palette: Palette) -> tuple[list, 
                     f"{p} patch; use a smaller --patch-size or --mode full, {PAIR_HINT}"
                 )
             for f in (s.image, s.mask):
-                _hash_file(h, f, root)
+                if digest:
+                    _hash_file(h, f, root)
         except DatasetError as exc:
             if not config.skip_bad_pairs:
                 raise
@@ -216,8 +220,11 @@ def prepare_patches(
     Reuses ``out`` when it already holds a cache of the same inputs and settings. Raises
     ``DatasetError`` / ``PaletteError`` on bad input, leaving ``out`` untouched.
     """
+    from aerotune.memory import check_prepare_memory
+
     root, out = Path(root), Path(out)
     config.validate()
+    check_prepare_memory(config)
     output = check_output(out, "cache", inputs=[root])
     plan, skipped, digest = plan_cache(root, config, palette)
     if is_cache(out) and not force:

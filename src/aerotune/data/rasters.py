@@ -6,9 +6,11 @@ returns rows at the model's scale as uint8 ``(rows, W, bands)``.
 
 GeoTIFFs (``aerotune[geo]``) may have any band count; ``--bands 3,2,1`` picks bands (1-based) and their order.
 uint8 values are used as they are. Other values are mapped to 0..255 per band, linearly between the band's
-0.5 and 99.5 percentiles: for a model trained on uint16 GeoTIFFs, the training set's percentiles (every
+0.5 and 99.5 percentiles: for a model trained on uint16 images, the training set's percentiles (every
 training image decimated to about a megapixel, pooled), recorded in the patch cache and the checkpoint as
-:class:`Bands`; otherwise each scene's own.
+:class:`Bands`; otherwise each scene's own. 16-bit greyscale pictures read by Pillow (PNG, TIFF without
+rasterio) follow the same rule (:mod:`aerotune.data.scaling`). Pillow's pictures are read as viewers show them
+(their EXIF orientation applied, ``reading.load_image``); GDAL reads GeoTIFFs as stored.
 """
 
 from __future__ import annotations
@@ -22,16 +24,27 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from aerotune.data.scaling import (  # noqa: F401 - PERCENTILES, SAMPLE_SIDE: imported from here too
+    PERCENTILES,
+    SAMPLE_SIDE,
+    SIXTEEN_BIT,
+    grey_histogram,
+    grey_to_rgb,
+    grey_values,
+    ranges_from_histogram,
+    to_uint8,
+)
 from aerotune.errors import DatasetError, MissingExtraError, first_line
-from aerotune.reading import open_image, show
+from aerotune.reading import image_header, load_image, show
 
 log = logging.getLogger(__name__)
 
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
-#: Percentiles of each band mapped to 0 and 255 (values outside are clipped).
-PERCENTILES = (0.5, 99.5)
-#: A decimated read for the percentiles is at most this many pixels on its longer side.
-SAMPLE_SIDE = 1024
+#: For a PNG/JPEG scene over Pillow's pixel limit, the other way to read it.
+AS_GEOTIFF = (
+    "; or convert it to a tiled GeoTIFF (gdal_translate -co TILED=YES -co COMPRESS=DEFLATE IN OUT.tif) and "
+    'pip install "aerotune[geo]", which reads it window by window'
+)
 
 
 def has_rasterio() -> bool:
@@ -68,11 +81,16 @@ def scaled_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
     return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
-def read_image(path: Path) -> Image.Image:
-    """Decode an image as RGB (a PIL image); a corrupt, truncated or unreadable file is a ``DatasetError``."""
-    with open_image(path) as im:
-        im.load()
+def read_image(path: Path, trained: Bands | None = None) -> Image.Image:
+    """Decode an image as the model's RGB (a PIL image), turned as viewers show it; a 16-bit greyscale picture is
+    scaled by the ``trained`` ranges (else its own). A corrupt or unreadable file is a ``DatasetError``."""
+    im = load_image(path)
+    if im.mode not in SIXTEEN_BIT:
         return im.convert("RGB")
+    if trained is not None and trained.lo and len(trained.lo) == 3:
+        return Image.fromarray(grey_to_rgb(grey_values(im), np.asarray(trained.lo), np.asarray(trained.hi)))
+    log.info("%s: 16-bit greyscale scaled to 0..255 by its own range", show(path))
+    return Image.fromarray(grey_to_rgb(grey_values(im), None, None))
 
 
 @dataclass(frozen=True)
@@ -151,24 +169,22 @@ def open_scene(
             raise MissingExtraError("rasterio", "geo")
         raise DatasetError(f"{show(path)}: --bands applies to GeoTIFF inputs only; drop it for PNG/JPEG images")
     try:
-        with Image.open(path) as im:
-            width, height = im.size
-    except Image.DecompressionBombError:
-        raise DatasetError(
-            f"{show(path)}: too large for Pillow's PNG/JPEG decoder (over {2 * Image.MAX_IMAGE_PIXELS:,} "
-            "pixels); convert it to a tiled GeoTIFF (gdal_translate -co TILED=YES -co COMPRESS=DEFLATE "
-            'IN OUT.tif) and pip install "aerotune[geo]"'
-        ) from None
-    except (OSError, ValueError) as exc:
+        (width, height), mode = image_header(path, too_large=AS_GEOTIFF)
+    except DatasetError:
         if tif:  # a multi-band or 16-bit GeoTIFF Pillow cannot decode
             raise MissingExtraError("rasterio", "geo") from None
-        raise DatasetError(f"{show(path)}: cannot read image ({first_line(exc)}); replace or remove the file") from None
+        raise
     if num_bands is not None and num_bands != 3:
         raise DatasetError(
             f"{show(path)}: an RGB image (3 bands) but the model takes {num_bands}; give it a GeoTIFF "
             f"with {num_bands} bands"
         )
-    return Scene(path, width, height, geo=False)
+    return Scene(path, width, height, geo=False, dtype=pillow_dtype(mode), trained=trained)
+
+
+def pillow_dtype(mode: str) -> str:
+    """The values of a Pillow picture of ``mode``: "uint16" for 16-bit greyscale, else "uint8"."""
+    return "uint16" if mode in SIXTEEN_BIT else "uint8"
 
 
 def _open_geotiff(path: Path, bands: tuple[int, ...] | None, num_bands: int | None, trained: Bands | None) -> Scene:
@@ -207,7 +223,7 @@ class SceneRows:
             self._lo, self._hi = scene_ranges(self._src, scene)
             self.image = None
         else:
-            image = read_image(scene.path)
+            image = read_image(scene.path, scene.trained)
             if scale != 1:
                 image = image.resize(
                     (self.width, self.height), Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
@@ -258,14 +274,6 @@ def band_histogram(src, bands: tuple[int, ...]) -> np.ndarray:
     return np.stack([np.bincount(b.ravel(), minlength=65536) for b in sample])
 
 
-def ranges_from_histogram(hist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per band, the values at the ``PERCENTILES`` of a value histogram ``(bands, values)``."""
-    cum = np.cumsum(hist, axis=1)
-    lo = np.array([np.searchsorted(c, c[-1] * PERCENTILES[0] / 100) for c in cum], dtype=np.float64)
-    hi = np.array([np.searchsorted(c, c[-1] * PERCENTILES[1] / 100) for c in cum], dtype=np.float64)
-    return lo, np.maximum(hi, lo + 1)
-
-
 def scene_ranges(src, scene: Scene) -> tuple[np.ndarray, np.ndarray]:
     """Per-band values mapped to 0 and 255: the full range for uint8, the model's recorded ranges for uint16
     when it has them, else the scene's own percentiles."""
@@ -285,14 +293,6 @@ def scene_ranges(src, scene: Scene) -> tuple[np.ndarray, np.ndarray]:
         "%s: %s bands scaled to 0..255 by its own ranges %s to %s", src.name, scene.dtype, lo.tolist(), hi.tolist()
     )
     return lo, hi
-
-
-def to_uint8(data: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """``(bands, h, w)`` values -> uint8, each band linearly from ``lo`` .. ``hi`` to 0 .. 255 (clipped)."""
-    if data.dtype == np.uint8:
-        return data
-    x = (data.astype(np.float32) - lo[:, None, None]) / (hi - lo)[:, None, None]
-    return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def raster_size(path: Path, *, what: str = "image") -> tuple[int, int]:
@@ -316,7 +316,7 @@ def raster_size(path: Path, *, what: str = "image") -> tuple[int, int]:
 def decode(path: Path) -> None:
     """Decode every pixel of an image (truncated files often fail only here), keeping none."""
     if not is_geotiff(path):
-        read_image(path)
+        load_image(path)
         return
     with open_raster(path) as src:
         for band in range(1, src.count + 1):
@@ -342,14 +342,15 @@ def training_bands(images: list[Path], select: tuple[int, ...] | None) -> Bands:
     ``PERCENTILES`` of every uint16 image's decimated read, pooled (``plan_cache`` checked the files)."""
     hist, count = None, 3
     for path in images:
-        if not is_geotiff(path):
-            continue
         scene = check_training_image(path, select)
         count = scene.num_bands
         if scene.dtype != "uint16":
             continue
-        with open_raster(path) as src:
-            h = band_histogram(src, scene.bands)
+        if scene.geo:
+            with open_raster(path) as src:
+                h = band_histogram(src, scene.bands)
+        else:  # a 16-bit greyscale picture read by Pillow: the same rule, its grey in each of the 3 bands
+            h = grey_histogram(grey_values(load_image(path)))
         hist = h if hist is None else hist + h
     if hist is None:
         return Bands(count, select)
@@ -360,11 +361,11 @@ def training_bands(images: list[Path], select: tuple[int, ...] | None) -> Bands:
 
 def check_training_image(path: Path, select: tuple[int, ...] | None, trained: Bands | None = None) -> Scene:
     """Open a training image (its header): a GeoTIFF must hold uint8 or uint16 values; PNG/JPEG headers are
-    read with the checks of ``reading.open_image`` (file problems, the pixel limit)."""
+    read with the checks of ``reading.image_header`` (file problems, the pixel limit, orientation)."""
     if not is_geotiff(path) and not select:
         try:
-            with open_image(path) as im:
-                return Scene(path, *im.size, geo=False, trained=trained)
+            size, mode = image_header(path)
+            return Scene(path, *size, geo=False, dtype=pillow_dtype(mode), trained=trained)
         except DatasetError:
             if path.suffix.lower() in GEOTIFF_SUFFIXES:  # a multi-band or 16-bit GeoTIFF Pillow cannot decode
                 raise MissingExtraError("rasterio", "geo") from None

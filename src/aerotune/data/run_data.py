@@ -109,16 +109,22 @@ def settings_from_cache(data: str | Path, config: RunConfig, *, given: set[str])
 
 def check_data(data: str | Path, config: DataConfig) -> None:
     """Check that ``data`` is a readable patch cache, or a dataset folder whose pairs and palette are usable,
-    and that its test portion (if any) is possible, without writing anything (commands call it before they
-    create their output)."""
+    and that its test portion and split leave patches to train and to validate on, without writing anything
+    (commands call it before they create their output)."""
     from aerotune.data.holdout import choose_test_images, image_id
     from aerotune.data.palette import load_palette
+    from aerotune.data.splits import make_split, planned_patches
 
     if is_cache(data):
-        sources = open_cache(data).sources
+        cache = open_cache(data)
+        sources = cache.sources
         choose_test_images([(s["tile"], image_id(s["tile"], s["stem"])) for s in sources], config, where=str(data))
+        make_split(cache, config)  # something to train on and something to validate on
         return
-    load_palette(config.classes_file).check_tolerance(config.color_tolerance)
+    palette = load_palette(config.classes_file)
+    palette.check_tolerance(config.color_tolerance)
     found = discover_for(data, config)
     check_discovery(Path(data), found, config)
     choose_test_images([(s.tile, s.name) for s in found.samples], config, where=str(data))
+    plan, _skipped, _ = plan_cache(Path(data), config, palette, digest=False)  # headers only: the patches to come
+    make_split(planned_patches(Path(data), plan), config)

@@ -2,8 +2,11 @@
 
 Each image is segmented as ``aerotune predict`` would (streamed, blended windows) and compared with its mask
 row block by row block, so no scene is held whole besides its mask. Counts are pooled over images (the
-pooled IoU is computed from the summed confusion matrix, not averaged over images). Pixels whose mask colour
-is not in the palette are skipped and counted.
+pooled IoU is computed from the summed confusion matrix, not averaged over images). Every mask is read and
+checked before any work, with the rule of the other data commands: a colour outside the model's palette is an
+error, or (``--unknown-colors ignore``) its pixels are skipped and counted. The majority-class rate (the share
+of the commonest class among scored pixels: the pixel accuracy of predicting that class everywhere) stands
+beside the pixel accuracy, so a model below it is visible.
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ from typing import Any
 import numpy as np
 
 from aerotune.config import DataConfig
+from aerotune.data.masks import unknown_colors_message
 from aerotune.data.sources import Sample, discover, discover_for
-from aerotune.errors import DatasetError, RunError
+from aerotune.errors import DatasetError, PaletteError, RunError
 from aerotune.files import os_errors, write_json, write_text
 from aerotune.locks import releases_locks
 from aerotune.outputs import check_output, mark, replace_dir, temp_dir_beside
 from aerotune.predict.io import gdal_cache
 from aerotune.predict.run import DEFAULT_OVERLAP, SceneModel, mask_ids, open_for, segment_scene
+from aerotune.reading import show
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +46,19 @@ def confusion(truth: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarr
 
 
 def metrics(cm: np.ndarray, names: list[str]) -> dict[str, Any]:
-    """Per-class IoU (None where a class is neither present nor predicted), mean IoU and pixel accuracy."""
+    """Per-class IoU (None where a class is neither present nor predicted), mean IoU, pixel accuracy and the
+    majority-class rate (the share of the commonest true class: the accuracy of predicting it everywhere)."""
     tp = np.diag(cm).astype(np.float64)
     union = cm.sum(0) + cm.sum(1) - tp
     iou = [float(t / u) if u else None for t, u in zip(tp, union)]
     present = [v for v in iou if v is not None]
     total = int(cm.sum())
+    truth = cm.sum(1)
     return {
         "pixels": total,
         "pixel_accuracy": float(tp.sum() / total) if total else None,
+        "majority_rate": float(truth.max() / total) if total else None,
+        "majority_class": names[int(truth.argmax())] if total else None,
         "mean_iou": float(np.mean(present)) if present else None,
         "iou": dict(zip(names, iou)),
         "confusion": cm.tolist(),
@@ -128,6 +137,41 @@ def score_samples(
     return {"pooled": metrics(pooled, names), "images": per_image, "unknown_pixels": unknown}
 
 
+def check_masks(model: SceneModel, samples: list[Sample], *, unknown_colors: str = "error", where: str = "") -> None:
+    """Read every mask before any work: each fits its image, and colours outside the model's palette follow
+    ``unknown_colors`` (error: refused in one line naming them; ignore: skipped), but some pixel must be scored."""
+    unknown: dict[Any, int] = {}
+    files: dict[Any, list[str]] = {}
+    total = 0
+    for s in samples:
+        truth, unk = mask_ids(model, s.mask)
+        scene = open_for(model, s.image)
+        if truth.shape != (scene.height, scene.width):
+            raise DatasetError(
+                f"{show(s.mask)}: mask is {truth.shape[1]}x{truth.shape[0]} but its image is "
+                f"{scene.width}x{scene.height}; give both the same size, or leave the pair out"
+            )
+        total += truth.size
+        for key, n in unk.items():
+            unknown[key] = unknown.get(key, 0) + n
+            files.setdefault(key, []).append(show(s.mask))
+    config = getattr(model, "config", None)
+    tolerance = int(config.data.color_tolerance) if config is not None else 0
+    if unknown and unknown_colors == "error":
+        fix = (
+            f"the model's classes are {', '.join(model.palette.names)}: evaluate on masks labelled with them, or "
+            "pass --unknown-colors ignore to leave these pixels out of the metrics"
+        )
+        raise PaletteError(
+            unknown_colors_message(unknown, files, total, palette=model.palette, tolerance=tolerance, fix=fix)
+        )
+    if unknown and sum(unknown.values()) == total:
+        raise PaletteError(
+            f"{where}: no mask pixel has a colour of the model's classes ({', '.join(model.palette.names)}), so "
+            "there is nothing to score; evaluate on masks labelled with the classes the model was trained on"
+        )
+
+
 @dataclass
 class Evaluation:
     out: Path
@@ -146,20 +190,29 @@ def evaluate_scenes(
     tta: str = "none",
     overlap: float = DEFAULT_OVERLAP,
     model_name: str = "",
+    unknown_colors: str = "error",
     progress=None,
 ) -> Evaluation:
     """Evaluate on whole images of ``root``; write ``metrics.json``, ``evaluation.md`` and ``.html`` to ``out``.
 
     ``layout``: the data settings that find the pairs (folder names, file name suffixes); default the usual ones.
+    ``unknown_colors``: mask colours outside the model's palette are an error (default) or skipped ("ignore").
+    Every input is checked before anything is written.
     """
     out = Path(out)
     check_output(out, "evaluation", inputs=[root])
     found = discover(root) if layout is None else discover_for(root, layout)
+    if not found.samples:  # say why: a missing masks folder, images without masks, ...
+        why = f": {found.problems[0]}" if found.problems else ""
+        raise DatasetError(
+            f"{show(root)}: no image/mask pairs to evaluate (evaluate compares predictions with masks){why}"
+        )
     samples = select_samples(found.samples, split, run_split, str(model_name or root))
     if not samples:
         raise DatasetError(f"{root}: no image/mask pairs found; check the folder with aerotune data inspect")
     for s in samples:
         open_for(model, s.image)  # every image readable before any work
+    check_masks(model, samples, unknown_colors=unknown_colors, where=show(root))
     names = list(model.palette.names)
     modes = ["none"] + ([tta] if tta != "none" else [])
     results: dict[str, Any] = {}
@@ -177,6 +230,7 @@ def evaluate_scenes(
         "overlap": overlap,
         "classes": names,
         "images": [s.name for s in samples],
+        "unknown_colors": unknown_colors,
         "tta": results,
     }
     with os_errors(out, "write the evaluation"):
@@ -198,16 +252,16 @@ def _f(v: float | None) -> str:
 
 
 def summary_rows(data: dict[str, Any]) -> list[list[str]]:
-    """One row per TTA mode: TTA, pixel accuracy, mean IoU, then each class's IoU (pooled)."""
+    """One row per TTA mode: TTA, pixel accuracy, majority-class rate, mean IoU, then each class's IoU (pooled)."""
     return [
-        [mode, _f(r["pooled"]["pixel_accuracy"]), _f(r["pooled"]["mean_iou"])]
+        [mode, _f(r["pooled"]["pixel_accuracy"]), _f(r["pooled"].get("majority_rate")), _f(r["pooled"]["mean_iou"])]
         + [_f(r["pooled"]["iou"][c]) for c in data["classes"]]
         for mode, r in data["tta"].items()
     ]
 
 
 def render_markdown(data: dict[str, Any]) -> str:
-    head = ["TTA", "pixel accuracy", "mean IoU", *data["classes"]]
+    head = ["TTA", "pixel accuracy", "majority-class rate", "mean IoU", *data["classes"]]
     lines = [
         f"# Whole-image evaluation of {data['model']}",
         "",
@@ -227,7 +281,7 @@ def render_markdown(data: dict[str, Any]) -> str:
 
 def render_html(data: dict[str, Any]) -> str:
     e = html.escape
-    head = ["TTA", "pixel accuracy", "mean IoU", *data["classes"]]
+    head = ["TTA", "pixel accuracy", "majority-class rate", "mean IoU", *data["classes"]]
 
     def table(header: list[str], rows: list[list[str]]) -> str:
         return (

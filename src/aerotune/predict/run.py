@@ -18,8 +18,8 @@ from PIL import Image
 
 from aerotune import interrupts
 from aerotune.data.palette import Palette
-from aerotune.data.rasters import Bands
-from aerotune.data.sources import IMAGE_SUFFIXES, read_image
+from aerotune.data.rasters import Bands, read_scaled
+from aerotune.data.sources import IMAGE_SUFFIXES
 from aerotune.errors import DatasetError
 from aerotune.locks import LOCK, releases_locks
 from aerotune.outputs import MARKER, check_output
@@ -159,7 +159,11 @@ def list_images(inputs: list[str | Path]) -> list[Path]:
         else:
             raise DatasetError(f"{item}: no such image or folder; pass image files or folders of images")
     if not files:
-        raise DatasetError(f"{', '.join(map(str, inputs))}: no images found (.jpg .jpeg .png .tif)")
+        raise DatasetError(
+            f"{', '.join(map(str, inputs))}: no images found (predict reads files ending in {' '.join(IMAGE_SUFFIXES)},"
+            " in any letter case, not in sub-folders); pass image files, or the folder that holds them (for a "
+            "dataset, its images/ folder)"
+        )
     return files
 
 
@@ -306,7 +310,7 @@ def _predict_one(
         for w in writers:
             w.close()
         if colours is not None:
-            blended = Image.blend(read_image(scene.path), Image.fromarray(colours), 0.45)
+            blended = Image.blend(Image.fromarray(read_scaled(scene, 1.0)), Image.fromarray(colours), 0.45)
             tmp = plan[-1].with_name(f".{plan[-1].name}.tmp{os.getpid()}")
             staged.append((tmp, plan[-1]))
             blended.save(tmp, format="JPEG", quality=90)

@@ -10,27 +10,27 @@ from aerotune.errors import AerotuneError, SearchSpaceError
 from aerotune.tune.space import SearchSpace, config_values, to_config
 
 
-def check_space(space: SearchSpace, base: RunConfig) -> None:
+def check_space(space: SearchSpace, base: RunConfig, *, where: str = "search space") -> None:
     """Check every parameter against the config's types and ranges, before anything runs.
 
     Numeric ranges are checked at both ends (and at the centre of normal distributions); every choice
-    is checked. A value the config rejects is a ``SearchSpaceError`` naming the parameter.
+    is checked. A value the config rejects is a ``SearchSpaceError`` naming ``where`` (the file) and the parameter.
     """
     for key, p in space.params.items():
         section, name = key.split(".")
         kind = field_type(section, name)
         if kind is bool and p.kind != "categorical":
-            raise SearchSpaceError(f"search space: {key} is true/false; use a choice of [true, false]")
+            raise SearchSpaceError(f"{where}: {key} is true/false; use a choice of [true, false]")
         if kind is int and p.kind != "categorical":
             ends = p.low is None or (float(p.low).is_integer() and float(p.high).is_integer())
             whole = p.kind == "int" or (p.q is not None and float(p.q).is_integer() and ends)
             if not whole:
                 raise SearchSpaceError(
-                    f"search space: {key} is a whole number; use randint, an int range or a "
+                    f"{where}: {key} is a whole number; use randint, an int range or a "
                     f"q-type with a whole-number q (found {p.nni or p.kind})"
                 )
         if kind is str and p.kind != "categorical":
-            raise SearchSpaceError(f"search space: {key} is text; use a choice")
+            raise SearchSpaceError(f"{where}: {key} is text; use a choice")
         if p.kind == "categorical":
             probes = list(p.choices)
         elif p.kind in ("normal", "lognormal"):
@@ -38,7 +38,7 @@ def check_space(space: SearchSpace, base: RunConfig) -> None:
         else:
             probes = [p.value(p.low), p.value(p.high)]
         for v in probes:
-            check_value(key, v, base)
+            check_value(key, v, base, what=where)
 
 
 def check_value(key: str, value: Any, base: RunConfig, *, what: str = "search space") -> None:

@@ -33,18 +33,44 @@ def load_space(path: str | Path | None, base: RunConfig | None = None) -> Search
         space = default_space()
     else:
         try:
-            raw = read_table(path)
+            raw = read_table(path, expected=f"a search space: a table of setting -> distribution; {SPACE_EXAMPLE}")
         except AerotuneError as exc:
             raise SearchSpaceError(str(exc)) from None
         space = parse_space(raw, where=str(path))
-    check_space(space, base or RunConfig())
+    check_space(space, base or RunConfig(), where=str(path) if path is not None else "search space")
     return space
+
+
+#: What a search space looks like, for messages about one that is not.
+SPACE_EXAMPLE = (
+    "give each searched setting a distribution, e.g. in TOML: train.learning_rate = "
+    '{type = "float", low = 1e-4, high = 1e-2, log = true}, or in NNI JSON: '
+    '{"learning_rate": {"_type": "loguniform", "_value": [1e-4, 1e-2]}} (see docs/tuning.md), '
+    "or leave out --space for the reference's space"
+)
+
+
+def fixed_fix(key: str) -> str:
+    """How to vary a setting a study cannot search: fix it for the study and compare separate studies."""
+    if key == "train.epochs":
+        return "give the most epochs a trial may train with --epochs"
+    section, name = key.split(".")
+    option = {"patch_size": "--patch-size", "scale": "--scale", "mode": "--mode", "bands": "--bands"}.get(name)
+    where = f"--set {key}=VALUE" + (f" (or {option} VALUE)" if option else "")
+    if section == "data":
+        return f"fix it for the whole study with {where} on the tune command, and run one study per value to compare"
+    return f"set it for the whole study with {where} on the tune command"
 
 
 def parse_space(raw: dict[str, Any], *, where: str = "search space") -> SearchSpace:
     """Parse a space from a dict; top-level keys are settings, or sections holding settings."""
-    if not isinstance(raw, dict) or not raw:
-        raise SearchSpaceError(f"{where}: expected a table of setting -> distribution, found {type(raw).__name__}")
+    if isinstance(raw, dict) and not raw:
+        raise SearchSpaceError(f"{where}: the search space is empty; {SPACE_EXAMPLE}")
+    if not isinstance(raw, dict):
+        raise SearchSpaceError(
+            f"{where}: a search space is a table of setting -> distribution, not a {type(raw).__name__}; "
+            f"{SPACE_EXAMPLE}"
+        )
     flat: list[tuple[str, Any]] = []
     for key, spec in raw.items():
         if isinstance(spec, dict) and not _is_spec(spec) and key in ("data", "model", "train"):
@@ -59,7 +85,7 @@ def parse_space(raw: dict[str, Any], *, where: str = "search space") -> SearchSp
             raise SearchSpaceError(str(exc)) from None
         key = f"{section}.{field_name}"
         if key in FIXED_KEYS:
-            raise SearchSpaceError(f"{where}: {name!r} cannot be searched: {FIXED_KEYS[key]}")
+            raise SearchSpaceError(f"{where}: {name!r} cannot be searched: {FIXED_KEYS[key]}; {fixed_fix(key)}")
         if key in params:
             raise SearchSpaceError(f"{where}: {key} appears twice (as {name!r}); keep one entry")
         params[key] = _parse_param(key, name, spec, where=where)

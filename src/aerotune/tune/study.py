@@ -46,11 +46,13 @@ def run_tune(settings: TuneSettings) -> TuneResult:
     from aerotune.data.dataset import make_split
     from aerotune.data.patches import is_cache
     from aerotune.data.run_data import cache_for, check_cache_current, check_data
+    from aerotune.memory import check_train_memory
 
     settings.validate()
     out = Path(settings.out)
     # Everything is checked before anything is written: the folder, the data, a resumed study's settings.
     output = check_output(out, "tune-run", inputs=[settings.data])
+    check_train_memory(settings.config)  # a patch that cannot fit: said before the data is read
     check_data(settings.data, settings.config.data)
     desc = describe(settings, Path(settings.data) if is_cache(settings.data) else out / "cache")
     old = read_earlier(out)
