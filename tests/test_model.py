@@ -5,7 +5,6 @@ from aerotune.config import ModelConfig, load_config
 from aerotune.model.losses import cross_entropy_loss, dice_focal_loss
 from aerotune.model.unet import build_model
 
-
 REFERENCE_MODEL = load_config(None, preset="reference").model
 
 
