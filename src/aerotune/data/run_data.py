@@ -111,14 +111,15 @@ def check_data(data: str | Path, config: DataConfig) -> None:
     """Check that ``data`` is a readable patch cache, or a dataset folder whose pairs and palette are usable,
     and that its test portion (if any) is possible, without writing anything (commands call it before they
     create their output)."""
-    from aerotune.data.holdout import choose_test_images, image_id
+    from aerotune.data.holdout import choose_test_images, choose_val_tiles, image_id
     from aerotune.data.palette import load_palette
 
     if is_cache(data):
-        sources = open_cache(data).sources
-        choose_test_images([(s["tile"], image_id(s["tile"], s["stem"])) for s in sources], config, where=str(data))
-        return
-    load_palette(config.classes_file).check_tolerance(config.color_tolerance)
-    found = discover_for(data, config)
-    check_discovery(Path(data), found, config)
-    choose_test_images([(s.tile, s.name) for s in found.samples], config, where=str(data))
+        images = [(s["tile"], image_id(s["tile"], s["stem"])) for s in open_cache(data).sources]
+    else:
+        load_palette(config.classes_file).check_tolerance(config.color_tolerance)
+        found = discover_for(data, config)
+        check_discovery(Path(data), found, config)
+        images = [(s.tile, s.name) for s in found.samples]
+    test = set(choose_test_images(images, config, where=str(data)))
+    choose_val_tiles(sorted({t for t, i in images if i not in test}), config, where=str(data))
