@@ -9,6 +9,7 @@ trial count and the epoch cap exact across them (see ``storage.py``).
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -23,6 +24,8 @@ from aerotune.tune.optuna_study import StudyWideHyperband, open_study, setup_stu
 from aerotune.tune.records import StudyRecord
 from aerotune.tune.settings import TuneResult, TuneSettings, WorkerBudget, plan_tune
 from aerotune.tune.worker import run_worker, run_worker_processes
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "StudyWideHyperband",
@@ -65,6 +68,9 @@ def run_tune(settings: TuneSettings) -> TuneResult:
         check_cache_current(
             settings.data, settings.config.data, out / "cache", fix="choose a new --out for a study of the new files"
         )
+    warning = plan_tune(settings).budget_warning()
+    if warning:
+        log.warning("%s", warning)
     t0 = time.time()
     output.claim()
     with removed_on_failure(output, keep=lambda: any((out / "trials").glob("*/checkpoints/last.pt"))):
