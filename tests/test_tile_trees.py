@@ -10,7 +10,7 @@ from PIL import Image
 from aerotune.commands import main
 from aerotune.data.sources import discover
 
-from helpers import write_tile_tree
+from helpers import TREE_COLORS, write_tile_tree
 from safety import assert_refused
 
 TINY = ["--set", "model.base_filters=4", "--set", "model.depth=3", "--set", "train.progress=false"]
@@ -58,6 +58,12 @@ def test_train_predict_evaluate_a_tile_tree_as_cloned(tmp_path, capsys):
     assert (pred / "18/7001/3002_overlay.jpg").is_file()
     with Image.open(pred / "18/7000/3000.png") as mask:
         assert mask.mode == "P" and mask.size == (64, 64)
+        assert mask.getpalette()[:6] == [*TREE_COLORS[0], *TREE_COLORS[1]]  # the masks' own colours
+    assert manifest["mask_colors"] == {"background": "#000000", "building": "#E63C28"}
+    assert main(["report", str(run), "--out", str(tmp_path / "report")]) == 0
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["colors"] == ["#000000", "#E63C28"] and report["colors_from"] == "mask palette"
+    assert "colours of the masks' own PNG palette" in (tmp_path / "report" / "report.md").read_text()
     assert main(["evaluate", str(run), "--data", str(root), "--out", str(ev), "--split", "all"]) == 0
     metrics = json.loads((ev / "metrics.json").read_text())
     assert "18/7002/3003" in metrics["images"] and len(metrics["images"]) == 12
@@ -79,3 +85,29 @@ def test_predict_refuses_two_trees_that_would_collide(tmp_path):
         tmp_path / "out",
         needles=("18/7000/3000",),
     )
+
+
+def test_mask_colours_only_where_the_classes_file_gave_none_and_they_tell_classes_apart(tmp_path):
+    from aerotune.data.masks import mask_palette_colors
+    from aerotune.data.palette import Palette
+
+    root = write_tile_tree(tmp_path / "d", columns=1, rows=1)
+    mask = root / "masks/18/7000/3000.png"
+    ids = Palette.from_dict({"background": 0, "building": 1})
+    assert mask_palette_colors(ids, [mask]) == {"background": "#000000", "building": "#E63C28"}
+    given = Palette.from_dict({"background": 0, "building": {"id": 1, "color": "#3C1098"}})
+    assert mask_palette_colors(given, [mask]) == {"background": "#000000"}
+    assert mask_palette_colors(Palette.dubai(), [mask]) == {}  # colour masks are drawn in their own colours
+    with Image.open(mask) as im:
+        im.putpalette([v for i in range(256) for v in (i, i, i)])  # a grey ramp says nothing about the classes
+        im.save(mask)
+    assert mask_palette_colors(ids, [mask]) == {}
+
+
+def test_the_patch_caption_says_where_its_colours_come_from():
+    from aerotune.report.render import figure_text
+
+    assert "own colours" in figure_text({"colors_from": "masks"}, "patches")[1]
+    assert "PNG palette" in figure_text({"colors_from": "mask palette"}, "patches")[1]
+    assert "fixed display colours" in figure_text({"colors_from": "fixed"}, "patches")[1]
+    assert "own colours" in figure_text({}, "patches")[1]  # reports written before colors_from

@@ -97,7 +97,7 @@ def settings_from_cache(data: str | Path, config: RunConfig, *, given: set[str])
         changes[f"data.{key}"] = have[key]
     if config.data.classes_file is not None:
         theirs = load_palette(config.data.classes_file)
-        if theirs.to_dict() != cache.palette.to_dict():
+        if theirs.to_dict() != cache.classes_palette.to_dict():
             raise DatasetError(
                 f"{data}: this patch cache was cut with the classes "
                 f"{', '.join(cache.palette.names)}, which differ from {config.data.classes_file} "
