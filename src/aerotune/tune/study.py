@@ -77,8 +77,8 @@ def run_tune(settings: TuneSettings) -> TuneResult:
     # A study folder this call made is removed again on a failure or interrupt until some trial has finished an
     # epoch (as train removes its run), so a corrected rerun is never refused by a study that did nothing. A study
     # in a database outlives its folder, so that folder is kept, as is any folder that existed before.
-    keep = lambda: settings.storage is not None or any((out / "trials").glob("*/checkpoints/last.pt"))  # noqa: E731
-    with removed_on_failure(output, keep=keep):
+    worked = lambda: any((out / "trials").glob("*/checkpoints/last.pt"))  # noqa: E731
+    with removed_on_failure(output, keep=worked):
         cache = cache_for(settings.data, settings.config.data, out / "cache")
         desc = replace(desc, cache=str(cache.root.resolve()))
         split_path = out / "split.json"
@@ -93,7 +93,7 @@ def run_tune(settings: TuneSettings) -> TuneResult:
         max_epochs_total=settings.max_epochs_total,
         workers=settings.workers,
     )
-    with removed_on_failure(output, keep=keep):
+    with removed_on_failure(output, keep=lambda: settings.storage is not None or worked()):
         try:
             if settings.workers == 1:
                 run_worker(out, settings.storage, budget, index=0, opened=study)
