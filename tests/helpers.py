@@ -118,3 +118,30 @@ def write_tif(path, bands: np.ndarray, *, crs="EPSG:32640"):
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(bands)
     return path
+
+
+#: The display colours a tile tree's palette masks carry (class id -> RGB), as web-map label exports do.
+TREE_COLORS = ((0, 0, 0), (230, 60, 40))
+
+
+def write_tile_tree(root: Path, *, columns: int = 3, rows: int = 4, size: int = 64, zoom: int = 18) -> Path:
+    """A web-map tile tree (robosat, label-maker): ``images/<z>/<x>/<y>.webp`` RGB tiles and
+    ``masks/<z>/<x>/<y>.png`` palette masks of class ids 0/1 (the palette carries :data:`TREE_COLORS`); the same
+    ``<y>`` names repeat in every column. Writes ``classes.toml`` (ids) beside them. Returns ``root``."""
+    flat_palette = [v for c in TREE_COLORS for v in c] + [0] * (768 - 3 * len(TREE_COLORS))
+    for x in range(columns):
+        for y in range(rows):
+            seed = 100 * x + y
+            ids = (random_ids(size, size, seed, classes=2) > 0).astype(np.uint8)
+            rng = np.random.default_rng(seed)
+            image = rng.integers(0, 120, size=(size, size, 3), dtype=np.uint8)
+            image[ids == 1] += 120  # buildings are brighter, so one epoch learns something
+            tile = f"{zoom}/{7000 + x}/{3000 + y}"
+            (root / "images" / tile).parent.mkdir(parents=True, exist_ok=True)
+            (root / "masks" / tile).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(root / "images" / f"{tile}.webp", lossless=True)
+            mask = Image.frombytes("P", (size, size), ids.tobytes())
+            mask.putpalette(flat_palette)
+            mask.save(root / "masks" / f"{tile}.png")
+    (root / "classes.toml").write_text("background = 0\nbuilding = 1\n")
+    return root

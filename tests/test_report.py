@@ -259,6 +259,24 @@ def test_gather_rejects_a_study_without_complete_trials(tuning_run, tmp_path):
         gather(copy)
 
 
+def test_a_study_whose_every_trial_diverged_says_so(tuning_run, tmp_path, capsys):
+    copy = tmp_path / "run"
+    shutil.copytree(tuning_run, copy)
+    trials = json.loads((copy / "trials.json").read_text())
+    for t in trials:
+        t.update(state="FAIL", status="diverged", value=None, reason="val_loss became non-finite in epoch 1")
+    (copy / "trials.json").write_text(json.dumps(trials))
+    (copy / "summary.json").unlink()
+    with pytest.raises(RunError) as caught:
+        gather(copy)
+    text = str(caught.value)
+    assert f"every one of its {len(trials)} trial(s) diverged" in text and "learning rate" in text
+    assert "--set train.learning_rate" in text and "--space" in text and "run longer" not in text
+    assert main(["report", str(copy), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "diverged" in err[0] and not (tmp_path / "r").exists()
+
+
 def test_patch_figure_uses_the_palette_and_names_ignored_pixels():
     from aerotune.data.palette import Palette
     from aerotune.report import figures

@@ -141,6 +141,21 @@ def test_tune_interrupted_then_resumed(tiny_cache, tmp_path, workers, sig, group
     assert sum(1 for r in rows if r["state"] == "COMPLETE") == 2, table
 
 
+@pytest.mark.parametrize(("sig", "group", "code"), [(signal.SIGTERM, False, 143), (signal.SIGINT, True, 130)])
+def test_tune_interrupted_before_its_first_epoch_leaves_no_study(tiny_cache, tmp_path, sig, group, code):
+    out = tmp_path / "tune"
+    args = tune_args(tiny_cache.root, out, 1)
+    started = out / "trials" / "0000" / "config.json"  # the baseline trial began training: no epoch is done
+    rc, err = interrupt(start(*args), started.is_file, sig, group=group)
+    assert rc == code
+    assert_one_line(err, RESUME)
+    assert not out.exists()  # it held no finished epoch: nothing worth keeping
+    corrected = [*args[: args.index("--epochs")], "--epochs", "1", *args[args.index("--epochs") + 2 :]]
+    rerun = aerotune("--quiet", *corrected)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert json.loads((out / "study.json").read_text())["max_resource"] == 1
+
+
 # ---------------------------------------------------------------- data prepare, predict, evaluate
 
 

@@ -75,6 +75,8 @@ class DataConfig:
     # a share of the images drawn with split_seed (stratified by tile), or whole tile folders by name.
     test_fraction: float = field(default=0.0, metadata=role("split"))  # 0: none
     test_tiles: str | None = field(default=None, metadata=role("split"))  # "Tile 7,Tile 8"
+    # The validation tiles a dataset already defines (split "tile"); None: drawn with split_seed.
+    val_tiles: str | None = field(default=None, metadata=role("split"))  # "Tile 5,Tile 6"
     # None: images/, image/, img/, rgb/, imgs/ (any case); else this folder name
     images_dir: str | None = None
     masks_dir: str | None = None  # None: masks/, mask/, gt/, labels/, label/, annotations/ (any case)
@@ -133,6 +135,7 @@ class DataConfig:
             self.test_tiles,
             'tile folder names separated by commas, like "Tile 7,Tile 8"',
         )
+        self._check_val_tiles()
         if self.test_fraction and self.test_tiles:
             raise ConfigError(
                 f"data.test_fraction = {self.test_fraction} and data.test_tiles = {self.test_tiles!r} contradict "
@@ -160,6 +163,28 @@ class DataConfig:
             raise ConfigError(
                 f"data.image_suffix and data.mask_suffix are both {self.image_suffix!r}; give the endings that tell "
                 "images from masks, like --image-suffix _sat --mask-suffix _mask"
+            )
+
+    def _check_val_tiles(self) -> None:
+        """``data.val_tiles``: tile names, for the tile split, none of them a test tile."""
+        if self.val_tiles is None:
+            return
+        _check(
+            bool(test_tile_names(self.val_tiles)),
+            "data.val_tiles",
+            self.val_tiles,
+            'tile folder names separated by commas, like "Tile 5,Tile 6"',
+        )
+        if self.split != "tile":
+            raise ConfigError(
+                f"data.val_tiles = {self.val_tiles!r} names the validation tiles, but data.split = {self.split!r} "
+                "contradicts it; use --split tile (data.split = tile) or drop --val-tiles"
+            )
+        both = sorted(set(test_tile_names(self.val_tiles)) & set(test_tile_names(self.test_tiles)))
+        if both:
+            raise ConfigError(
+                f"data.val_tiles and data.test_tiles both name {both[0]!r}; a tile either validates or is held out "
+                "for the test, so name it in one of them"
             )
 
 

@@ -94,6 +94,8 @@ DATA_OPTIONS = (
     "skip_bad_pairs",
     "test_fraction",
     "test_tiles",
+    "val_tiles",
+    "split",
     "bands",
 )
 
@@ -136,6 +138,18 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
         metavar="NAMES",
         help='hold out these tile folders whole as the test portion, e.g. "Tile 7,Tile 8"',
     )
+    p.add_argument(
+        "--split",
+        choices=["random", "image", "tile"],
+        help="how patches are split into training and validation: random patches (default, as the reference), "
+        "whole images, or whole tile folders (honest numbers)",
+    )
+    p.add_argument(
+        "--val-tiles",
+        metavar="NAMES",
+        help='validate on these tile folders, as the dataset defines them, e.g. "Tile 5,Tile 6" (implies '
+        "--split tile); default: drawn with the split seed",
+    )
 
 
 def resolve_config(args: argparse.Namespace):
@@ -148,6 +162,8 @@ def resolve_config(args: argparse.Namespace):
 
     config = load_config(args.config, args.overrides, preset=getattr(args, "preset", None))
     extra = data_overrides(args)
+    if getattr(args, "val_tiles", None) is not None and "split" not in _given_data_keys(args):
+        extra["data.split"] = "tile"  # the named validation tiles are a tile split, unless another was asked for
     if getattr(args, "epochs", None) is not None:
         extra["train.epochs"] = args.epochs
     config = config.with_overrides(extra) if extra else config

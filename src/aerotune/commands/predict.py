@@ -79,7 +79,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from aerotune.predict.run import predict_files
 
     bands = parse_bands(args.bands)
+    from aerotune.predict.inputs import list_inputs
+
     check_output(args.out, "predictions", inputs=args.inputs, inside_inputs=True)  # before loading anything
+    list_inputs(args.inputs, args.out)  # every input found and no two outputs named alike, before loading
     model = load_model(args.model, device=args.device, batch_size=args.batch_size)
     with progress_bar("segmenting", unit="row") as progress:
         written = predict_files(

@@ -62,14 +62,39 @@ def choose_test_images(images: list[tuple[str, str]], config: DataConfig, *, whe
     if config.split == "image" and len(rest) < 2:
         raise DatasetError(
             f"{where}: {what} leaves {len(rest)} image to train on, but the image split needs 2 "
-            "(one to train, one to validate); hold out fewer, or use --set data.split=random"
+            "(one to train, one to validate); hold out fewer, or use --split random"
+        )
+    if config.val_tiles and not {t for t, _ in rest} - set(test_tile_names(config.val_tiles)):
+        raise DatasetError(
+            f"{where}: {what} leaves only the validation tiles ({config.val_tiles}), none to train on; hold out fewer"
         )
     if config.split == "tile" and len({t for t, _ in rest}) < 2:
         raise DatasetError(
             f"{where}: {what} leaves {len({t for t, _ in rest})} tile to train on, but the tile split needs 2 "
-            "(one to train, one to validate); hold out fewer, or use --set data.split=image"
+            "(one to train, one to validate); hold out fewer, or use --split image"
         )
     return sorted(chosen)
+
+
+def choose_val_tiles(tiles: list[str], config: DataConfig, *, where: str) -> list[str]:
+    """The validation tiles ``data.val_tiles`` names, sorted; [] when they are to be drawn. Raises
+    ``DatasetError`` for a name that is not one of ``tiles`` (naming those), or when they leave no tile to train on.
+    """
+    if not config.val_tiles:
+        return []
+    wanted = test_tile_names(config.val_tiles)
+    unknown = [t for t in wanted if t not in tiles]
+    if unknown:
+        have = ", ".join(repr(t) for t in sorted(set(tiles)) if t) or "none (the images are not in tile folders)"
+        raise DatasetError(
+            f"{where}: --val-tiles names {unknown[0]!r}, which is not a tile folder of this dataset "
+            f"(its tiles: {have}); name existing tiles, or drop --val-tiles to draw them"
+        )
+    if not set(tiles) - set(wanted):
+        raise DatasetError(
+            f"{where}: --val-tiles {config.val_tiles} names every tile left to train on; leave at least one to train"
+        )
+    return sorted(set(wanted))
 
 
 def _draw(images: list[tuple[str, str]], tiles: list[str], fraction: float, seed: int) -> list[str]:

@@ -176,3 +176,31 @@ def unknown_colors_message(
     return f"unknown mask {noun} ({share:.2%} of pixels): {'; '.join(parts)}{more}; " + (
         fix or "add them to a classes file (--classes) or pass --unknown-colors ignore to skip them in loss and metrics"
     )
+
+
+def mask_palette_colors(palette: Palette, masks: list[Path]) -> dict[str, str]:
+    """Display colours (class name -> ``#RRGGBB``) of an index palette's classes whose colour the classes file did
+    not give, taken from the PNG palette of the first palette-mode (P) mask: the dataset's own colours. {} for a
+    colour palette, masks without a PNG palette, or one that does not tell the classes apart (a grey ramp, or two
+    classes of one colour); the fixed display colours then stay."""
+    if not palette.by_id or palette.given is None or all(palette.given):
+        return {}
+    for path in masks:
+        if is_geotiff(path):
+            continue
+        with open_image(path, what="mask") as im:
+            if im.mode not in ("P", "PA"):
+                continue
+            flat = im.getpalette() or []
+        table = [tuple(flat[i : i + 3]) for i in range(0, len(flat) - 2, 3)]
+        ids = palette.ids or ()
+        if any(i >= len(table) for i in ids):
+            return {}
+        colors = [table[i] for i in ids]
+        if len(set(colors)) < len(colors) or all(c == (i, i, i) for c, i in zip(colors, ids)):
+            return {}
+        chosen = [tuple(c) if not g else own for c, g, own in zip(colors, palette.given, palette.colors)]
+        if len(set(chosen)) < len(chosen):  # a mask colour is one the classes file gave another class
+            return {}
+        return {n: "#{:02X}{:02X}{:02X}".format(*c) for n, c, g in zip(palette.names, colors, palette.given) if not g}
+    return {}

@@ -9,7 +9,8 @@ order (the order of the classes file), unless the classes file gives a colour wi
 from __future__ import annotations
 
 import colorsys
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,9 @@ class Palette:
     colors: tuple[tuple[int, int, int], ...]
     ignore_index: int = IGNORE_INDEX
     ids: tuple[int, ...] | None = None  # None: masks are colours; else the mask value of each class
+    #: Index palettes: which colours the classes file gave (the others are display colours it may take from the
+    #: masks' own PNG palette, :meth:`with_colors`); None: all of them.
+    given: tuple[bool, ...] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         _check(self.names, self.colors, self.ids, self.ignore_index, "palette")
@@ -226,7 +230,14 @@ class Palette:
         free = iter(c for c in display_colors(len(names) + sum(1 for c in colors if c)) if c not in colors)
         filled = tuple(c if c is not None else next(free) for c in colors)
         _check(tuple(names), filled, tuple(ids), IGNORE_INDEX, where)
-        return cls(names=tuple(names), colors=filled, ids=tuple(ids))
+        return cls(names=tuple(names), colors=filled, ids=tuple(ids), given=tuple(c is not None for c in colors))
+
+    def with_colors(self, colors: dict[str, str]) -> Palette:
+        """The palette with these display colours (class name -> ``#RRGGBB``) in place of its own."""
+        if not colors:
+            return self
+        new = tuple(parse_hex(colors[n]) if n in colors else c for n, c in zip(self.names, self.colors))
+        return dataclasses.replace(self, colors=new)
 
     @classmethod
     def dubai(cls) -> Palette:

@@ -23,7 +23,14 @@ import numpy as np
 from PIL import Image
 
 from aerotune.config import DataConfig, keys_with_role
-from aerotune.data.masks import PAIR_HINT, image_size, read_mask, size_problem, unknown_colors_message
+from aerotune.data.masks import (
+    PAIR_HINT,
+    image_size,
+    mask_palette_colors,
+    read_mask,
+    size_problem,
+    unknown_colors_message,
+)
 from aerotune.data.palette import Palette, key_text
 from aerotune.data.rasters import Bands, check_training_image, read_scaled, scaled_size, training_bands
 from aerotune.data.sources import Discovery, Sample, discover_for
@@ -70,6 +77,12 @@ class PatchCache:
 
     @property
     def palette(self) -> Palette:
+        """The classes, in the display colours the masks' own PNG palette gave (``mask_colors``) where it did."""
+        return self.classes_palette.with_colors(self.manifest.get("mask_colors", {}))
+
+    @property
+    def classes_palette(self) -> Palette:
+        """The classes as the classes file gave them (what the cache's hash and comparisons see)."""
         return Palette.from_dict(self.manifest["palette"])
 
     @property
@@ -241,6 +254,9 @@ def prepare_patches(
         try:
             manifest = _fill(tmp, plan, config, palette, root, skipped, progress)
             manifest["inputs_hash"] = digest
+            shown = mask_palette_colors(palette, [entry[0].mask for entry in plan])
+            if shown:  # recorded apart from the palette: the hash and comparisons see the classes file's
+                manifest["mask_colors"] = shown
             write_json(tmp / MANIFEST, manifest)
             mark(tmp, "cache")
             replace_dir(tmp, out)

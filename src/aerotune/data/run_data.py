@@ -97,7 +97,7 @@ def settings_from_cache(data: str | Path, config: RunConfig, *, given: set[str])
         changes[f"data.{key}"] = have[key]
     if config.data.classes_file is not None:
         theirs = load_palette(config.data.classes_file)
-        if theirs.to_dict() != cache.palette.to_dict():
+        if theirs.to_dict() != cache.classes_palette.to_dict():
             raise DatasetError(
                 f"{data}: this patch cache was cut with the classes "
                 f"{', '.join(cache.palette.names)}, which differ from {config.data.classes_file} "
@@ -109,22 +109,25 @@ def settings_from_cache(data: str | Path, config: RunConfig, *, given: set[str])
 
 def check_data(data: str | Path, config: DataConfig) -> None:
     """Check that ``data`` is a readable patch cache, or a dataset folder whose pairs and palette are usable,
-    and that its test portion and split leave patches to train and to validate on, without writing anything
-    (commands call it before they create their output)."""
-    from aerotune.data.holdout import choose_test_images, image_id
+    and that its test portion, validation tiles and split leave patches to train and to validate on, without
+    writing anything (commands call it before they create their output)."""
+    from aerotune.data.holdout import choose_test_images, choose_val_tiles, image_id
     from aerotune.data.palette import load_palette
     from aerotune.data.splits import make_split, planned_patches
 
     if is_cache(data):
         cache = open_cache(data)
-        sources = cache.sources
-        choose_test_images([(s["tile"], image_id(s["tile"], s["stem"])) for s in sources], config, where=str(data))
+        images = [(s["tile"], image_id(s["tile"], s["stem"])) for s in cache.sources]
+        test = set(choose_test_images(images, config, where=str(data)))
+        choose_val_tiles(sorted({t for t, i in images if i not in test}), config, where=str(data))
         make_split(cache, config)  # something to train on and something to validate on
         return
     palette = load_palette(config.classes_file)
     palette.check_tolerance(config.color_tolerance)
     found = discover_for(data, config)
     check_discovery(Path(data), found, config)
-    choose_test_images([(s.tile, s.name) for s in found.samples], config, where=str(data))
+    images = [(s.tile, s.name) for s in found.samples]
+    test = set(choose_test_images(images, config, where=str(data)))
+    choose_val_tiles(sorted({t for t, i in images if i not in test}), config, where=str(data))
     plan, _skipped, _ = plan_cache(Path(data), config, palette, digest=False)  # headers only: the patches to come
     make_split(planned_patches(Path(data), plan), config)

@@ -14,7 +14,7 @@ both); without them, a refusal names the options when the names show them (:mod:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -72,21 +72,35 @@ class Discovery:
     layout: str = "flat"
 
 
-def _files(
-    folder: Path, problems: list[Problem], odd: list[Problem], bad: set[str], sort: Callable
-) -> dict[str, dict[str, Path]]:
-    """Image files in ``folder`` by kind ("image", "mask") and stem (suffix stripped, by ``sort``, which returns
-    the kind and stem, or why the name fits neither: a problem in ``odd``); odd entries named like images
-    become problems (their stems: ``bad``)."""
-    out: dict[str, dict[str, Path]] = {"image": {}, "mask": {}}
+def _walk(
+    folder: Path, *, deep: bool, prefix: str = "", visited: set[Path] | None = None
+) -> Iterator[tuple[Path, str]]:
+    """Entries of ``folder`` named like images, each with its sub-folder path relative to ``folder`` ("" or
+    ``"18/1234/"``); with ``deep``, sub-folders too (web-map tile trees), each real folder once (no link loops)."""
+    visited = set() if visited is None else visited
+    visited.add(folder.resolve())
     for p in entries(folder):
-        if p.name.startswith(".") or p.suffix.lower() not in IMAGE_SUFFIXES:
+        if p.name.startswith("."):
             continue
+        if p.suffix.lower() in IMAGE_SUFFIXES:
+            yield p, prefix
+        elif deep and is_dir(p) and p.resolve() not in visited:
+            yield from _walk(p, deep=True, prefix=f"{prefix}{p.name}/", visited=visited)
+
+
+def _files(
+    folder: Path, problems: list[Problem], odd: list[Problem], bad: set[str], sort: Callable, *, deep: bool
+) -> dict[str, dict[str, Path]]:
+    """Image files in ``folder`` (and, if ``deep``, its sub-folders) by kind ("image", "mask") and stem: the path
+    relative to ``folder`` with the suffix stripped by ``sort``, which returns the kind and stem, or why the name
+    fits neither (a problem in ``odd``); odd entries named like images become problems (their stems: ``bad``)."""
+    out: dict[str, dict[str, Path]] = {"image": {}, "mask": {}}
+    for p, prefix in _walk(folder, deep=deep):
         problem, kind = file_problem(p), sort(p.stem)
         if isinstance(kind, str):
             odd.append(Problem(p, kind))
             continue
-        kind, stem = kind
+        kind, stem = kind[0], prefix + kind[1]
         if problem and "permission denied" not in problem:
             problems.append(Problem(p, problem))
             bad.add(stem)
@@ -118,6 +132,22 @@ def _suggestion(folder: Path, image_dir: Path, mask_dir: Path, pairs: int, given
     where = f" in {show(image_dir.name)}/ and {show(mask_dir.name)}/"
     text = stems.suggestion(image_names(image_dir), image_names(mask_dir), pairs, given, where)
     return Problem(folder, text) if text else None
+
+
+def _nothing_found(root: Path, image_dirs: list[Path | None]) -> Problem:
+    """Why no pair was found where the folders were: an images folder of sub-folders without image files is named
+    with the layout aerotune expects."""
+    for folder in (d for d in image_dirs if d is not None):
+        subs = [show(p.name) + "/" for p in entries(folder) if is_dir(p) and not p.name.startswith(".")]
+        if subs and not image_names(folder):
+            shown = ", ".join(subs[:6]) + (f" and {len(subs) - 6} more" if len(subs) > 6 else "")
+            return Problem(
+                folder,
+                f"holds only sub-folders ({shown}) and no image files ({' '.join(IMAGE_SUFFIXES)}) in any of them; "
+                f"aerotune expects image files in {show(folder.name)}/ and the masks folder, directly or in "
+                "sub-folders with the same relative paths (images/18/5/7.webp + masks/18/5/7.png)",
+            )
+    return Problem(root, f"no image files found ({' '.join(IMAGE_SUFFIXES)})")
 
 
 def discover(
@@ -197,7 +227,8 @@ def discover(
         for kind, folder_ in (("image", image_dir), ("mask", mask_dir)):
             if folder_ is not None and (kind == "image" or not shared):
                 sort = stems.sorter(kind, *given, shared=shared)
-                for k, found_ in _files(folder_, problems, odd, bad, sort).items():
+                deep = folder_ != folder  # the root or a tile folder holding both kinds: its own files only
+                for k, found_ in _files(folder_, problems, odd, bad, sort, deep=deep).items():
                     files[k].update(found_)
         images, masks = files["image"], files["mask"]
         mname, iname = (mask_dir or folder / "masks").name, (image_dir or folder / "images").name
@@ -217,7 +248,7 @@ def discover(
             hint = _suggestion(folder, image_dir, mask_dir, len(images.keys() & masks.keys()), given)
         problems.extend([hint] if hint else odd)
     if not samples and not problems:
-        problems.append(Problem(root, f"no image files found ({' '.join(IMAGE_SUFFIXES)})"))
+        problems.append(_nothing_found(root, [g[2] for g in groups]))
     problems.sort(key=lambda p: not p.message.startswith(stems.HINT))  # a suggestion comes first
     return Discovery(samples, problems, layout)
 

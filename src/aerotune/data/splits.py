@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from aerotune.config import DataConfig
-from aerotune.data.holdout import choose_test_images, image_id
+from aerotune.data.holdout import choose_test_images, choose_val_tiles, image_id
 from aerotune.errors import DatasetError
 
 
@@ -149,8 +149,18 @@ def make_split(cache: Patches, config: DataConfig) -> Split:
     if len(names) < 2:
         raise DatasetError(
             f"{cache.root}: split '{config.split}' needs at least 2 {config.split}s, found "
-            f"{len(names)}; use --set data.split=random"
+            f"{len(names)}; use --split random"
         )
+    held = choose_val_tiles(names, config, where=str(cache.root)) if config.split == "tile" else []
+    held = held or _draw_groups(names, of_patch, config, n)
+    held_set = set(held)
+    val = [int(pool[k]) for k, g in enumerate(of_patch) if g in held_set]
+    train = [int(pool[k]) for k, g in enumerate(of_patch) if g not in held_set]
+    return Split(train, val, config.split, config.split_seed, sorted(held), **extra)
+
+
+def _draw_groups(names: list[str], of_patch: list[str], config: DataConfig, n: int) -> list[str]:
+    """Whole images or tiles drawn with the split seed until they hold ``val_fraction`` of the ``n`` patches."""
     counts = {g: of_patch.count(g) for g in names}
     order = np.random.default_rng(config.split_seed).permutation(len(names))
     held: list[str] = []
@@ -159,7 +169,4 @@ def make_split(cache: Patches, config: DataConfig) -> Split:
         if sum(counts[g] for g in held) >= target or len(held) == len(names) - 1:
             break
         held.append(names[j])
-    held_set = set(held)
-    val = [int(pool[k]) for k, g in enumerate(of_patch) if g in held_set]
-    train = [int(pool[k]) for k, g in enumerate(of_patch) if g not in held_set]
-    return Split(train, val, config.split, config.split_seed, sorted(held), **extra)
+    return held

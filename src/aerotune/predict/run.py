@@ -6,6 +6,7 @@ Torch-free on purpose: a model is anything with ``palette``, ``patch_size``, ``s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -19,10 +20,10 @@ from PIL import Image
 from aerotune import interrupts
 from aerotune.data.palette import Palette
 from aerotune.data.rasters import Bands, read_scaled
-from aerotune.data.sources import IMAGE_SUFFIXES
 from aerotune.errors import DatasetError
 from aerotune.locks import LOCK, releases_locks
 from aerotune.outputs import MARKER, check_output
+from aerotune.predict.inputs import list_images, list_inputs  # noqa: F401 - list_images: the public API
 from aerotune.predict.io import GeoTiffRowWriter, PngRowWriter, Scene, SceneRows, gdal_cache, open_scene
 from aerotune.predict.tta import with_tta
 from aerotune.predict.window import Scorer, stream_scene
@@ -144,31 +145,7 @@ def scene_accuracy(model: SceneModel, image: Path, mask: Path, **options) -> flo
     return float(np.count_nonzero((pred == truth) & labelled) / max(1, np.count_nonzero(labelled)))
 
 
-def list_images(inputs: list[str | Path]) -> list[Path]:
-    """Image files named directly or found in the given folders (not recursive)."""
-    files: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            files += sorted(
-                p
-                for p in item.iterdir()
-                if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith(".")
-            )
-        elif item.is_file():
-            files.append(item)
-        else:
-            raise DatasetError(f"{item}: no such image or folder; pass image files or folders of images")
-    if not files:
-        raise DatasetError(
-            f"{', '.join(map(str, inputs))}: no images found (predict reads files ending in {' '.join(IMAGE_SUFFIXES)},"
-            " in any letter case, not in sub-folders); pass image files, or the folder that holds them (for a "
-            "dataset, its images/ folder)"
-        )
-    return files
-
-
-def _outputs(scene: Scene, out: Path, *, overlay: bool, probabilities: bool) -> list[Path]:
-    stem = scene.path.stem
+def _outputs(scene: Scene, stem: str, out: Path, *, overlay: bool, probabilities: bool) -> list[Path]:
     paths = [out / f"{stem}.tif" if scene.geo else out / f"{stem}.png"]
     if probabilities:
         paths.append(out / f"{stem}_probabilities.tif")
@@ -199,7 +176,8 @@ def predict_files(
     tta: str = "none",
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Path]:
-    """Segment every input; write ``OUT/<stem>.png`` (palette PNG) or ``OUT/<stem>.tif`` (GeoTIFF input).
+    """Segment every input; write ``OUT/<stem>.png`` (palette PNG) or ``OUT/<stem>.tif`` (GeoTIFF input); the
+    images of a tile tree keep their sub-folders (``OUT/18/1234/5678.png``, see :func:`list_inputs`).
 
     Every input is opened and checked (readable, band count, no output overwriting an input) before
     ``out`` is created. Files are written under temporary names and renamed once every scene is done: on an
@@ -209,27 +187,26 @@ def predict_files(
     (probability x 255); ``overlay`` adds ``<stem>_overlay.jpg`` (PNG/JPEG inputs; holds the scene twice).
     """
     output = check_output(out, "predictions", inputs=inputs, inside_inputs=True)
-    files = list_images(inputs)
-    stems = [f.stem for f in files]
-    if len(set(stems)) != len(stems):
-        dup = next(s for s in stems if stems.count(s) > 1)
-        raise DatasetError(
-            f"two inputs are named {dup!r}; their masks would overwrite each other: predict them "
-            "into separate --out folders"
-        )
+    named = list_inputs(inputs, out)
+    files = [f for f, _ in named]
     scenes = [open_for(model, f, bands) for f in files]
     if probabilities and not all(s.geo for s in scenes):
         bad = next(s.path for s in scenes if not s.geo)
         raise DatasetError(f"{bad}: --probabilities is written for GeoTIFF inputs only; drop it for PNG/JPEG")
     out = Path(out)
-    plans = [_outputs(s, out, overlay=overlay and not s.geo, probabilities=probabilities) for s in scenes]
+    plans = [
+        _outputs(s, name, out, overlay=overlay and not s.geo, probabilities=probabilities)
+        for s, (_, name) in zip(scenes, named)
+    ]
     _check_clash(files, [p for plan in plans for p in plan])
     staged: list[tuple[Path, Path]] = []  # (finished file under a temporary name, its name)
     total = sum(max(1, round(s.height * model.scale)) for s in scenes)
     base = 0
     output.claim()  # made, locked and marked together (undone if interrupted); the clean-up below covers the rest
+    made: list[Path] = []  # sub-folders of a tile tree this call created, removed again on a failure
     try:
         for scene, plan in zip(scenes, plans):
+            made += make_parents(plan[0].parent, out)
 
             def step(done: int, _total: int, base: int = base) -> None:
                 if progress:
@@ -256,6 +233,9 @@ def predict_files(
     except BaseException:
         for tmp, _final in staged:
             tmp.unlink(missing_ok=True)
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         if output.was_empty:  # the user's empty folder stays, empty again
             (out / MARKER).unlink(missing_ok=True)
             (out / LOCK).unlink(missing_ok=True)
@@ -263,6 +243,17 @@ def predict_files(
             shutil.rmtree(out, ignore_errors=True)
         raise
     return [final for _tmp, final in staged]
+
+
+def make_parents(folder: Path, out: Path) -> list[Path]:
+    """Create ``folder`` (inside ``out``) and the folders between them; the ones it created, outermost first."""
+    missing = []
+    while folder != out and not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for f in reversed(missing):
+        f.mkdir()
+    return list(reversed(missing))
 
 
 def _predict_one(

@@ -46,7 +46,7 @@ def gather(run: str | Path, baseline: str | Path | None = None) -> Sources:
     if is_tune_run(run):
         study = read_tune_run(run)
         if study.best_trial is None:
-            raise RunError(f"{run}: the study has no complete trial yet; let it run longer (aerotune tune resumes)")
+            raise RunError(_no_best_trial(run, study))
         tuned = read_training_run(study.trial_dir(study.best_trial))
         base = None
         if baseline is not None:
@@ -77,6 +77,18 @@ def default_trial(study: TuneRun | None) -> TrainingRun | None:
         return None
     row = next((t for t in study.trials if t.default_recipe and t.state == "COMPLETE"), None)
     return read_training_run(study.trial_dir(row.number)) if row is not None else None
+
+
+def _no_best_trial(run: Path, study: TuneRun) -> str:
+    """Why a study has no trial to report on, and the fix: wait for it, or (every trial diverged) tune again."""
+    finished = [t for t in study.trials if t.state not in ("RUNNING", "WAITING")]
+    if finished and len(finished) == len(study.trials) and all(t.status == "diverged" for t in finished):
+        return (
+            f"{run}: the study is over and every one of its {len(finished)} trial(s) diverged (the loss became "
+            "non-finite), most likely because the learning rate is too high; tune again into a new --out with a "
+            "lower learning-rate range in the space (--space FILE) or a lower --set train.learning_rate"
+        )
+    return f"{run}: the study has no complete trial yet; let it run longer (aerotune tune resumes)"
 
 
 def _check_comparable(tuned: TrainingRun, base: TrainingRun, notes: list[str]) -> bool:

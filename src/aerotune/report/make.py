@@ -174,6 +174,13 @@ def _assemble(
         },
         "classes": names,
         "colors": palette.hex_colors,
+        # where those colours come from, for the patch figure's caption: the colour masks themselves, the masks'
+        # PNG palette (masks of class ids), or aerotune's fixed display colours (masks of ids without one)
+        "colors_from": "masks"
+        if not palette.by_id
+        else "mask palette"
+        if cache.manifest.get("mask_colors")
+        else "fixed",
         "seed": seed,
         "shown_patches": shown_idx,
         "train_patches_evaluated": len(train_idx),

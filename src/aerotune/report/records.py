@@ -58,6 +58,9 @@ class ReportRecord(Record):
     whole_images: dict[str, Any] | None = None  # report.whole: the held-out whole images, when the run has them
     figures: dict[str, str] = field(default_factory=dict)  # name -> path relative to the report folder
     seconds: float = 0.0
+    #: Where ``colors`` come from: the colour masks ("masks"), the masks' PNG palette ("mask palette", masks of
+    #: class ids) or aerotune's fixed display colours ("fixed", masks of ids without one).
+    colors_from: str = "masks"
 
     def to_json(self) -> dict[str, Any]:
         data = super().to_json()

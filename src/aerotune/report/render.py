@@ -21,6 +21,17 @@ FIGURE_TEXT = {
         "Validation patches",
         "Ten validation patches drawn with the saved seed (the same for both models), in the dataset's own colours.",
     ),
+    # the patch figure of masks of class ids, by where its colours come from (the report's ``colors_from``)
+    "patches mask palette": (
+        "Validation patches",
+        "Ten validation patches drawn with the saved seed (the same for both models), in the colours of the "
+        "masks' own PNG palette.",
+    ),
+    "patches fixed": (
+        "Validation patches",
+        "Ten validation patches drawn with the saved seed (the same for both models); the masks hold class ids, "
+        "shown in aerotune's fixed display colours (the legend names them).",
+    ),
     "loss": ("Loss curves", "Training (dashed) and validation (solid) loss of each run, as logged while training."),
     "precision_recall": (
         "Precision and recall",
@@ -42,6 +53,14 @@ FIGURE_TEXT = {
         "differs between the best trials and all of them.",
     ),
 }
+
+
+def figure_text(data: dict[str, Any], name: str) -> tuple[str, str]:
+    """A figure's title and caption; the patch figure's says where its colours come from."""
+    if name == "patches" and data.get("colors_from") in ("mask palette", "fixed"):
+        name = f"patches {data['colors_from']}"
+    return FIGURE_TEXT.get(name, (name, ""))
+
 
 CSS = (
     f":root {{ --tuned: {TUNED}; --baseline: {BASELINE}; }}"
@@ -240,7 +259,7 @@ def _html_figure(data: dict[str, Any], folder: Path, name: str, *, extra: str = 
     rel = data["figures"].get(name)
     if rel is None:
         return ""
-    t, caption = FIGURE_TEXT.get(name, (name, ""))
+    t, caption = figure_text(data, name)
     cap = f'<p class="caption">{html.escape(caption)}</p>' if caption else ""
     return (
         f'<section id="{name}"><h2>{html.escape(title or t)}</h2><figure>{_img(folder, rel, t)}</figure>{cap}'
@@ -330,7 +349,7 @@ def _md_figure(data: dict[str, Any], name: str, *, title: str | None = None, lev
     rel = data["figures"].get(name)
     if rel is None:
         return []
-    t, caption = FIGURE_TEXT.get(name, (name, ""))
+    t, caption = figure_text(data, name)
     out = [f"{level} {t}" if title is None else f"{level} {title}", "", f"![{t}]({rel})", ""]
     if caption:
         out += [caption, ""]

@@ -124,7 +124,7 @@ def _find_samples(run: TrainingRun, cache, wanted: dict[str, list[str]]):
             return None
         raise RunError(f"{run.path}: its dataset folder {root} is gone, so its test images cannot be read; {fix}")
     recorded = run.split.dataset_hash or cache.manifest.get("inputs_hash")
-    if plan_cache(root, run.config.data, cache.palette)[2] != recorded:
+    if plan_cache(root, run.config.data, cache.classes_palette)[2] != recorded:
         if "test" in wanted:
             raise RunError(
                 f"{root}: the dataset's files changed since {run.path} drew its test images, so the test numbers "

@@ -114,6 +114,9 @@ class Plan:
                 f"hard cap: {self.max_epochs_total} epochs over all trials (--max-epochs-total); the study "
                 "stops when it is reached"
             )
+        warning = self.budget_warning()
+        if warning:
+            out.append(f"warning: {warning}")
         out.append(f"the reference spent {reference_epochs:,} epochs on 72 trials")
         if self.pruner == "none":
             return out
@@ -122,6 +125,37 @@ class Plan:
             "so the first trials of a rung pass more often)"
         )
         return out
+
+    def _round_epochs(self, epochs: int) -> int:
+        """Epochs of the smallest round that can prune: eta trials judged at the first rung, one trained on to
+        ``epochs`` (no rung, ``--pruner none``: one more trial of ``epochs``)."""
+        r, eta = self.min_resource, self.reduction_factor
+        return eta * r + (epochs - r) if self.pruner != "none" and epochs > r else epochs
+
+    def budget_warning(self) -> str | None:
+        """Why ``--max-epochs-total`` cannot work, and what would: None when it pays for the baseline trial (all
+        ``train.epochs``, never pruned) plus one round of the pruner's first bracket."""
+        cap, big_r, r, eta = self.max_epochs_total, self.max_resource, self.min_resource, self.reduction_factor
+        base = big_r if self.baseline else 0
+        need = base + self._round_epochs(big_r)
+        if cap is None or cap >= need:
+            return None
+        fits = [e for e in range(big_r - 1, 0, -1) if (e if self.baseline else 0) + self._round_epochs(e) <= cap]
+        fits = [e for e in fits if self.pruner == "none" or e > r]  # below r + 1 epochs no trial is ever judged
+        if self.pruner == "none":
+            round_text = f"one more trial ({big_r} epochs)"
+        else:
+            round_text = f"one pruning round ({eta} trials judged after {r} epoch(s), one trained on to {big_r})"
+        what = f"the baseline trial ({big_r} epochs: it trains all --epochs and is never pruned) plus " if base else ""
+        fixes = [f"raise --max-epochs-total to at least {need}"]
+        if fits:
+            fixes.append(f"lower --epochs to {fits[0]}")
+        if self.baseline and self._round_epochs(big_r) <= cap:
+            fixes.append("drop the baseline with --no-baseline")
+        return (
+            f"--max-epochs-total {cap} cannot pay for {what}{round_text}: {need} epochs, so the study ends "
+            f"before it can compare or prune anything; {', or '.join(fixes)}"
+        )
 
     def __str__(self) -> str:
         return "\n".join(self.lines())

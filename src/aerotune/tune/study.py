@@ -9,6 +9,7 @@ trial count and the epoch cap exact across them (see ``storage.py``).
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -23,6 +24,8 @@ from aerotune.tune.optuna_study import StudyWideHyperband, open_study, setup_stu
 from aerotune.tune.records import StudyRecord
 from aerotune.tune.settings import TuneResult, TuneSettings, WorkerBudget, plan_tune
 from aerotune.tune.worker import run_worker, run_worker_processes
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "StudyWideHyperband",
@@ -59,17 +62,25 @@ def run_tune(settings: TuneSettings) -> TuneResult:
     if old is not None:
         if old.fingerprint() != desc.fingerprint():
             key = first_difference(old.fingerprint(), desc.fingerprint())
+            idle = "" if any((out / "trials").glob("*/checkpoints/last.pt")) else " (it holds no finished epoch)"
             raise RunError(
-                f"{out}: the run folder holds a study with a different {key}; repeat the same "
+                f"{out}: the run folder holds a study{idle} with a different {key}; repeat the same "
                 "settings to resume it, or choose a new --out"
             )
         desc = replace(desc, baseline_trial=old.baseline_trial)
         check_cache_current(
             settings.data, settings.config.data, out / "cache", fix="choose a new --out for a study of the new files"
         )
+    warning = plan_tune(settings).budget_warning()
+    if warning:
+        log.warning("%s", warning)
     t0 = time.time()
     output.claim()
-    with removed_on_failure(output, keep=lambda: any((out / "trials").glob("*/checkpoints/last.pt"))):
+    # A study folder this call made is removed again on a failure or interrupt until some trial has finished an
+    # epoch (as train removes its run), so a corrected rerun is never refused by a study that did nothing. A study
+    # in a database outlives its folder, so that folder is kept, as is any folder that existed before.
+    worked = lambda: any((out / "trials").glob("*/checkpoints/last.pt"))  # noqa: E731
+    with removed_on_failure(output, keep=worked):
         cache = cache_for(settings.data, settings.config.data, out / "cache")
         desc = replace(desc, cache=str(cache.root.resolve()))
         split_path = out / "split.json"
@@ -84,14 +95,15 @@ def run_tune(settings: TuneSettings) -> TuneResult:
         max_epochs_total=settings.max_epochs_total,
         workers=settings.workers,
     )
-    try:
-        if settings.workers == 1:
-            run_worker(out, settings.storage, budget, index=0, opened=study)
-        else:
+    with removed_on_failure(output, keep=lambda: settings.storage is not None or worked()):
+        try:
+            if settings.workers == 1:
+                run_worker(out, settings.storage, budget, index=0, opened=study)
+            else:
+                study.close()
+                run_worker_processes(out, settings.storage, budget)
+                study = open_study(desc, out, settings.storage, heartbeat=settings.heartbeat)
+        finally:
+            result = export_study(out, study.study, wall_seconds=time.time() - t0)
             study.close()
-            run_worker_processes(out, settings.storage, budget)
-            study = open_study(desc, out, settings.storage, heartbeat=settings.heartbeat)
-    finally:
-        result = export_study(out, study.study, wall_seconds=time.time() - t0)
-        study.close()
     return result

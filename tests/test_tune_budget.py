@@ -1,0 +1,61 @@
+"""A ``--max-epochs-total`` that cannot pay for the baseline trial plus one pruning round is warned about, in the
+dry run and when the study starts, naming ``--epochs``, ``--max-epochs-total`` and what would work."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from aerotune.commands import main
+from aerotune.tune.plan import make_plan
+
+
+def plan(cap, *, epochs=50, baseline=True, pruner="hyperband"):
+    return make_plan(
+        study_name="s",
+        min_resource=1,
+        max_resource=epochs,
+        reduction_factor=3,
+        trials=20,
+        baseline=baseline,
+        max_epochs_total=cap,
+        pruner=pruner,
+    )
+
+
+def test_a_cap_that_only_pays_for_the_baseline_is_named_with_what_would_work():
+    text = plan(8).budget_warning()
+    assert text.startswith("--max-epochs-total 8 cannot pay for the baseline trial (50 epochs")
+    # 50 (baseline) + 3 trials judged after epoch 1 + one of them trained on to 50: 102
+    assert "102 epochs" in text and "raise --max-epochs-total to at least 102" in text
+    assert "lower --epochs to 3" in text  # 3 + (3 * 1 + 2) = 8
+    assert "--no-baseline" not in text  # without the baseline 52 epochs are still more than 8
+    assert "--no-baseline" in plan(60).budget_warning()
+    assert "warning: --max-epochs-total 8 cannot pay" in str(plan(8))
+
+
+@pytest.mark.parametrize(
+    ("cap", "kw"),
+    [(None, {}), (102, {}), (52, {"baseline": False}), (100, {"pruner": "none"}), (8, {"epochs": 3})],
+)
+def test_a_cap_that_works_is_not_warned_about(cap, kw):
+    assert plan(cap, **kw).budget_warning() is None
+    assert "warning" not in str(plan(cap, **kw))
+
+
+def test_without_pruning_the_round_is_one_more_trial():
+    text = plan(60, pruner="none").budget_warning()
+    assert "one more trial (50 epochs): 100 epochs" in text and "lower --epochs to 30" in text
+
+
+def test_dry_run_and_study_start_warn(tiny_cache, tmp_path, capsys, caplog):
+    common = ["tune", "--data", str(tiny_cache.root), "--patch-size", "32", "--max-epochs-total", "8"]
+    assert main([*common, "--out", str(tmp_path / "dry"), "--dry-run"]) == 0
+    assert "warning: --max-epochs-total 8 cannot pay for the baseline trial (50 epochs" in capsys.readouterr().out
+    tiny = ["--set", "model.base_filters=4", "--set", "model.depth=3", "--set", "train.progress=false"]
+    with caplog.at_level(logging.WARNING, logger="aerotune"):
+        assert main([*common[:5], "--max-epochs-total", "2", "--epochs", "2", "--out", str(tmp_path / "s"), *tiny]) == 0
+    warned = [r.getMessage() for r in caplog.records if "cannot pay" in r.getMessage()]
+    assert warned and warned[0].startswith("--max-epochs-total 2 cannot pay for the baseline trial (2 epochs")
+    capsys.readouterr()
