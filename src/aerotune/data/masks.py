@@ -12,7 +12,7 @@ from aerotune.data.palette import Palette, key_text
 from aerotune.data.rasters import is_geotiff, raster_size
 from aerotune.data.scaling import SIXTEEN_BIT
 from aerotune.errors import DatasetError
-from aerotune.reading import image_header, load_image, show
+from aerotune.reading import image_header, load_image, open_image, show
 
 #: Above this share of unknown mask pixels the palette itself is probably wrong.
 WRONG_PALETTE_SHARE = 0.5

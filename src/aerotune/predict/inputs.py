@@ -52,7 +52,7 @@ def list_inputs(inputs: list[str | Path], out: str | Path | None = None) -> list
     if not files:
         raise DatasetError(
             f"{', '.join(map(str, inputs))}: no images found ({' '.join(IMAGE_SUFFIXES)}) in it or in its "
-            "sub-folders; pass image files or folders of images"
+            "sub-folders; pass image files, or the folder that holds them (for a dataset, its images/ folder)"
         )
     names = [n for _, n in files]
     if len(set(names)) != len(names):

@@ -53,8 +53,9 @@ def check_value(key: str, value: Any, base: RunConfig, *, what: str = "search sp
 def resolve_baseline(baseline: dict[str, Any], space: SearchSpace, base: RunConfig) -> dict[str, Any]:
     """Turn baseline settings (any key spelling) into ``{config key: value}`` checked against the config.
 
-    Settings the baseline does not name but the space searches take the base config's value. A
-    categorical parameter must list the baseline's value among its choices.
+    Settings the baseline does not name but the space searches take the base config's value (which may lie
+    outside the space: the trial trains with it, Optuna is not told). A categorical parameter must list a value
+    the baseline names among its choices.
     """
     out: dict[str, Any] = {}
     for name, value in baseline.items():
@@ -63,13 +64,14 @@ def resolve_baseline(baseline: dict[str, Any], space: SearchSpace, base: RunConf
         except AerotuneError as exc:
             raise SearchSpaceError(str(exc)) from None
         out[f"{section}.{field_name}"] = value
+    named = set(out)
     for key in space.params:
         if key not in out:
             section, name = key.split(".")
             out[key] = getattr(getattr(base, section), name)
     for key, value in out.items():
         p = space.params.get(key)
-        if p is not None and p.kind == "categorical":
+        if p is not None and p.kind == "categorical" and key in named:
             canon = {json.dumps(c) for c in p.choices}
             alt = (
                 {json.dumps(value)}
