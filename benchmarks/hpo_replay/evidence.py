@@ -74,6 +74,7 @@ def regime(studies: list[dict], table: Table, budget: int, eps: float) -> dict[s
     data = per_seed(studies, table, budget)
     col = {f: FINE.index(f) for f in FRACTIONS}
     rs = data["rs"]
+    rs_within = (rs["regret"][:, -1] <= eps + 1e-12).astype(float)
     out: dict[str, Any] = {"budget": budget, "eps": round(eps, 5), "methods": {}}
     for m, d in data.items():
         within = (d["regret"] <= eps + 1e-12).astype(float)
@@ -96,9 +97,9 @@ def regime(studies: list[dict], table: Table, budget: int, eps: float) -> dict[s
                 "reached": round(float(np.isfinite(reach).mean()), 3),
             },
             "saving_regret": saving_interval(finite, finite_rs(rs, table)[:, -1], FINE),
-            "saving_within": saving_interval(
-                within, (rs["regret"][:, -1] <= eps + 1e-12).astype(float), FINE, lower_is_better=False
-            ),
+            "saving_within": saving_interval(within, rs_within, FINE, lower_is_better=False)
+            if rs_within.mean() > 0
+            else {"fraction": None, "ci95": [None, None], "factor": None, "note": "random search's P is 0"},
             "regret_vs_rs_full_at_0.2": diff_interval(finite[:, col[0.2]], finite_rs(rs, table)[:, -1]),
         }
     return out
@@ -280,6 +281,8 @@ def _frac(s: dict[str, Any]) -> str:
     f, ci = s["fraction"], s["ci95"]
     lo = "-" if ci[0] is None else f"{ci[0]:.2f}"
     hi = "never" if ci[1] is None else f"{ci[1]:.2f}"
+    if s.get("note"):
+        return f"undefined ({s['note']})"
     if f is None:
         return f"never within the budget [{lo}, {hi}]"
     return f"{f:.2f} ({1 / f:.1f}x) [{lo}, {hi}]"
