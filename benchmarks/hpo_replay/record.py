@@ -195,7 +195,7 @@ def train_one(job: dict, config, cache, work: Path) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)  # --data is dubai's
     p.add_argument("--out", type=Path, default=CURVES, help="JSON-lines table, appended to (default: %(default)s)")
     p.add_argument("--work", type=Path, default=Path("/tmp/aerotune-hpo-record"), help="dataset, cache, run folder")
     p.add_argument("--limit", type=int, default=None, help="record at most this many new configurations")
