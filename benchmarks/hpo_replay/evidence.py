@@ -61,7 +61,7 @@ def per_seed(studies: list[dict], table: Table, budget: int, fractions=FINE) -> 
     for s in sorted(studies, key=lambda s: (s["method"], s["seed"])):
         d = out.setdefault(s["method"], {"regret": [], "complete": [], "reach": [], "trials": []})
         kept = [kept_config(s["trials_log"], max(1, int(round(f * budget)))) for f in fractions]
-        d["regret"].append([regret(k, table.quality) for k, _ in kept])
+        d["regret"].append([regret(k, useful(table)) for k, _ in kept])
         d["complete"].append([c for _, c in kept])
         if s["seed"] in rs_final:
             d["reach"].append(epochs_to_reach(anytime(s["events"], budget), rs_final[s["seed"]]) / budget)
@@ -109,9 +109,15 @@ def finite_rs(rs: dict[str, np.ndarray], table: Table) -> np.ndarray:
     return finite_regret(rs["regret"], table)
 
 
+def useful(table: Table) -> np.ndarray:
+    """Quality capped at the chance loss: a model worse than predicting at chance (runs without an activation reach
+    finite losses of 1e8) is as useless to the user as chance, and one such seed must not swamp a mean."""
+    return np.minimum(table.quality, table.chance_loss)
+
+
 def finite_regret(regrets: np.ndarray, table: Table) -> np.ndarray:
-    """Regrets with "kept nothing" (inf) counted as the worst recorded configuration's."""
-    q = table.quality[np.isfinite(table.quality)]
+    """Regrets with "kept nothing" (inf) counted as chance's."""
+    q = useful(table)
     return np.where(np.isfinite(regrets), regrets, q.max() - q.min())
 
 
