@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -212,10 +211,10 @@ def report(rows: list[dict[str, Any]]) -> str:
     cpus = sorted({x.get("cpu", "?") for x in rows})
     secs = {r: [x["train_seconds"] for x in rows if x["kind"] == "fold" and x["recipe"] == r] for r in RECIPES}
     if secs["default"] and secs["reference"]:
+        new, ref = statistics.mean(secs["default"]), statistics.mean(secs["reference"])
         lines.append(
-            f"\nTraining time per fold (same epochs, {', '.join(cpus)}): default {statistics.mean(secs['default']):.0f} s, "
-            f"reference {statistics.mean(secs['reference']):.0f} s "
-            f"(ratio {statistics.mean(secs['default']) / statistics.mean(secs['reference']):.2f}; a shared machine)."
+            f"\nTraining time per fold (same epochs, {', '.join(cpus)}): default {new:.0f} s, reference {ref:.0f} s "
+            f"(ratio {new / ref:.2f}; a shared machine)."
         )
     return "\n".join(lines)
 

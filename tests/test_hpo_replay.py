@@ -9,36 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hpo_tables import CURVES
+from hpo_tables import row as _row
+from hpo_tables import rows as _rows
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "hpo_replay"))
 import replay  # noqa: E402
 from analysis import anytime, epochs_to_reach  # noqa: E402
 
 from aerotune.train.fit import Callback  # noqa: E402
-
-from hpo_tables import CURVES  # noqa: E402
-
-
-def _row(lr: float, batch: int, losses: list[float], seed: int = 42, status: str = "completed") -> dict:
-    return {
-        "learning_rate": lr,
-        "batch_size": batch,
-        "activation": "relu",
-        "seed": seed,
-        "status": status,
-        "epochs": len(losses),
-        "val_loss": losses,
-        "val_mean_iou": [1 - v for v in losses],
-    }
-
-
-def _rows() -> list[dict]:
-    rows = [_row(lr, b, v) for (lr, b), v in CURVES.items()]
-    # one configuration again at two other seeds: +-0.02 and +-0.04 around the main seed's curve
-    rows += [
-        _row(0.001, 8, [v + 0.02 for v in CURVES[(0.001, 8)]], seed=1),
-        _row(0.001, 8, [v - 0.02 for v in CURVES[(0.001, 8)]], seed=2),
-    ]
-    return rows
 
 
 def _table() -> replay.Table:
@@ -63,7 +42,7 @@ def test_table_noise_and_lookup():
 
 def test_replayed_noise_has_the_measured_spread():
     table = _table()
-    row = table.curves[(0.01, 8, "relu")]
+    row = table.lookup(0.01, 8, "relu")
     draws = np.array([replay.replayed_curve(table, row, np.random.default_rng(i)) for i in range(2000)])
     np.testing.assert_allclose(draws.mean(0), CURVES[(0.01, 8)], atol=0.003)
     np.testing.assert_allclose(draws.std(0), [0.02] * 3, rtol=0.1)
@@ -112,7 +91,6 @@ def test_method_respects_the_budget(method):
     assert epochs_to_reach(curve, curve[-1]) <= 7 and epochs_to_reach(curve, -1.0) == math.inf
 
 
-@pytest.mark.slow  # runs real studies
 @pytest.mark.parametrize("method", ["hb", "sha_tpe"])
 def test_in_memory_replay_is_run_tune(method, tmp_path):
     """The fast loop gives exactly the study ``aerotune tune``'s own worker gives with the table as training."""

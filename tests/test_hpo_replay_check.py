@@ -11,32 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hpo_tables import CURVES
+from hpo_tables import rows as _rows
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "hpo_replay"))
 import budgets  # noqa: E402
 import check  # noqa: E402
 import replay  # noqa: E402
 from analysis import summarize  # noqa: E402
-
-from hpo_tables import CURVES  # noqa: E402 - the same made-up table as test_hpo_replay.py
-
-
-def _row(lr: float, batch: int, losses: list[float], seed: int = 42) -> dict:
-    return {
-        "learning_rate": lr,
-        "batch_size": batch,
-        "activation": "relu",
-        "seed": seed,
-        "status": "completed",
-        "epochs": len(losses),
-        "val_loss": losses,
-        "val_mean_iou": [1 - v for v in losses],
-    }
-
-
-def _rows() -> list[dict]:
-    rows = [_row(lr, b, v) for (lr, b), v in CURVES.items()]
-    rows += [_row(0.001, 8, [v + d for v in CURVES[(0.001, 8)]], seed=s) for s, d in ((1, 0.02), (2, -0.02))]
-    return rows
 
 
 def _table() -> replay.Table:
@@ -158,7 +140,7 @@ def test_smac_replay_respects_the_budget():
 
 def test_noise_scale_zero_replays_the_recorded_curves():
     table = _table()
-    row = table.curves[(0.01, 8, "relu")]
+    row = table.lookup(0.01, 8, "relu")
     quiet = replay.scaled(table, 0.0)
     assert replay.replayed_curve(quiet, row, np.random.default_rng(0)) == CURVES[(0.01, 8)]
     assert replay.replayed_curve(table, row, np.random.default_rng(0)) != CURVES[(0.01, 8)]

@@ -30,12 +30,14 @@ import json
 import logging
 import math
 import shutil
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 CURVES = HERE / "curves.jsonl"
 
 EPOCHS = 27
@@ -113,6 +115,57 @@ def prepare_cache(work: Path):
     return config, cache_for(data, config.data, work / "cache")
 
 
+def chance_loss(config, cache) -> float:
+    """The validation loss of predicting at chance: the best constant prediction, the training patches' class
+    frequencies at every pixel (a network that has learnt nothing from the image can do no better), scored as
+    ``fit`` scores a run (the reference's dice + focal, mean over validation batches of 16). A configuration
+    "learns" when its mean final loss is below this (``metrics.learns``)."""
+    import torch
+
+    from aerotune.data.dataset import make_split
+    from aerotune.model.losses import objective_loss
+    from aerotune.train.fit import evaluate, make_datasets
+
+    split = make_split(cache, config.data)
+    _, val_ds, _ = make_datasets(cache, config, split)
+    palette = cache.palette
+    masks = np.asarray(cache.masks[np.asarray(split.train, dtype=np.int64)])
+    counts = np.bincount(masks[masks != palette.ignore_index].ravel(), minlength=palette.num_classes)
+    prior = torch.tensor(np.log(np.maximum(counts / counts.sum(), 1e-6)), dtype=torch.float32)
+
+    class Constant(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return prior.view(1, -1, 1, 1).expand(x.shape[0], -1, x.shape[2], x.shape[3])
+
+    metrics = evaluate(
+        Constant(),
+        val_ds,
+        palette,
+        batch_size=16,
+        device=torch.device("cpu"),
+        loss_fn=objective_loss(ignore_index=palette.ignore_index),
+        channels_last=False,
+    )
+    return round(float(metrics.mean_loss()), 6)
+
+
+def write_meta(path: Path, meta: dict) -> None:
+    """The table's description beside it (``<table>.meta.json``): task, chance loss, R, main seed, space."""
+    from aerotune.files import write_json
+
+    write_json(meta_path(path), meta)
+
+
+def meta_path(path: Path) -> Path:
+    return path.with_name(path.name.removesuffix(".jsonl") + ".meta.json")
+
+
+def read_meta(path: Path) -> dict:
+    """The table's description, ``{}`` where none was written."""
+    p = meta_path(path)
+    return json.loads(p.read_text()) if p.is_file() else {}
+
+
 def train_one(job: dict, config, cache, work: Path) -> dict:
     """Train one configuration for R epochs through ``fit``; return its table row."""
     from aerotune.train.fit import fit
@@ -142,12 +195,26 @@ def train_one(job: dict, config, cache, work: Path) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)  # --data is dubai's
     p.add_argument("--out", type=Path, default=CURVES, help="JSON-lines table, appended to (default: %(default)s)")
     p.add_argument("--work", type=Path, default=Path("/tmp/aerotune-hpo-record"), help="dataset, cache, run folder")
     p.add_argument("--limit", type=int, default=None, help="record at most this many new configurations")
     p.add_argument("--shard", default=None, help="I/N: record every N-th missing configuration, from the I-th")
-    args = p.parse_args()
+    p.add_argument(
+        "--dataset",
+        choices=["synthetic", "dubai"],
+        default="synthetic",
+        help="synthetic: the committed grid (this file); dubai: curves on the Dubai set (record_dubai.py)",
+    )
+    p.add_argument("--meta-only", action="store_true", help="write the table's meta file (chance loss) and stop")
+    args, rest = p.parse_known_args()
+    if args.dataset == "dubai":
+        import record_dubai
+
+        record_dubai.main(sys.argv[1:])
+        return
+    if rest:
+        p.error(f"unrecognised arguments: {' '.join(rest)}")
     shard, shards = (int(x) for x in args.shard.split("/")) if args.shard else (0, 1)
     if not 0 <= shard < shards:
         p.error(f"--shard {args.shard}: I/N with 0 <= I < N")
@@ -157,6 +224,12 @@ def main() -> None:
     torch.set_num_threads(1)
     args.work.mkdir(parents=True, exist_ok=True)
     config, cache = prepare_cache(args.work)
+    if args.meta_only or not meta_path(args.out).is_file():
+        meta = {"task": TASK, "epochs": EPOCHS, "main_seed": MAIN_SEED, "chance_loss": chance_loss(config, cache)}
+        write_meta(args.out, meta)
+        print(f"{meta_path(args.out)}: chance loss {meta['chance_loss']}", flush=True)
+        if args.meta_only:
+            return
     done = {job_key(r) for r in read_rows(args.out) + (read_rows(CURVES) if args.out != CURVES else [])}
     todo = [j for j in jobs() if job_key(j) not in done][shard::shards]
     if args.limit is not None:

@@ -59,8 +59,8 @@ def config_space(table: Table, seed: int):
     cs.add(
         [
             Float("learning_rate", (table.learning_rates[0], table.learning_rates[-1]), log=True),
-            Categorical("batch_size", sorted({k[1] for k in table.curves})),
-            Categorical("activation", sorted({k[2] for k in table.curves})),
+            Categorical("batch_size", table.values_of("train.batch_size")),
+            Categorical("activation", table.values_of("model.activation")),
         ]
     )
     return cs
