@@ -6,7 +6,7 @@ import pytest
 import torch
 from torchmetrics.classification import BinaryStatScores, MulticlassConfusionMatrix
 
-from aerotune.config import DataConfig, RunConfig
+from aerotune.config import DataConfig, RunConfig, load_config
 from aerotune.data.patches import prepare_patches
 from aerotune.errors import ConfigError
 from aerotune.train.fit import fit
@@ -81,7 +81,9 @@ def cache(tmp_path_factory):
 
 
 def config(**extra) -> RunConfig:
-    return RunConfig().with_overrides({**TINY, **extra})
+    """The reference's recipe: its dropout is what the fast-dropout switch is about, its constant rate what lets a
+    run continue to more epochs as an unbroken one."""
+    return load_config(None, preset="reference").with_overrides({**TINY, **extra})
 
 
 def test_auto_switches_resolve_per_device():

@@ -16,7 +16,7 @@ import optuna
 import pytest
 
 from aerotune.commands import main
-from aerotune.config import RunConfig
+from aerotune.config import RunConfig, load_config
 from aerotune.tune.plan import bracket_of, bracket_shares, make_plan, n_brackets
 from aerotune.tune.space_parse import parse_space
 from aerotune.tune.study import TuneSettings, run_tune
@@ -31,7 +31,9 @@ SPACE = {
 
 
 def tiny_config(epochs: int = 9) -> RunConfig:
-    return RunConfig().with_overrides(
+    """Under the reference's recipe, so trial 0 (the baseline) is the only fixed trial; the default recipe's trial 1
+    is tested in tests/test_recipe_study.py."""
+    return load_config(None, preset="reference").with_overrides(
         {
             "data.patch_size": 32,
             "model.base_filters": 4,

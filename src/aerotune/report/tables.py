@@ -148,7 +148,7 @@ def results(data: dict[str, Any]) -> Table:
     rows = []
     for r in data["headline"]:
         b, t = r.get("baseline"), r["tuned"]
-        cells = [Cell(r["label"])] + ([Cell(fmt(b, r["format"]))] if has_base else []) + [Cell(fmt(t, r["format"]))]
+        cells = [Cell(r["label"])] + [Cell(fmt(r.get(k), r["format"])) for k in _models(data)]
         if has_base:
             cells.append(delta(b, t, r["format"], r["lower_is_better"]))
         rows.append(cells)

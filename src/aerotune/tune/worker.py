@@ -267,12 +267,13 @@ class _Worker:
         try:
             with Heartbeat(self.storage, trial_id(trial), self.heartbeat):
                 values = self.space.suggest(trial)
-                if baseline:
-                    values = {**values, **(self.desc.baseline_values or {})}
-                elif default:
-                    values = {**values, **(self.desc.default_values or {})}
-                values = config_values(self.space, values)
+                fixed = (self.desc.baseline_values if baseline else self.desc.default_values if default else None) or {}
+                values = config_values(self.space, {**values, **{k: v for k, v in fixed.items() if k in values}})
+                # settings the trial fixes outside the space (trial 0's recipe): trained with, not searched
+                recipe = config_values(self.space, {k: v for k, v in fixed.items() if k not in values})
                 trial.set_user_attr("params", values)
+                if recipe:
+                    trial.set_user_attr("recipe", recipe)
                 trial.set_user_attr("run_dir", str(run_dir.relative_to(self.out)))
                 trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
                 self._resume_from_previous(trial, run_dir)
@@ -283,7 +284,7 @@ class _Worker:
                     ", ".join(f"{k}={v}" for k, v in values.items()),
                 )
                 try:
-                    config = self.base.with_overrides({**values, **self.runtime}, where=f"trial {number}")
+                    config = self.base.with_overrides({**recipe, **values, **self.runtime}, where=f"trial {number}")
                     result = fit(config, self.cache, run_dir, split=self.split, callback=cb)
                 except (KeyboardInterrupt, UpdateFinishedTrialError):
                     raise
