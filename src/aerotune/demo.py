@@ -194,7 +194,10 @@ def _run_stages(out: Path, plan: DemoPlan, echo) -> dict[str, Path]:
     drawing = time.perf_counter() - marks.get("drawing figures", time.perf_counter())
     clock.stop("report", f"figures and HTML {drawing:.1f} s of it, the rest evaluating the models")
     for name, model in report.data["models"].items():
-        echo(f"      {name}: " + _metrics_line(model["val"]))
+        echo(f"      {report.data['labels'].get(name, name)}: " + _metrics_line(model["val"]))
+    for note in report.data["notes"]:
+        if note.startswith("Recipe and tuning"):
+            echo("      " + note)
     echo("      " + report.data["verdict"]["text"])
 
     echo(
