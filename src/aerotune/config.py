@@ -56,8 +56,9 @@ class DataConfig:
     # colour (and not as near to another) takes that class: for lossy (JPEG) masks, colour palettes only
     color_tolerance: int = field(default=0, metadata=role("cache"))
     classes_file: str | None = field(default=None, metadata=role("palette"))  # None: the built-in Dubai palette
-    # minmax: per patch and channel (the reference); meanstd: the training patches' statistics (the default recipe)
-    normalization: str = "meanstd"
+    # minmax: each patch (or window) and channel scaled by its own min and max, robust to the colour shifts between
+    # places; meanstd: the training patches' statistics
+    normalization: str = "minmax"
     augment: bool = True  # the 8 flips and 90-degree rotations of each training window (the reference: off)
     # Photometric jitter of training windows: brightness, contrast and saturation each scaled by a factor drawn
     # from [1 - jitter, 1 + jitter] (0: off, the reference; at most 0.5)
