@@ -84,5 +84,19 @@ def resolve_baseline(baseline: dict[str, Any], space: SearchSpace, base: RunConf
             if json.dumps(value) not in canon:
                 value = None if value == "none" else "none"
                 out[key] = value
-        check_value(key, value, base, what="baseline")
+    together = _applied(base, out)
+    for key, value in out.items():
+        check_value(key, value, together, what="baseline")
     return config_values(space, out)
+
+
+def _applied(base: RunConfig, values: dict[str, Any]) -> RunConfig:
+    """``base`` with every baseline value applied: the baseline is one config, so each value is checked beside
+    the others (Adam beside the baseline's weight decay 0, not beside the base config's AdamW decay). When they do
+    not fit together, ``base`` itself, so the check of each value names the one at fault."""
+    try:
+        return base.with_overrides(
+            {k: to_config(v, field_type(*k.split("."))) for k, v in values.items()}, where="baseline"
+        )
+    except (AerotuneError, TypeError, ValueError):
+        return base
