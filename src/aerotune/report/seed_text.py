@@ -24,13 +24,17 @@ def verdict_text(seeds: dict[str, Any], labels: dict[str, str]) -> str:
     """One sentence per comparison (the tuned model against the reference first)."""
     models = seeds["models"]
     metric = "test mean IoU" if seeds["basis"] == "test" else "mean IoU"
-    out = []
+    out, judged = [], set()
     for c in seeds["comparisons"]:
         a, b = c["model"], c["than"]
         name_a, name_b = labels.get(a, a), labels.get(b, b)
-        if models[a]["trial"] == models[b]["trial"]:
+        pair = frozenset((models[a]["trial"], models[b]["trial"]))
+        if len(pair) == 1:
             out.append(f"The {name_a} model is the {name_b} trial itself, so there is no difference to judge.")
             continue
+        if pair in judged:  # one trial in two roles: its comparison is already said
+            continue
+        judged.add(pair)
         text = sentence(name_a, name_b, c["mean_iou"], metric=metric, spec=".3f", points=True, k=seeds["k"])
         out.append(text[0].upper() + text[1:] + ".")
     return " ".join(out) or "No comparison: the seed retrainings gave no numbers."
