@@ -58,6 +58,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from aerotune.commands.tune import quiet_optuna
     from aerotune.report.make import make_report
+    from aerotune.report.seed_text import cost_text
+    from aerotune.report.seeds import NO_SEEDS
 
     quiet_optuna()  # the study of a tuning run is opened for its parameter importances
     args.resumable = args.seeds != 0  # an interrupted report keeps its finished seed retrainings
@@ -75,9 +77,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     )
     print(f"{result.html}")
     print(f"  {result.data['verdict']['text']}")
+    print("".join(f"  {n}\n" for n in result.data["notes"] if n.startswith(NO_SEEDS)), end="")
     if "seeds" in result.data:
-        from aerotune.report.seed_text import cost_text
-
         print(f"  Seed noise: {result.data['seeds']['verdict']}")
         print(f"  {cost_text(result.data['seeds'])}")
     print(f"  also {result.markdown} and {result.json}")

@@ -36,6 +36,8 @@ SEEDS_DIR = "seeds"
 DEFAULT_SEEDS = 3
 #: The most seeds a report retrains (more is a mistake rather than a plan).
 MAX_SEEDS = 20
+#: How the note that there is no seed verdict begins (the CLI prints it too).
+NO_SEEDS = "No seed verdict"
 #: The compared models, in the order the report shows them.
 ROLES = ("baseline", "default", "tuned")
 
@@ -99,7 +101,7 @@ def plan_seeds(src: Sources, seeds: int | None, *, external_baseline: bool) -> S
         if cost > spent:
             return SeedPlan(
                 k=0,
-                note=f"No seed verdict: {DEFAULT_SEEDS} seeds × {len(trials)} model(s) × {r} epochs = {cost} epochs "
+                note=f"{NO_SEEDS}: {DEFAULT_SEEDS} seeds × {len(trials)} model(s) × {r} epochs = {cost} epochs "
                 f"would cost more than the study's own {spent}; ask for it with aerotune report RUN --seeds K "
                 f"(each seed costs {len(trials) * r} epochs).",
             )
