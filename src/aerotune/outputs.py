@@ -41,6 +41,7 @@ KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "evaluation": ("evaluation", ()),
     "demo": ("demo folder", (".aerotune-demo",)),
     "synth": ("synthetic dataset", ()),  # written only into a new or empty folder, never marked
+    "seeds": ("seed retraining folder", ()),  # RUN/seeds of a tuning run: report --seeds keeps its retrainings
 }
 
 

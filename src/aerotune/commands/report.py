@@ -41,6 +41,15 @@ def add_parser(subparsers) -> None:
         help="thresholds of the binned PR curves (default 101)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] for the evaluation (default auto)")
+    p.add_argument(
+        "--seeds",
+        type=whole_number(0, 20),
+        default=None,
+        metavar="K",
+        help="retrain the study's reference, default-recipe and tuned trials with K training seeds each (kept in "
+        "RUN/seeds, reused and resumed by a rerun) and judge the difference against the seed noise (Welch's "
+        "t-test); 0: off; default: 3 when K x models x epochs is at most the epochs the study spent, else 0",
+    )
     p.set_defaults(func=cmd_report)
 
 
@@ -49,8 +58,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from aerotune.commands.tune import quiet_optuna
     from aerotune.report.make import make_report
+    from aerotune.report.seed_text import cost_text
+    from aerotune.report.seeds import NO_SEEDS
 
     quiet_optuna()  # the study of a tuning run is opened for its parameter importances
+    args.resumable = args.seeds != 0  # an interrupted report keeps its finished seed retrainings
     log = logging.getLogger("aerotune.report")
     result = make_report(
         args.run,
@@ -61,8 +73,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         thresholds=args.thresholds,
         device=args.device,
         progress=lambda msg: log.info("%s", msg),
+        seeds=args.seeds,
     )
     print(f"{result.html}")
     print(f"  {result.data['verdict']['text']}")
+    print("".join(f"  {n}\n" for n in result.data["notes"] if n.startswith(NO_SEEDS)), end="")
+    if "seeds" in result.data:
+        print(f"  Seed noise: {result.data['seeds']['verdict']}")
+        print(f"  {cost_text(result.data['seeds'])}")
     print(f"  also {result.markdown} and {result.json}")
     return 0

@@ -28,6 +28,7 @@ from aerotune.report.collect import Sources
 from aerotune.report.evaluate import ModelEval, evaluate_model, open_run_cache, pick_patches
 from aerotune.report.figures import FIGURE_DPI
 from aerotune.report.records import ReportRecord
+from aerotune.report.seeds import check_seeds, plan_seeds, seed_verdict
 from aerotune.report.whole import evaluate_whole
 from aerotune.train.records import TrainingRun
 
@@ -60,6 +61,7 @@ def make_report(
     thresholds: int = 101,
     device: str = "auto",
     progress: Callable[[str], None] | None = None,
+    seeds: int | None = 0,
 ) -> ReportResult:
     """Write the report of a tuning run or a training run into the folder ``out``.
 
@@ -72,6 +74,9 @@ def make_report(
         thresholds: number of equally spaced score thresholds of the binned precision-recall curves.
         device: ``auto``, ``cpu`` or ``cuda[:N]`` for the evaluation.
         progress: called with a short description of each step.
+        seeds: retrain the compared trials of a study with this many training seeds each and judge the difference
+            against the seed noise (``report/seeds.py``); 0 (the default here) turns it off; None (the CLI's
+            default): 3 when the study's own epochs cover them, else 0 with a note.
 
     Returns:
         A :class:`ReportResult` with the paths of ``report.html``, ``report.md`` and ``report.json``.
@@ -79,15 +84,20 @@ def make_report(
     from aerotune.report.render import render_html, render_markdown
 
     out = Path(out)
+    check_seeds(seeds)
     check_output(out, "report", inputs=[p for p in (run, baseline) if p is not None], inside_inputs=True)
     if thresholds < 3:
         raise RunError(f"thresholds = {thresholds} is too few for a precision-recall curve; use 101 (the default)")
     say = progress or (lambda _msg: None)
     t0 = time.perf_counter()
     src = collect.gather(run, baseline)
+    plan = plan_seeds(src, seeds, external_baseline=baseline is not None)  # checked before anything is written
     data, figs = _assemble(
         src, seed=seed, max_train_patches=max_train_patches, thresholds=thresholds, device=device, say=say
     )
+    data["notes"] += [plan.note] if plan.note else []
+    if plan.k:
+        data["seeds"] = seed_verdict(plan, src, labels=data["labels"], device=device, say=say)
     with os_errors(out, "write the report"):  # a full disk or a size limit: one line naming --out
         tmp = temp_dir_beside(out)
         try:

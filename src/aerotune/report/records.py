@@ -56,6 +56,7 @@ class ReportRecord(Record):
     notes: list[str] = field(default_factory=list)
     study: dict[str, Any] | None = None  # numbers.study_numbers, for a tuning run
     whole_images: dict[str, Any] | None = None  # report.whole: the held-out whole images, when the run has them
+    seeds: dict[str, Any] | None = None  # report.seeds.section: the seed verdict, when --seeds retrained
     figures: dict[str, str] = field(default_factory=dict)  # name -> path relative to the report folder
     seconds: float = 0.0
     #: Where ``colors`` come from: the colour masks ("masks"), the masks' PNG palette ("mask palette", masks of
@@ -64,7 +65,7 @@ class ReportRecord(Record):
 
     def to_json(self) -> dict[str, Any]:
         data = super().to_json()
-        for key in ("study", "whole_images"):  # a training run has no study; a random split no whole images
+        for key in ("study", "whole_images", "seeds"):  # a training run has no study; a random split no whole images
             if data[key] is None:
                 del data[key]
         return data

@@ -12,7 +12,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from aerotune.report import tables
+from aerotune.report import seed_text, tables
 from aerotune.report.figures import BASELINE, FIGURE_DPI, TUNED
 from aerotune.report.tables import Table, fmt
 
@@ -130,6 +130,12 @@ def render_html(data: dict[str, Any], folder: Path) -> str:
         "</div></header>\n"
     )
     parts.append(_html_verdict(data))
+    if "seeds" in data:  # the seed verdict: beside the verdict it qualifies
+        t = seed_text.table(data)
+        parts.append(
+            f'<section id="seeds"><h2>{html.escape(t.title)}</h2><p>{html.escape(data["seeds"]["verdict"])}'
+            f"</p>{html_table(t)}</section>\n"
+        )
     if data["notes"]:
         parts.append(
             '<section><h2>Notes</h2><ul class="notes">'
@@ -299,6 +305,8 @@ def render_markdown(data: dict[str, Any]) -> str:
     md += [f"> **{v['text']}**" if v["status"] == "single" else f"> **{v['headline']}**: {v['detail']}", ""]
     if v.get("basis_text"):
         md += [f"> {v['basis_text']}", ""]
+    if "seeds" in data:
+        md += ["## Seed noise", "", data["seeds"]["verdict"], ""] + md_table(seed_text.table(data))
     md += md_table(tables.protocol(data), level="##")
     if data["notes"]:
         md += ["## Notes", ""] + [f"- {n}" for n in data["notes"]] + [""]

@@ -105,6 +105,14 @@ def evaluate_whole(src: Sources, cache, *, device: str, say: Callable[[str], Non
     return result
 
 
+def test_samples(run: TrainingRun, cache) -> list | None:
+    """The image/mask pairs of the run's test images (checked to be the same files), or None without any."""
+    if not run.split.test_images:
+        return None
+    found = _find_samples(run, cache, {"test": list(run.split.test_images)})
+    return found["test"] if found else None
+
+
 def _load(run: TrainingRun, device: str):
     from aerotune.predict.scene import Predictor
 
