@@ -12,20 +12,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from aerotune import interrupts
 from aerotune.config import RunConfig
-from aerotune.files import os_errors
-from aerotune.locks import releases_locks
-from aerotune.outputs import check_output, removed_on_failure
+from aerotune.outputs import writing
 
 log = logging.getLogger(__name__)
 
@@ -108,34 +103,14 @@ class StepClock:
         return "time per step: " + ", ".join(f"{k} {w:.0f} s" for k, (w, _c) in self.steps.items())
 
 
-@releases_locks
 def run_demo(out: Path, *, quick: bool = False, echo=print) -> dict[str, Path]:
     """Run every stage into ``out`` and return the paths written.
 
     An earlier demo in ``out`` is moved aside while the new one runs and removed only when it has finished:
     a demo that fails or is interrupted half-way leaves no half demo behind and the earlier one as it was."""
     plan = QUICK if quick else FULL
-    output = check_output(out, "demo")
-    out = output.path
-    earlier = None
-    if output.existed:
-        earlier = out.parent / f".{out.name}.old-{os.getpid()}-{time.time_ns()}"
-        with os_errors(out, "move the earlier demo aside"):
-            os.replace(out, earlier)
-        output = replace(output, existed=False)
-    try:
-        output.claim()
-        with removed_on_failure(output):
-            paths = _run_stages(out, plan, echo)
-    except BaseException:
-        if earlier is not None:
-            with interrupts.deferred():  # a second Ctrl-C must not leave the earlier demo under its hidden name
-                shutil.rmtree(out, ignore_errors=True)
-                os.replace(earlier, out)
-        raise
-    if earlier is not None:
-        shutil.rmtree(earlier, ignore_errors=True)
-    return paths
+    with writing(out, "demo", replace=True, beside=False):
+        return _run_stages(Path(out), plan, echo)
 
 
 def _run_stages(out: Path, plan: DemoPlan, echo) -> dict[str, Path]:

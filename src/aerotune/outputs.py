@@ -15,18 +15,20 @@ as a later command would); a folder that someone else put at ``out`` meanwhile i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import glob
 import json
 import os
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aerotune import interrupts
 from aerotune.errors import OutputError
 from aerotune.files import os_errors, printable, resolved, write_json
-from aerotune.locks import LOCK, check_not_busy, hold_lock, moved_lock
+from aerotune.locks import _HELD, LOCK, check_not_busy, hold_lock, moved_lock
 
 #: The marker file an aerotune output folder carries: ``{"kind": ..., "version": ...}``.
 MARKER = ".aerotune.json"
@@ -42,7 +44,11 @@ KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "demo": ("demo folder", (".aerotune-demo",)),
     "synth": ("synthetic dataset", ()),  # written only into a new or empty folder, never marked
     "seeds": ("seed retraining folder", ()),  # RUN/seeds of a tuning run: report --seeds keeps its retrainings
+    "onnx": ("ONNX export", ()),  # a file, not a folder
 }
+
+#: Kinds written without a marker or a lock file inside (a dataset: its folder holds nothing of ours).
+UNMARKED = ("synth",)
 
 
 @dataclass(frozen=True)
@@ -318,3 +324,207 @@ def removed_on_failure(output: Output, *, keep: Callable[[], bool] = lambda: Fal
             else:
                 shutil.rmtree(output.path, ignore_errors=True)
         raise
+
+
+@dataclass
+class Place:
+    """Where a command writes, yielded by :func:`writing`: ``path`` is a temporary folder or file beside ``out``
+    (``replace=True``) or ``out`` itself (written in place)."""
+
+    path: Path
+    out: Path
+    staged: list[tuple[Path, Path]] = field(default_factory=list)  # (file under a temporary name, its name)
+    made: list[Path] = field(default_factory=list)  # sub-folders this call created, removed again on failure
+
+    def stage(self, tmp: Path, final: Path) -> None:
+        """``tmp`` takes the name ``final`` when the output is committed and is removed if it fails."""
+        self.staged.append((tmp, final))
+
+    def folder(self, folder: Path) -> Path:
+        """Create ``folder`` inside ``path`` and the folders between; those created are removed on failure."""
+        missing = []
+        while folder != self.path and not folder.exists():
+            missing.append(folder)
+            folder = folder.parent
+        for f in reversed(missing):
+            f.mkdir()
+            self.made.append(f)
+        return missing[0] if missing else folder
+
+
+@contextlib.contextmanager
+def writing(
+    path: str | Path,
+    kind: str,
+    *,
+    inputs: Iterable[str | Path] = (),
+    replace: bool = False,
+    beside: bool = True,
+    keep: Callable[[], bool] = lambda: False,
+    ours: Callable[[Path], bool] | None = None,
+    option: str = "--out",
+    inside_inputs: bool = False,
+) -> Iterator[Place]:
+    """The one way an output is written: check it, sweep what dead processes left beside it, lock and mark it,
+    let the caller build it, commit it, and undo this call's work on any failure or interrupt.
+
+    Args:
+        path: the output folder (or file, with ``ours``).
+        kind: one of :data:`KINDS`.
+        inputs, option, inside_inputs: see :func:`check_output`.
+        replace: build in a temporary folder beside ``path`` and rename it into place at the end (an old output
+            there is replaced whole; one that appeared meanwhile only if it is an unlocked output of this kind).
+            ``beside=False`` builds at ``path`` instead, with an earlier output moved aside until the end (the
+            demo, whose runs record their own paths). Without ``replace`` the output is written in place
+            (resumed): a folder this call created is removed on failure unless ``keep()`` (an epoch finished).
+        ours: a single file is written: ``ours(path)`` says whether an existing file may be replaced.
+
+    Yields:
+        A :class:`Place`; files given to :meth:`Place.stage` take their names only once the block ends.
+    """
+    path = Path(path)
+    before = set(_HELD)
+    try:
+        if ours is not None:
+            check_output_file(path, inputs=inputs, ours=ours, what=KINDS[kind][0], option=option)
+            sweep(path)
+            tmp = _temp_name(path)
+            try:
+                yield Place(tmp, path)
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+            return
+        output = check_output(path, kind, inputs=inputs, option=option, inside_inputs=inside_inputs)
+        sweep(path)
+        if not replace:
+            yield from _in_place(output, keep)
+        else:
+            with os_errors(path, f"write the {KINDS[kind][0]}"):  # a full disk or a size limit: one line
+                yield from (_beside(output, option) if beside else _moved_aside(output))
+    finally:  # the locks this call took (a library caller may run the CLI on the same folder afterwards)
+        for key in set(_HELD) - before:
+            os.close(_HELD.pop(key))
+
+
+def _temp_name(out: Path) -> Path:
+    return out.parent / f".{out.name}.tmp-{os.getpid()}-{time.time_ns()}"
+
+
+def _in_place(output: Output, keep: Callable[[], bool]) -> Iterator[Place]:
+    path, place = output.path, Place(output.path, output.path)
+    made = locked = marked = claimed = False
+    try:
+        with interrupts.deferred(), os_errors(path, "create the output folder"):  # a Ctrl-C lands after all three
+            try:
+                path.mkdir(parents=True)
+                made = True
+            except FileExistsError:
+                pass
+            hold_lock(path)
+            locked = True
+            marked = not (path / MARKER).is_file()
+            mark(path, output.kind)
+        claimed = True
+        yield place
+        with interrupts.deferred():  # the staged files take their names together
+            for tmp, final in place.staged:
+                os.replace(tmp, final)
+    except BaseException:  # only what this call did is undone; folders that existed before stay
+        for tmp, _final in place.staged:
+            tmp.unlink(missing_ok=True)
+        for folder in reversed(place.made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if not output.existed and not (claimed and keep()):
+            if made:
+                shutil.rmtree(path, ignore_errors=True)
+            elif locked and output.was_empty:  # the user's empty folder: empty again
+                _empty(path)
+        elif marked and not claimed:
+            (path / MARKER).unlink(missing_ok=True)
+        raise
+
+
+def _empty(folder: Path) -> None:
+    for child in folder.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
+def _beside(output: Output, option: str) -> Iterator[Place]:
+    out, marked = output.path, output.kind not in UNMARKED
+    if (out / LOCK).is_file():  # the folder to be replaced: no other command may start on it meanwhile
+        hold_lock(out, option)
+    tmp = _temp_name(out)
+    try:
+        with interrupts.deferred():  # made, locked and marked together; a Ctrl-C lands after, inside this try
+            tmp.mkdir()
+            if marked:
+                hold_lock(tmp)
+                mark(tmp, output.kind)
+        yield Place(tmp, out)
+        _commit(tmp, out, option)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _commit(tmp: Path, out: Path, option: str) -> None:
+    """Rename the finished ``tmp`` to ``out``; an old folder there is checked again (see :func:`writing`)."""
+    if out.exists() or out.is_symlink():
+        _check_replaceable(tmp, out, option)
+        old = out.parent / f".{out.name}.old-{os.getpid()}-{time.time_ns()}"
+        with interrupts.deferred():  # a Ctrl-C between the two renames would leave neither folder at ``out``
+            os.replace(out, old)
+            os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+    moved_lock(tmp, out)
+
+
+def _moved_aside(output: Output) -> Iterator[Place]:
+    out, earlier = output.path, None
+    if output.existed:
+        earlier = out.parent / f".{out.name}.old-{os.getpid()}-{time.time_ns()}"
+        os.replace(out, earlier)
+    try:
+        yield from _in_place(dataclasses.replace(output, existed=False), lambda: False)
+    except BaseException:
+        if earlier is not None:
+            with interrupts.deferred():  # a second Ctrl-C must not leave the earlier output under its hidden name
+                shutil.rmtree(out, ignore_errors=True)
+                os.replace(earlier, out)
+        raise
+    if earlier is not None:
+        shutil.rmtree(earlier, ignore_errors=True)
+
+
+def sweep(out: Path) -> None:
+    """Remove the temporary folders and files beside ``out`` (``.NAME.tmp-PID-…``) whose process is gone
+    (killed by SIGKILL or for lack of memory, so its clean-up never ran) and whose lock nobody holds."""
+    for p in out.parent.glob(f".{glob.escape(out.name)}.tmp-*"):
+        pid = p.name[len(out.name) + 6 :].split("-")[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            try:
+                check_not_busy(p, "")
+            except OutputError:
+                continue
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from aerotune.commands.common import add_config_options, progress_bar, resolve_config
-from aerotune.locks import releases_locks
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -19,18 +17,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train, resumable=True)
 
 
-@releases_locks
 def cmd_train(args: argparse.Namespace) -> int:
     from aerotune.data.run_data import cache_for, check_cache_current, check_data
     from aerotune.memory import check_train_memory
-    from aerotune.outputs import check_output, removed_on_failure
+    from aerotune.outputs import check_output, writing
 
     config = resolve_config(args)
     out = Path(args.out)
     # Everything is checked before anything is written: the output folder, the data, the resumed run;
     # the first two before torch is even imported, so a mistake is reported at once.
     own_cache = Path(args.data).resolve() == (out / "cache").resolve()  # resuming a run from its own cache
-    output = check_output(out, "train-run", inputs=[] if own_cache else [args.data])
+    inputs = [] if own_cache else [args.data]
+    check_output(out, "train-run", inputs=inputs)
     check_train_memory(config)  # a patch that cannot fit: said before the data is read
     check_data(args.data, config.data)
     from aerotune.train.fit import check_resume, fit
@@ -43,8 +41,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             fix="train with --restart to start over on the new files, or choose a new --out",
         )
     restarting = args.restart and (out / "checkpoints" / "last.pt").is_file()
-    output.claim()
-    with removed_on_failure(output, keep=lambda: (out / "checkpoints" / "last.pt").is_file()):
+    with writing(out, "train-run", inputs=inputs, keep=lambda: (out / "checkpoints" / "last.pt").is_file()):
         with progress_bar("cutting patches") as progress:
             if restarting:
                 cache = restart_cache(args.data, config, out, progress=progress)
@@ -59,13 +56,11 @@ def restart_cache(data: str, config, out: Path, *, progress=None):
     """``--restart`` over an earlier run: new patches are cut beside the run's own and checked as training will
     check them (settings, split) before they replace the run's, so a refused restart leaves the earlier run
     whole (its checkpoints still beside the patches they were trained on)."""
-    import shutil
-
     from aerotune.data.dataset import make_split
     from aerotune.data.patches import is_cache, open_cache
     from aerotune.data.run_data import cache_for, check_cache_current
     from aerotune.errors import AerotuneError, DatasetError
-    from aerotune.outputs import replace_dir
+    from aerotune.outputs import writing
 
     current = out / "cache"
     try:
@@ -75,16 +70,14 @@ def restart_cache(data: str, config, out: Path, *, progress=None):
         unchanged = False
     if unchanged:  # nothing to cut: training checks the patches before it writes anything
         return cache_for(data, config.data, current, progress=progress)
-    staged = out / f".cache.restart-{os.getpid()}"
-    try:
-        make_split(cache_for(data, config.data, staged, progress=progress), config.data)
-        config.validate()
-    except BaseException as exc:
-        shutil.rmtree(staged, ignore_errors=True)
-        if isinstance(exc, AerotuneError) and str(staged) in str(exc):  # name the run's cache, not the stage
-            raise type(exc)(str(exc).replace(str(staged), str(current))) from None
-        raise
-    replace_dir(staged, current)
+    with writing(current, "cache", inputs=[data], replace=True) as place:
+        try:
+            make_split(cache_for(data, config.data, place.path, progress=progress), config.data)
+            config.validate()
+        except AerotuneError as exc:
+            if str(place.path) in str(exc):  # name the run's cache, not the temporary folder
+                raise type(exc)(str(exc).replace(str(place.path), str(current))) from None
+            raise
     return open_cache(current)
 
 

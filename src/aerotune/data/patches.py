@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,9 +34,8 @@ from aerotune.data.palette import Palette, key_text
 from aerotune.data.rasters import Bands, check_training_image, read_scaled, scaled_size, training_bands
 from aerotune.data.sources import Discovery, Sample, discover_for
 from aerotune.errors import DatasetError, PaletteError, first_line
-from aerotune.files import os_errors, write_json
-from aerotune.locks import releases_locks
-from aerotune.outputs import check_output, mark, replace_dir, temp_dir_beside
+from aerotune.files import write_json
+from aerotune.outputs import check_output, writing
 from aerotune.reading import file_problem, show
 
 log = logging.getLogger(__name__)
@@ -218,7 +216,6 @@ def plan_cache(
     return plan, skipped, h.hexdigest()
 
 
-@releases_locks
 def prepare_patches(
     root: str | Path,
     out: str | Path,
@@ -238,7 +235,7 @@ def prepare_patches(
     root, out = Path(root), Path(out)
     config.validate()
     check_prepare_memory(config)
-    output = check_output(out, "cache", inputs=[root])
+    check_output(out, "cache", inputs=[root])  # before the data is read
     plan, skipped, digest = plan_cache(root, config, palette)
     if is_cache(out) and not force:
         try:
@@ -249,20 +246,13 @@ def prepare_patches(
             log.info("cache %s is up to date", out)
             return open_cache(out)
 
-    with os_errors(out, "write the patch cache"):
-        tmp = temp_dir_beside(output.path)
-        try:
-            manifest = _fill(tmp, plan, config, palette, root, skipped, progress)
-            manifest["inputs_hash"] = digest
-            shown = mask_palette_colors(palette, [entry[0].mask for entry in plan])
-            if shown:  # recorded apart from the palette: the hash and comparisons see the classes file's
-                manifest["mask_colors"] = shown
-            write_json(tmp / MANIFEST, manifest)
-            mark(tmp, "cache")
-            replace_dir(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+    with writing(out, "cache", inputs=[root], replace=True) as place:
+        manifest = _fill(place.path, plan, config, palette, root, skipped, progress)
+        manifest["inputs_hash"] = digest
+        shown = mask_palette_colors(palette, [entry[0].mask for entry in plan])
+        if shown:  # recorded apart from the palette: the hash and comparisons see the classes file's
+            manifest["mask_colors"] = shown
+        write_json(place.path / MANIFEST, manifest)
     for entry in skipped:
         log.warning("skipped %s: %s", " + ".join(v for k, v in entry.items() if k != "reason" and v), entry["reason"])
     return open_cache(out)

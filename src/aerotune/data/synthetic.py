@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import secrets
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from aerotune.data.palette import DUBAI_CLASSES, Palette
 from aerotune.errors import DatasetError
-from aerotune.outputs import check_output
+from aerotune.outputs import writing
 
 log = logging.getLogger(__name__)
 
@@ -304,13 +302,11 @@ def write_synthetic_dataset(
     tiles, out = _check_args(scenes, size, seed, tiles), Path(out)
     if out.is_dir() and not out.is_symlink() and any(out.iterdir()):  # a file or a link: check_output says so
         raise DatasetError(f"{out}: output folder exists and is not empty; choose an empty or new folder")
-    check_output(out, "synth", option="the output folder")  # its parent exists and can be written
     palette, counts = Palette.dubai(), np.zeros(len(DUBAI_CLASSES), np.int64)
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(scenes)]
-    tmp = out.parent / f"{out.name}.tmp-{secrets.token_hex(4)}"
-    try:
+    with writing(out, "synth", replace=True, option="the output folder") as place:
         for t, group in enumerate(np.array_split(np.arange(scenes), tiles), start=1):
-            tile = tmp / f"Tile {t}"
+            tile = place.path / f"Tile {t}"
             for part in ("images", "masks"):
                 (tile / part).mkdir(parents=True)
             for k, scene in enumerate(group, start=1):
@@ -321,12 +317,6 @@ def write_synthetic_dataset(
                 mask.putpalette([v for rgb in palette.colors for v in rgb])
                 mask.save(tile / "masks" / f"image_part_{k:03d}.png")
                 log.debug("wrote synthetic scene %d to %s", scene + 1, tile)
-        if out.exists():
-            out.rmdir()  # checked empty above
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     fractions = {name: float(c) / counts.sum() for name, c in zip(palette.names, counts)}
     log.info("wrote %d synthetic scenes of %dx%d in %d tiles to %s", scenes, size, size, tiles, out)
     return SynthResult(root=out, scenes=scenes, tiles=tiles, size=size, seed=seed, class_fractions=fractions)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import html
 import logging
 import math
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +25,8 @@ from aerotune.config import DataConfig
 from aerotune.data.masks import unknown_colors_message
 from aerotune.data.sources import Sample, discover, discover_for
 from aerotune.errors import DatasetError, PaletteError, RunError
-from aerotune.files import os_errors, write_json, write_text
-from aerotune.locks import releases_locks
-from aerotune.outputs import check_output, mark, replace_dir, temp_dir_beside
+from aerotune.files import write_json, write_text
+from aerotune.outputs import check_output, writing
 from aerotune.predict.io import gdal_cache
 from aerotune.predict.run import DEFAULT_OVERLAP, SceneModel, mask_ids, open_for, segment_scene
 from aerotune.reading import show
@@ -178,7 +176,6 @@ class Evaluation:
     data: dict[str, Any]
 
 
-@releases_locks
 def evaluate_scenes(
     model: SceneModel,
     root: str | Path,
@@ -233,17 +230,10 @@ def evaluate_scenes(
         "unknown_colors": unknown_colors,
         "tta": results,
     }
-    with os_errors(out, "write the evaluation"):
-        tmp = temp_dir_beside(out)
-        try:
-            mark(tmp, "evaluation")
-            write_json(tmp / "metrics.json", data)
-            write_text(tmp / "evaluation.md", render_markdown(data))
-            write_text(tmp / "evaluation.html", render_html(data))
-            replace_dir(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+    with writing(out, "evaluation", inputs=[root], replace=True) as place:
+        write_json(place.path / "metrics.json", data)
+        write_text(place.path / "evaluation.md", render_markdown(data))
+        write_text(place.path / "evaluation.html", render_html(data))
     return Evaluation(out, data)
 
 

@@ -13,7 +13,6 @@ import contextlib
 import io
 import json
 import logging
-import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from aerotune.config import RunConfig
 from aerotune.data.palette import Palette
 from aerotune.data.rasters import Bands
 from aerotune.errors import ConfigError, MissingExtraError, RunError, first_line
-from aerotune.outputs import check_output_file
+from aerotune.outputs import check_output_file, writing
 from aerotune.predict.window import Scorer
 
 log = logging.getLogger(__name__)
@@ -67,9 +66,8 @@ def export_onnx(model_path: str | Path, out: str | Path | None = None, *, opset:
 
     from aerotune.predict.scene import Predictor
 
-    out = check_output_file(
-        Path(out) if out else default_out(model_path), inputs=[model_path], ours=_is_ours, what="ONNX export"
-    )
+    out = Path(out) if out else default_out(model_path)
+    check_output_file(out, inputs=[model_path], ours=_is_ours, what="ONNX export")  # before the model is loaded
     predictor = Predictor.load(model_path, device="cpu")
     net = predictor.model.to(memory_format=torch.contiguous_format).float().eval()
 
@@ -84,26 +82,28 @@ def export_onnx(model_path: str | Path, out: str | Path | None = None, *, opset:
     p = predictor.patch_size
     example = torch.rand(2, predictor.num_bands, p, p)
     dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
-    try:
-        # The exporter reports its steps on stdout and torch's own deprecations as warnings: neither is ours.
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            quiet.setLevel(logging.ERROR)  # e.g. "torchvision is not installed": not the user's concern
-            torch.onnx.export(
-                WithSoftmax(net),
-                (example,),
-                tmp,
-                input_names=["image"],
-                output_names=["probabilities"],
-                dynamic_shapes={"image": dims},
-                dynamo=True,
-                opset_version=opset,
-                external_data=False,
-            )
-        quiet.setLevel(level)
+    with writing(out, "onnx", inputs=[model_path], ours=_is_ours) as place:
+        tmp = place.path
+        try:
+            # The exporter reports its steps on stdout and torch's own deprecations as warnings: neither is ours.
+            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                quiet.setLevel(logging.ERROR)  # e.g. "torchvision is not installed": not the user's concern
+                torch.onnx.export(
+                    WithSoftmax(net),
+                    (example,),
+                    tmp,
+                    input_names=["image"],
+                    output_names=["probabilities"],
+                    dynamic_shapes={"image": dims},
+                    dynamo=True,
+                    opset_version=opset,
+                    external_data=False,
+                )
+        finally:
+            quiet.setLevel(level)
         graph = onnx.load(str(tmp))
         meta = {
             "format": FORMAT_VERSION,
@@ -120,10 +120,6 @@ def export_onnx(model_path: str | Path, out: str | Path | None = None, *, opset:
         entry.key, entry.value = METADATA_KEY, json.dumps(meta)
         graph.producer_name = "aerotune"
         onnx.save(graph, str(tmp))
-        os.replace(tmp, out)
-    finally:
-        quiet.setLevel(level)
-        tmp.unlink(missing_ok=True)
     log.info("%s -> %s", model_path, out)
     return out
 

@@ -6,10 +6,8 @@ Torch-free on purpose: a model is anything with ``palette``, ``patch_size``, ``s
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,8 +19,7 @@ from aerotune import interrupts
 from aerotune.data.palette import Palette
 from aerotune.data.rasters import Bands, read_scaled
 from aerotune.errors import DatasetError
-from aerotune.locks import LOCK, releases_locks
-from aerotune.outputs import MARKER, check_output
+from aerotune.outputs import Place, check_output, writing
 from aerotune.predict.inputs import list_images, list_inputs  # noqa: F401 - list_images: the public API
 from aerotune.predict.io import GeoTiffRowWriter, PngRowWriter, Scene, SceneRows, gdal_cache, open_scene
 from aerotune.predict.tta import with_tta
@@ -162,7 +159,6 @@ def _check_clash(files: list[Path], planned: list[Path]) -> None:
         raise DatasetError(f"{clash}: would overwrite an input image; pass another --out folder")
 
 
-@releases_locks
 def predict_files(
     model: SceneModel,
     inputs: list[str | Path],
@@ -186,7 +182,7 @@ def predict_files(
     ``probabilities`` (GeoTIFF inputs) adds ``<stem>_probabilities.tif``, one uint8 band per class
     (probability x 255); ``overlay`` adds ``<stem>_overlay.jpg`` (PNG/JPEG inputs; holds the scene twice).
     """
-    output = check_output(out, "predictions", inputs=inputs, inside_inputs=True)
+    check_output(out, "predictions", inputs=inputs, inside_inputs=True)
     named = list_inputs(inputs, out)
     files = [f for f, _ in named]
     scenes = [open_for(model, f, bands) for f in files]
@@ -199,14 +195,13 @@ def predict_files(
         for s, (_, name) in zip(scenes, named)
     ]
     _check_clash(files, [p for plan in plans for p in plan])
-    staged: list[tuple[Path, Path]] = []  # (finished file under a temporary name, its name)
     total = sum(max(1, round(s.height * model.scale)) for s in scenes)
     base = 0
-    output.claim()  # made, locked and marked together (undone if interrupted); the clean-up below covers the rest
-    made: list[Path] = []  # sub-folders of a tile tree this call created, removed again on a failure
-    try:
+    # Files are staged under temporary names: they take their names only once every scene is done, replacing
+    # those of an earlier run, so a failure or Ctrl-C on any scene leaves the folder as it was.
+    with writing(out, "predictions", inputs=inputs, inside_inputs=True) as place:
         for scene, plan in zip(scenes, plans):
-            made += make_parents(plan[0].parent, out)
+            place.folder(plan[0].parent)
 
             def step(done: int, _total: int, base: int = base) -> None:
                 if progress:
@@ -217,7 +212,7 @@ def predict_files(
                     model,
                     scene,
                     plan,
-                    staged,
+                    place,
                     overlay=overlay and not scene.geo,
                     probabilities=probabilities,
                     progress=step,
@@ -225,50 +220,22 @@ def predict_files(
                 )
             base += max(1, round(scene.height * model.scale))
             log.info("%s -> %s", scene.path, plan[0])
-        # Every scene is done: only now do the files take their names, replacing those of an earlier run, so a
-        # failure or Ctrl-C on any scene leaves the folder as it was.
-        with interrupts.deferred():
-            for tmp, final in staged:
-                os.replace(tmp, final)
-    except BaseException:
-        for tmp, _final in staged:
-            tmp.unlink(missing_ok=True)
-        for folder in reversed(made):
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        if output.was_empty:  # the user's empty folder stays, empty again
-            (out / MARKER).unlink(missing_ok=True)
-            (out / LOCK).unlink(missing_ok=True)
-        elif not output.existed:
-            shutil.rmtree(out, ignore_errors=True)
-        raise
-    return [final for _tmp, final in staged]
-
-
-def make_parents(folder: Path, out: Path) -> list[Path]:
-    """Create ``folder`` (inside ``out``) and the folders between them; the ones it created, outermost first."""
-    missing = []
-    while folder != out and not folder.exists():
-        missing.append(folder)
-        folder = folder.parent
-    for f in reversed(missing):
-        f.mkdir()
-    return list(reversed(missing))
+    return [final for _tmp, final in place.staged]
 
 
 def _predict_one(
     model: SceneModel,
     scene: Scene,
     plan: list[Path],
-    staged: list[tuple[Path, Path]],
+    place: Place,
     *,
     overlay: bool,
     probabilities: bool,
     progress,
     options: dict,
 ) -> None:
-    """Segment one scene into temporary files, each added to ``staged`` (with its final name) the moment it is
-    created, so the caller removes every one of them on a failure or Ctrl-C at any point."""
+    """Segment one scene into temporary files, each staged in ``place`` (with its final name) the moment it is
+    created, so every one of them is removed on a failure or Ctrl-C at any point."""
     palette = model.palette
     writers: list = []
 
@@ -276,7 +243,7 @@ def _predict_one(
         with interrupts.deferred():  # the file and its record come into being together
             w = make()
             writers.append(w)
-            staged.append((w.tmp, w.path))
+            place.stage(w.tmp, w.path)
 
     at = [0]
     colours = None
@@ -303,7 +270,7 @@ def _predict_one(
         if colours is not None:
             blended = Image.blend(Image.fromarray(read_scaled(scene, 1.0)), Image.fromarray(colours), 0.45)
             tmp = plan[-1].with_name(f".{plan[-1].name}.tmp{os.getpid()}")
-            staged.append((tmp, plan[-1]))
+            place.stage(tmp, plan[-1])
             blended.save(tmp, format="JPEG", quality=90)
     except BaseException:  # a failure or Ctrl-C at any point: close the files; the caller removes them
         for w in writers:

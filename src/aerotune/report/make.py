@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,9 +19,8 @@ from typing import Any
 import numpy as np
 
 from aerotune.errors import RunError
-from aerotune.files import os_errors, write_json, write_text
-from aerotune.locks import releases_locks
-from aerotune.outputs import check_output, mark, replace_dir, temp_dir_beside
+from aerotune.files import write_json, write_text
+from aerotune.outputs import check_output, writing
 from aerotune.report import collect, figures, numbers, study_figures
 from aerotune.report.collect import Sources
 from aerotune.report.evaluate import ModelEval, evaluate_model, open_run_cache, pick_patches
@@ -50,7 +48,6 @@ class ReportResult:
     data: dict[str, Any]
 
 
-@releases_locks
 def make_report(
     run: str | Path,
     *,
@@ -98,28 +95,24 @@ def make_report(
     data["notes"] += [plan.note] if plan.note else []
     if plan.k:
         data["seeds"] = seed_verdict(plan, src, labels=data["labels"], device=device, say=say)
-    with os_errors(out, "write the report"):  # a full disk or a size limit: one line naming --out
-        tmp = temp_dir_beside(out)
-        try:
-            (tmp / "figures").mkdir(parents=True)
-            mark(tmp, "report")
-            say("drawing figures")
-            paths: dict[str, Path] = {}
-            with figures.style():
-                for name, make in figs.items():
-                    fig = make()
-                    figures.save(fig, tmp / "figures" / f"{name}.png", dpi=FIGURE_DPI)
-                    paths[name] = Path("figures") / f"{name}.png"
-            data["figures"] = {k: str(v) for k, v in paths.items()}
-            data["seconds"] = round(time.perf_counter() - t0, 1)
-            data = ReportRecord.from_json(_plain(data)).to_json()
-            write_json(tmp / ReportRecord.FILE, data)
-            write_text(tmp / "report.md", render_markdown(data))
-            write_text(tmp / "report.html", render_html(data, tmp))
-            replace_dir(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+    with writing(
+        out, "report", inputs=[p for p in (run, baseline) if p is not None], replace=True, inside_inputs=True
+    ) as place:
+        tmp = place.path
+        (tmp / "figures").mkdir()
+        say("drawing figures")
+        paths: dict[str, Path] = {}
+        with figures.style():
+            for name, make in figs.items():
+                fig = make()
+                figures.save(fig, tmp / "figures" / f"{name}.png", dpi=FIGURE_DPI)
+                paths[name] = Path("figures") / f"{name}.png"
+        data["figures"] = {k: str(v) for k, v in paths.items()}
+        data["seconds"] = round(time.perf_counter() - t0, 1)
+        data = ReportRecord.from_json(_plain(data)).to_json()
+        write_json(tmp / ReportRecord.FILE, data)
+        write_text(tmp / "report.md", render_markdown(data))
+        write_text(tmp / "report.html", render_html(data, tmp))
     log.info("report written to %s in %.0f s", out, time.perf_counter() - t0)
     return ReportResult(
         out, out / "report.html", out / "report.md", out / "report.json", {k: out / v for k, v in paths.items()}, data

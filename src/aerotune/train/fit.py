@@ -8,6 +8,7 @@ folder resumes from ``last.pt``; a larger ``train.epochs`` continues a finished 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
@@ -27,10 +28,11 @@ from aerotune.data.dataset import PatchDataset, Split, channel_stats, make_split
 from aerotune.data.palette import Palette
 from aerotune.data.patches import PatchCache
 from aerotune.errors import AerotuneError, RunError
-from aerotune.files import write_json, write_text
+from aerotune.files import resolved, write_json, write_text
 from aerotune.model.checkpoint import load_checkpoint, save_checkpoint
 from aerotune.model.losses import make_loss, objective_loss
 from aerotune.model.unet import build_model
+from aerotune.outputs import output_kind, writing
 from aerotune.runtime import autocast, autocast_dtype, select_device, torch_threads
 from aerotune.train.metrics import SegmentationMetrics
 from aerotune.train.records import DataRecord, RunMetrics
@@ -128,8 +130,25 @@ def fit(
     callback: Callback | None = None,
     resume: bool = True,
 ) -> RunResult:
-    """Train the configured U-Net on a patch cache and write the run folder ``out``."""
-    with torch_threads(config.train.threads):  # scoped: the caller's thread count is restored afterwards
+    """Train the configured U-Net on a patch cache and write the run folder ``out``.
+
+    ``out`` is written as every output is (:func:`aerotune.outputs.writing`: checked, locked, marked; a folder this
+    call created is removed again if it fails before an epoch finished), except a trial's folder of a tuning run,
+    which belongs to its study (claimed by ``tune``)."""
+    out = Path(out)
+    trial = out.parent.name == "trials" and output_kind(out.parent.parent) == "tune-run"
+    own = resolved(cache.root) == resolved(out / "cache") if cache is not None else True
+    claim = (
+        contextlib.nullcontext()
+        if trial
+        else writing(
+            out,
+            "train-run",
+            inputs=[] if own else [cache.root],
+            keep=lambda: (out / "checkpoints" / "last.pt").is_file(),
+        )
+    )
+    with claim, torch_threads(config.train.threads):  # scoped: the caller's thread count is restored afterwards
         return _fit(config, cache, out, split=split, callback=callback, resume=resume)
 
 

@@ -16,8 +16,7 @@ from pathlib import Path
 
 from aerotune.errors import RunError
 from aerotune.files import write_json
-from aerotune.locks import releases_locks
-from aerotune.outputs import check_output, removed_on_failure
+from aerotune.outputs import check_output, writing
 from aerotune.tune.description import describe, first_difference, read_earlier
 from aerotune.tune.export import export_study, load_run_study
 from aerotune.tune.optuna_study import StudyWideHyperband, open_study, setup_study
@@ -38,7 +37,6 @@ __all__ = [
 ]
 
 
-@releases_locks
 def run_tune(settings: TuneSettings) -> TuneResult:
     """Create or resume the study in ``settings.out``, run its workers, export and summarise it.
 
@@ -54,7 +52,7 @@ def run_tune(settings: TuneSettings) -> TuneResult:
     settings.validate()
     out = Path(settings.out)
     # Everything is checked before anything is written: the folder, the data, a resumed study's settings.
-    output = check_output(out, "tune-run", inputs=[settings.data])
+    check_output(out, "tune-run", inputs=[settings.data])
     check_train_memory(settings.config)  # a patch that cannot fit: said before the data is read
     check_data(settings.data, settings.config.data)
     desc = describe(settings, Path(settings.data) if is_cache(settings.data) else out / "cache")
@@ -75,12 +73,15 @@ def run_tune(settings: TuneSettings) -> TuneResult:
     if warning:
         log.warning("%s", warning)
     t0 = time.time()
-    output.claim()
     # A study folder this call made is removed again on a failure or interrupt until some trial has finished an
     # epoch (as train removes its run), so a corrected rerun is never refused by a study that did nothing. A study
-    # in a database outlives its folder, so that folder is kept, as is any folder that existed before.
-    worked = lambda: any((out / "trials").glob("*/checkpoints/last.pt"))  # noqa: E731
-    with removed_on_failure(output, keep=worked):
+    # in a database outlives its folder once it is set up, so that folder is kept, as is any folder that existed.
+    opened: list[bool] = []
+
+    def keep() -> bool:
+        return any((out / "trials").glob("*/checkpoints/last.pt")) or bool(opened and settings.storage is not None)
+
+    with writing(out, "tune-run", inputs=[settings.data], keep=keep):
         cache = cache_for(settings.data, settings.config.data, out / "cache")
         desc = replace(desc, cache=str(cache.root.resolve()))
         split_path = out / "split.json"
@@ -89,13 +90,13 @@ def run_tune(settings: TuneSettings) -> TuneResult:
         study = open_study(desc, out, settings.storage, heartbeat=settings.heartbeat)
         desc = replace(desc, baseline_trial=setup_study(study.study, study.lock, desc))
         desc.write(out / StudyRecord.FILE)
-    budget = WorkerBudget(
-        trials=settings.trials,
-        timeout=settings.timeout,
-        max_epochs_total=settings.max_epochs_total,
-        workers=settings.workers,
-    )
-    with removed_on_failure(output, keep=lambda: settings.storage is not None or worked()):
+        opened.append(True)
+        budget = WorkerBudget(
+            trials=settings.trials,
+            timeout=settings.timeout,
+            max_epochs_total=settings.max_epochs_total,
+            workers=settings.workers,
+        )
         try:
             if settings.workers == 1:
                 run_worker(out, settings.storage, budget, index=0, opened=study)
