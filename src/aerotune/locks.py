@@ -8,11 +8,9 @@ however it ends: a killed command never leaves a stale lock behind.
 from __future__ import annotations
 
 import fcntl
-import functools
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aerotune.errors import OutputError
 from aerotune.files import os_errors, printable, resolved
@@ -53,23 +51,6 @@ def hold_lock(folder: Path, option: str = "--out") -> None:
         os.close(fd)
         return
     _HELD[key] = fd  # the file stays empty: a command refused later must leave it as it was
-
-
-def releases_locks(func: Callable[..., T]) -> Callable[..., T]:
-    """Decorate an operation that writes outputs: the locks it takes are released when it returns or fails
-    (a library caller, a notebook, may run the CLI on the same folder afterwards). Nested operations release
-    only their own."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        before = set(_HELD)
-        try:
-            return func(*args, **kwargs)
-        finally:
-            for key in set(_HELD) - before:
-                os.close(_HELD.pop(key))
-
-    return wrapper
 
 
 def check_not_busy(path: Path, option: str) -> None:

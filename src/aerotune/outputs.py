@@ -60,32 +60,6 @@ class Output:
     existed: bool  # it already holds an aerotune output of this kind (resumed, updated or replaced)
     was_empty: bool = False  # it existed as an empty folder (a failure empties it again, it is not removed)
 
-    def claim(self) -> Path:
-        """Create the folder (its parent exists: checked), lock it for this command (another command writing
-        it now is refused here) and mark it as ours; call only after every check passed."""
-        made = locked = marked = False
-        try:
-            with interrupts.deferred(), os_errors(self.path, "create the output folder"):  # a Ctrl-C lands after
-                try:
-                    self.path.mkdir(parents=True)
-                    made = True
-                except FileExistsError:
-                    pass
-                hold_lock(self.path)
-                locked = True
-                marked = not (self.path / MARKER).is_file()
-                mark(self.path, self.kind)
-        except BaseException:  # refused, failed or interrupted: only what this call did is undone
-            if made:
-                shutil.rmtree(self.path, ignore_errors=True)
-            elif locked:  # refused while busy: the folder and its files belong to the command that holds it
-                if marked:
-                    (self.path / MARKER).unlink(missing_ok=True)
-                if self.was_empty:  # the user's empty folder: empty again
-                    (self.path / LOCK).unlink(missing_ok=True)
-            raise
-        return self.path
-
 
 def mark(folder: Path, kind: str) -> None:
     """Write the marker that makes ``folder`` an aerotune output of ``kind``."""
@@ -249,28 +223,6 @@ def _check_inputs(path: Path, inputs: Iterable[str | Path], option: str, inside_
             )
 
 
-def replace_dir(tmp: Path, out: Path, option: str = "--out") -> None:
-    """Move the finished folder ``tmp`` to ``out``, replacing an old one there with as short a window as possible.
-
-    ``out`` was checked when the command began, but another process may have made it since: it is replaced only
-    if it is still empty or an unlocked aerotune output of the same kind as ``tmp``.
-
-    Raises:
-        OutputError: ``out`` is now someone else's folder, or another command is writing it (``tmp`` is left for
-            the caller to remove; ``out`` is untouched).
-    """
-    if out.exists() or out.is_symlink():
-        _check_replaceable(tmp, out, option)
-        old = out.parent / f".{out.name}.old-{os.getpid()}-{time.time_ns()}"
-        with interrupts.deferred():  # a Ctrl-C between the two renames would leave neither folder at ``out``
-            os.replace(out, old)
-            os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
-    moved_lock(tmp, out)
-
-
 def _check_replaceable(tmp: Path, out: Path, option: str) -> None:
     made = output_kind(tmp)
     name = KINDS[made][0] if made in KINDS else "output"
@@ -284,46 +236,6 @@ def _check_replaceable(tmp: Path, out: Path, option: str) -> None:
             f"is and nothing was written; run again with another {option}"
         )
     hold_lock(out, option)  # another command that made the same new folder and still writes it: refused
-
-
-def temp_dir_beside(out: Path) -> Path:
-    """A new, empty hidden folder next to ``out`` (same file system, so it can be renamed into place).
-
-    Both are locked for this command (see :func:`hold_lock`): the folder that will be replaced, and the new
-    one, whose lock comes along when it is renamed to ``out``."""
-    if (out / LOCK).is_file():  # not made here: a failed command leaves an older or a user's folder as it was
-        hold_lock(out)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{time.time_ns()}"
-    made = False
-    try:
-        with interrupts.deferred():  # made and locked together; a Ctrl-C lands after, inside this try
-            tmp.mkdir(parents=True)
-            made = True
-            hold_lock(tmp)
-    except BaseException:  # the caller's clean-up starts only once it holds the name: this one is ours to remove
-        if made:
-            shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return tmp
-
-
-@contextlib.contextmanager
-def removed_on_failure(output: Output, *, keep: Callable[[], bool] = lambda: False) -> Iterator[None]:
-    """Remove an output folder this command created if the command fails, unless ``keep()`` says its
-    contents are worth keeping (a resumable checkpoint). Folders that existed before are never removed."""
-    try:
-        yield
-    except BaseException:
-        if not output.existed and output.path.is_dir() and not keep():
-            if output.was_empty:
-                for child in output.path.iterdir():
-                    if child.is_dir() and not child.is_symlink():
-                        shutil.rmtree(child, ignore_errors=True)
-                    else:
-                        child.unlink(missing_ok=True)
-            else:
-                shutil.rmtree(output.path, ignore_errors=True)
-        raise
 
 
 @dataclass

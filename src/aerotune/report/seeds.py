@@ -24,7 +24,7 @@ from typing import Any
 
 from aerotune import interrupts
 from aerotune.errors import AerotuneError, RunError
-from aerotune.outputs import Output, check_output, mark, removed_on_failure
+from aerotune.outputs import Output, check_output, mark, writing
 from aerotune.report.collect import Sources
 from aerotune.report.seed_stats import ALPHA, TEST_NAME, comparison, spread
 
@@ -155,8 +155,8 @@ def run_seeds(plan: SeedPlan, src: Sources, cache, say: Callable[[str], None]) -
     assert plan.output is not None
     t0, trained = time.perf_counter(), 0
     split = src.tuned.split  # every trial of a study trains on the study's split
-    plan.output.claim()
-    with removed_on_failure(plan.output, keep=lambda: any(j.path.is_dir() for j in plan.jobs)):
+    keep = lambda: any(j.path.is_dir() for j in plan.jobs)  # noqa: E731 - a finished or begun retraining stays
+    with writing(plan.output.path, "seeds", keep=keep, option="the seed retraining folder"):
         for n, job in enumerate(plan.jobs, 1):
             where = f"trial {job.trial} with seed {job.seed} ({n}/{len(plan.jobs)})"
             if job.finished:
