@@ -39,7 +39,7 @@ from optuna.trial import TrialState
 
 from aerotune import interrupts
 from aerotune.errors import MissingExtraError, RunError, first_line
-from aerotune.tune.optuna_compat import BaseHeartbeat, trial_id
+from aerotune.tune.optuna_compat import BaseHeartbeat, replace_journal_thread_lock, trial_id
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         lock = _FcntlLock(str(path) + ".lock", hold_signals=hold_signals)
         super().__init__(JournalFileBackend(str(path), lock_obj=lock))
         if hold_signals:
-            self._thread_lock = _SignalSafeLock()
+            replace_journal_thread_lock(self, _SignalSafeLock())
         self._hb_interval = heartbeat_interval
         self._hb_grace = grace_period
         self._hb_callback = stale_callback
