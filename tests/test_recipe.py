@@ -214,9 +214,19 @@ def test_every_new_setting_refuses_a_bad_value_in_one_line_before_writing(tmp_pa
     assert not out.exists()
 
 
-def test_weight_decay_without_adamw_is_refused_with_the_fix():
-    with pytest.raises(Exception, match="needs train.optimizer = adamw"):
-        RunConfig().with_overrides({"train.optimizer": "adam", "train.weight_decay": 0.01})
+def test_weight_decay_is_decoupled_with_adamw_and_l2_with_adam_and_spares_biases():
+    from aerotune.model.unet import build_model
+    from aerotune.train.step import Speed, make_optimizer
+
+    model = build_model(RunConfig().model.__class__(depth=3, base_filters=4), num_classes=3)
+    speed = Speed(channels_last=False, fused_adam=False, compile=False, fast_dropout=True)
+    for optimizer, kind in (("adamw", torch.optim.AdamW), ("adam", torch.optim.Adam)):
+        opt = make_optimizer(model, TrainConfig(optimizer=optimizer, weight_decay=0.05), speed)
+        assert type(opt) is kind
+        decays = {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+        assert all(decays[id(p)] == (0.05 if p.dim() > 1 else 0.0) for p in model.parameters())
+    reference = make_optimizer(model, TrainConfig(optimizer="adam", weight_decay=0.0), speed)
+    assert type(reference) is torch.optim.Adam and len(reference.param_groups) == 1  # the reference's, exactly
 
 
 def test_windows_make_an_epoch_see_as_many_pixels_as_the_grid(cache):

@@ -32,12 +32,13 @@ def one_tile_run(tmp_path) -> tuple[Path, Path]:
 
 def test_refused_restart_keeps_the_runs_patches(one_tile_run, tmp_path):
     data, run = one_tile_run
-    # A split by tile needs two tiles; this data has one. Found only after cutting the new patches.
+    # A split by tile needs two tiles; this data has one. Found from the patches the data will give, before the
+    # new patches are cut (it was found only after cutting them).
     line = refused(
         [tmp_path],
         *("train", "--data", data, "--out", run, "--patch-size", "64", "--epochs", "1", *TINY),
         *("--set", "data.split=tile", "--restart"),
-        needles=("needs at least 2 tiles", str(run / "cache")),
+        needles=("needs at least 2 tiles", str(data)),
     )
     assert ".cache.restart" not in line
 
@@ -88,9 +89,11 @@ def test_yaml_merge_keys_still_work(tmp_path):
 
 
 def _dry_run(cache: Path, tmp_path: Path, *extra: str) -> str:
+    # under the reference's recipe trial 0 is the only trial that is never pruned (the default recipe adds trial 1)
     done = aerotune(
-        "tune", "--data", cache, "--out", tmp_path / "t", "--epochs", "9", "--trials", "5", "--dry-run", *extra
-    )
+        "tune", "--data", cache, "--out", tmp_path / "t", "--epochs", "9", "--trials", "5", "--dry-run",
+        "--preset", "reference", *extra,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert not (tmp_path / "t").exists()
     return done.stdout

@@ -227,7 +227,7 @@ class TrainConfig:
     batch_size: int = 16
     learning_rate: float = 0.002  # the peak rate of the schedule
     optimizer: str = "adamw"  # adam (the reference) | adamw: decoupled weight decay
-    weight_decay: float = 0.01  # AdamW's decoupled decay (the reference: 0)
+    weight_decay: float = 0.01  # AdamW's decoupled decay; with adam, the classic L2 penalty (the reference: 0)
     # constant (the reference) | cosine: linear warm-up, then cosine decay to 1 % of the peak at the run's last
     # epoch (its train.epochs when it started), per batch: the first r epochs are the same whatever the length
     schedule: str = "cosine"
@@ -258,11 +258,6 @@ class TrainConfig:
         _check(0.0 <= self.weight_decay < 1.0, "train.weight_decay", self.weight_decay, "a number in [0, 1)")
         _check(self.schedule in SCHEDULES, "train.schedule", self.schedule, ", ".join(SCHEDULES))
         _check(0.0 <= self.warmup_epochs <= 1000, "train.warmup_epochs", self.warmup_epochs, "a number from 0 to 1000")
-        if self.optimizer == "adam" and self.weight_decay:
-            raise ConfigError(
-                f"train.weight_decay = {self.weight_decay} needs train.optimizer = adamw (Adam's L2 penalty is not "
-                "decoupled weight decay); set train.optimizer=adamw or train.weight_decay=0"
-            )
         _check(self.loss in ("dice_focal", "cross_entropy"), "train.loss", self.loss, "dice_focal or cross_entropy")
         _check(
             self.dice_weight >= 0 and self.focal_weight >= 0,

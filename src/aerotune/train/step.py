@@ -47,16 +47,18 @@ def resolve_speed(tc: TrainConfig, device: torch.device) -> Speed:
 def make_optimizer(model: torch.nn.Module, tc: TrainConfig, speed: Speed) -> torch.optim.Optimizer:
     """Adam (the reference) or AdamW, with fused kernels (one kernel for all parameters) when ``speed.fused_adam``.
 
-    AdamW decays the convolution weights only: biases and normalisation layers' scales and shifts are left alone,
+    ``train.weight_decay`` is AdamW's decoupled decay, or with Adam the classic L2 penalty. Either decays the
+    convolution weights only: biases and normalisation layers' scales and shifts are left alone,
     as usual, since shrinking them changes what the network computes rather than how complex it is.
     """
     kernel = {"fused": True} if speed.fused_adam else {"foreach": False}
-    if tc.optimizer == "adam":
+    if tc.optimizer == "adam" and not tc.weight_decay:  # the reference's optimizer, exactly
         return torch.optim.Adam(model.parameters(), lr=tc.learning_rate, **kernel)
     decay = [p for p in model.parameters() if p.dim() > 1]
     rest = [p for p in model.parameters() if p.dim() <= 1]
     groups = [{"params": decay, "weight_decay": tc.weight_decay}, {"params": rest, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=tc.learning_rate, **kernel)
+    kind = torch.optim.AdamW if tc.optimizer == "adamw" else torch.optim.Adam  # Adam: the classic L2 penalty
+    return kind(groups, lr=tc.learning_rate, **kernel)
 
 
 def learning_rate(tc: TrainConfig, epoch: int, batch: int, batches: int, horizon: int) -> float:
