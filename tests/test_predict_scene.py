@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aerotune.config import RunConfig
+from aerotune.config import RunConfig, load_config
 from aerotune.data.sources import read_image
 from aerotune.errors import DatasetError
 from aerotune.predict.io import PngRowWriter
@@ -21,9 +21,10 @@ pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
 
 @pytest.fixture(scope="module")
 def run(tiny_cache, tmp_path_factory):
-    """A small U-Net trained for 3 epochs on 32-px synthetic patches: enough for border effects to show."""
+    """A small U-Net trained for 3 epochs on 32-px synthetic patches, the reference's recipe (whole patches, no
+    augmentation): enough for border effects to show."""
     out = tmp_path_factory.mktemp("scene") / "run"
-    config = RunConfig().with_overrides(
+    config = load_config(None, preset="reference").with_overrides(
         {"model.base_filters": 8, "model.depth": 3, "train.epochs": 3, "data.patch_size": 32, "train.progress": False}
     )
     fit(config, tiny_cache, out)

@@ -127,7 +127,7 @@ CONFIG_CASES = {
     "word for a flag": (
         "c.yaml",
         "data:\n  augment: maybe\n",
-        ["c.yaml: data.augment = 'maybe' is not true or false", "like data.augment = false"],
+        ["c.yaml: data.augment = 'maybe' is not true or false", "like data.augment = true"],
     ),
     "invalid value": (
         "c.json",

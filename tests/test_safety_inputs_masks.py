@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -136,7 +137,11 @@ def test_masks_of_class_ids(tmp_path, mode, suffix):
     )
     assert proc.returncode == 0, proc.stderr
     cache = open_cache(tmp_path / "cache")
-    assert cache.palette == INDEX and cache.palette.by_id
+    if mode == "P":  # a palette mask carries the dataset's own display colours: they replace the fixed ones
+        assert cache.palette.colors == tuple(((i * 40) % 256, (i * 90) % 256, (i * 150) % 256) for i in INDEX.ids)
+        assert dataclasses.replace(cache.palette, colors=INDEX.colors) == INDEX and cache.palette.by_id
+    else:
+        assert cache.palette == INDEX and cache.palette.by_id
     position = {v: k for k, v in enumerate(INDEX.ids)}
     expected = np.vectorize(position.get)(values).astype(np.uint8)
     for k, (_, r, c) in enumerate(cache.manifest["patches"]):
