@@ -35,6 +35,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dubai_tiles import append, load  # noqa: E402 - the same resumable results file
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "datasets" / "dubai-aerial"
 TILES = [f"Tile {i}" for i in range(1, 9)]
@@ -134,19 +137,6 @@ def run_random(recipe: str, args: argparse.Namespace, work: Path) -> dict[str, A
         "train_seconds": round(train_s, 1),
         "cpu": cpu_name(),
     }
-
-
-def load(results: Path) -> list[dict[str, Any]]:
-    if not results.exists():
-        return []
-    return [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
-
-
-def append(results: Path, row: dict[str, Any]) -> None:
-    with results.open("a") as f:
-        f.write(json.dumps(row) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def first_epoch_reaching(rows: list[dict[str, Any]], target: float) -> int | None:
