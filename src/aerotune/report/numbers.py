@@ -228,10 +228,12 @@ def verdict(models: dict[str, Any], src: Sources) -> dict[str, Any]:
     else:
         wins = [d_iou > 0] + ([d_loss < 0] if comparable_loss else [])
         detail = val_detail + "."
+    # with a default-recipe trial the baseline is the reference's recipe: the gain is the recipe's and tuning's
+    what = "The default recipe and tuning" if "default" in models else "Tuning"
     if all(wins):
-        status, head = "better", "Tuning paid off"
+        status, head = "better", f"{what} paid off"
     elif not any(wins):
-        status, head = "worse", "Tuning did not pay off"
+        status, head = "worse", f"{what} did not pay off"
     else:
         status, head = "mixed", "Mixed result"
     return Verdict(
