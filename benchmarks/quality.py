@@ -77,7 +77,7 @@ def settings(args: argparse.Namespace, recipe: str) -> list[str]:
     return [
         "--preset", recipe, "--unknown-colors", "ignore", "--scale", str(args.scale),
         "--patch-size", str(args.patch_size), "--mode", "full", "--epochs", str(args.epochs),
-        "--set", "train.progress=false",
+        "--set", "train.progress=false", *[x for kv in args.set for x in ("--set", kv)],
     ]  # fmt: skip
 
 
@@ -106,6 +106,7 @@ def run_fold(k: int, recipe: str, args: argparse.Namespace, work: Path) -> dict[
         "epochs": args.epochs,
         "scale": args.scale,
         "patch_size": args.patch_size,
+        "settings": args.set,
         "mean_iou": pooled["mean_iou"],
         "pixel_accuracy": pooled["pixel_accuracy"],
         "iou": pooled["iou"],
@@ -131,6 +132,7 @@ def run_random(recipe: str, args: argparse.Namespace, work: Path) -> dict[str, A
         "epochs": args.epochs,
         "scale": args.scale,
         "patch_size": args.patch_size,
+        "settings": args.set,
         "val_mean_iou": final["val_mean_iou"],
         "best_val_mean_iou": best["val_mean_iou"],
         "curve": curve(run),
@@ -220,11 +222,17 @@ def main() -> None:
     parser.add_argument("--recipes", default="default,reference")
     parser.add_argument("--skip-random", action="store_true", help="leave out the random-split runs")
     parser.add_argument("--report", action="store_true", help="print the tables from the results and stop")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="a setting added to every training (a variant of the recipes; use its own --work)",
+    )  # fmt: skip
     args = parser.parse_args()
     args.data = args.data.resolve()
     work = args.work.resolve()
     results = work / "results.jsonl"
-    same = lambda r: (r["epochs"], r["scale"], r["patch_size"]) == (args.epochs, args.scale, args.patch_size)  # noqa: E731
+    same = lambda r: (r["epochs"], r["scale"], r["patch_size"], r.get("settings", [])) == (  # noqa: E731
+        args.epochs, args.scale, args.patch_size, args.set
+    )
     if args.report:
         print(report([r for r in load(results) if same(r)]))
         return
