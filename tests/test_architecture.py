@@ -142,3 +142,61 @@ def test_benchmarks_import_names_that_exist():
                 if not hasattr(module, alias.name) and importlib.util.find_spec(f"{node.module}.{alias.name}") is None:
                     missing.append(f"{path.name}: from {node.module} import {alias.name}")
     assert not missing, missing
+
+
+ARCHITECTURE = SRC.parent / "docs" / "architecture.md"
+FRONT_ENDS = ("aerotune", "aerotune.__main__", "aerotune.api", "aerotune.demo")
+
+
+def stage_order() -> list[str]:
+    """The stage order docs/architecture.md claims, from its line ``Stage order: data → model → ...``."""
+    line = next(x for x in ARCHITECTURE.read_text(encoding="utf-8").splitlines() if x.startswith("Stage order:"))
+    return [s.strip() for s in line.removeprefix("Stage order:").split("→")]
+
+
+def stage_of(module: str, stages: list[str]) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in stages else None
+
+
+def test_the_documented_stage_order_names_every_stage_package():
+    stages = stage_order()
+    packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()} - {"commands"}
+    assert sorted(stages) == sorted(packages)
+
+
+def backward_imports(graph: dict[str, set[str]], stages: list[str]) -> list[str]:
+    """Every import of a later stage by an earlier one."""
+    found = []
+    for name, targets in graph.items():
+        here = stage_of(name, stages)
+        for target in targets:
+            there = stage_of(target, stages)
+            if here and there and stages.index(there) > stages.index(here):
+                found.append(f"{name} imports {target}")
+    return found
+
+
+def test_each_stage_imports_only_the_stages_before_it():
+    """The order in docs/architecture.md is the import graph's: a stage never imports a later one."""
+    later = backward_imports(import_graph(), stage_order())
+    assert not later, later
+
+
+def test_the_shared_modules_import_no_stage():
+    stages = [*stage_order(), "commands"]
+    graph = import_graph()
+    shared = [n for n in graph if stage_of(n, stages) is None and n not in FRONT_ENDS]
+    assert "aerotune.config" in shared and "aerotune.outputs" in shared
+    offenders = {n: sorted(t for t in graph[n] if stage_of(t, stages)) for n in shared}
+    assert not {n: t for n, t in offenders.items() if t}, offenders
+
+
+def test_the_stage_order_check_catches_a_backward_import():
+    stages = stage_order()
+    assert stages.index("data") < stages.index("train") < stages.index("tune") < stages.index("report")
+    graph = {
+        "aerotune.data.patches": {"aerotune.train.fit", "aerotune.config"},
+        "aerotune.train.fit": {"aerotune.data"},
+    }
+    assert backward_imports(graph, stages) == ["aerotune.data.patches imports aerotune.train.fit"]
