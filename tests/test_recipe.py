@@ -65,6 +65,19 @@ def test_every_window_and_symmetry_keeps_image_and_mask_aligned():
     assert len(seen) > 20  # windows really move and turn
 
 
+def test_a_window_is_scaled_by_its_whole_patch_as_prediction_scales_it():
+    """min-max scaling happens before the window is cut: a window holds its patch's scaled values, not values
+    stretched by its own extremes (prediction scales patch-sized windows of a scene)."""
+    crafted = CraftedCache()  # channel 0 is the row (0..31), channel 1 the column
+    ds = PatchDataset(crafted, [0], normalization="minmax", window=16, seed=2)
+    for _ in range(10):
+        x, _y = ds.batch([0, 1, 2, 3])
+        for xi in x:
+            rows = xi[0] * 31  # the patch's row channel runs 0..31: scaled by 31, not by the window's 15
+            assert torch.allclose(rows, torch.round(rows), atol=1e-4)
+            assert float(rows[-1, 0] - rows[0, 0]) == pytest.approx(15.0, abs=1e-4)
+
+
 def test_symmetries_are_the_eight_of_the_square_and_keep_the_ignore_label():
     crafted = CraftedCache()
     plain = PatchDataset(crafted, [0], normalization="minmax")

@@ -117,8 +117,9 @@ class PatchDataset(Dataset):
         inverse[order] = np.arange(len(order))
         images = self.cache.images[idx[order]][inverse]
         masks = self.cache.masks[idx[order]][inverse]
-        if self.window:
-            images, masks = self._windows(images, masks)
+        corners = (
+            self.rng.integers(0, images.shape[1] - self.window + 1, size=(len(images), 2)) if self.window else None
+        )
         images = torch.from_numpy(np.ascontiguousarray(images))
         masks = torch.from_numpy(np.ascontiguousarray(masks))
         if device is not None and device.type != "cpu":
@@ -129,16 +130,19 @@ class PatchDataset(Dataset):
         if self.jitter:
             images = jitter_colours(images.permute(0, 3, 1, 2).float(), self.jitter, self.rng).permute(0, 2, 3, 1)
         x = normalize(images, self.normalization, self.stats)
+        if corners is not None:
+            # The window is cut after normalising its whole patch: a per-patch min-max then scales a window as
+            # prediction scales it (whole patch-sized windows of a scene), not by the window's own extremes.
+            x, masks = self._windows(x, masks, corners)
         if self.augment:
             x, masks = self._augment(x, masks)
         return x, masks
 
-    def _windows(self, images: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """A ``window``-sided square of each patch at a random place (the same place in image and mask)."""
-        w, side = self.window, images.shape[1]
-        corners = self.rng.integers(0, side - w + 1, size=(len(images), 2))
-        xs = np.stack([im[r : r + w, c : c + w] for im, (r, c) in zip(images, corners)])
-        ys = np.stack([m[r : r + w, c : c + w] for m, (r, c) in zip(masks, corners)])
+    def _windows(self, x: torch.Tensor, masks: torch.Tensor, corners: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """A ``window``-sided square of each patch at its corner (the same place in image and mask)."""
+        w = self.window
+        xs = torch.stack([im[:, r : r + w, c : c + w] for im, (r, c) in zip(x, corners)])
+        ys = torch.stack([m[r : r + w, c : c + w] for m, (r, c) in zip(masks, corners)])
         return xs, ys
 
     def _augment(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
