@@ -230,8 +230,14 @@ def main() -> None:
     args.data = args.data.resolve()
     work = args.work.resolve()
     results = work / "results.jsonl"
-    same = lambda r: (r["epochs"], r["scale"], r["patch_size"], r.get("settings", [])) == (  # noqa: E731
-        args.epochs, args.scale, args.patch_size, args.set
+    same = lambda r: (
+        (r["epochs"], r["scale"], r["patch_size"], r.get("settings", []))
+        == (  # noqa: E731
+            args.epochs,
+            args.scale,
+            args.patch_size,
+            args.set,
+        )
     )
     if args.report:
         print(report([r for r in load(results) if same(r)]))
