@@ -1,15 +1,8 @@
-"""The one rule for outputs, and folders replaced whole.
+"""The one rule for outputs, and :func:`writing`, the one way every command writes one.
 
-The rule, shared by every command that writes (``train``, ``tune``, ``data prepare``, ``report``, ``predict``,
-``evaluate``, ``export``, ``data synth``, ``demo``): an output folder is new, empty, or one that aerotune wrote
-for the same purpose (it carries a ``.aerotune.json`` marker, or the signature files of older versions); it
-never is, contains or lies inside one of the command's inputs; and it is checked before anything is written,
-so a refused command leaves every existing file as it was.
-
-Outputs replaced whole (cache, report, evaluation) are built in a locked folder beside ``out`` and renamed into
-place, with the lock (:mod:`aerotune.locks`); when two commands create the same *new* one at once, each builds
-its own, and the second to finish is refused while the first still holds the folder (after that, it replaces it,
-as a later command would); a folder that someone else put at ``out`` meanwhile is never replaced.
+An output folder is new, empty, or one that aerotune wrote for the same purpose (``.aerotune.json``, or the
+signature files of older versions); it never is, contains or lies inside an input; and it is checked, and locked
+(:mod:`aerotune.locks`), before anything is written.
 """
 
 from __future__ import annotations
@@ -28,10 +21,9 @@ from pathlib import Path
 from aerotune import interrupts
 from aerotune.errors import OutputError
 from aerotune.files import os_errors, printable, resolved, write_json
-from aerotune.locks import _HELD, LOCK, check_not_busy, hold_lock, moved_lock
+from aerotune.locks import LOCK, check_not_busy, hold_lock, moved_lock, released
 
-#: The marker file an aerotune output folder carries: ``{"kind": ..., "version": ...}``.
-MARKER = ".aerotune.json"
+MARKER = ".aerotune.json"  # {"kind": ..., "version": ...}
 
 #: What each kind of output is called in messages, and the files that marked it before markers existed.
 KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -42,13 +34,11 @@ KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "predictions": ("prediction folder", ()),
     "evaluation": ("evaluation", ()),
     "demo": ("demo folder", (".aerotune-demo",)),
-    "synth": ("synthetic dataset", ()),  # written only into a new or empty folder, never marked
-    "seeds": ("seed retraining folder", ()),  # RUN/seeds of a tuning run: report --seeds keeps its retrainings
+    "synth": ("synthetic dataset", ()),  # a dataset: never marked, no lock file inside
+    "seeds": ("seed retraining folder", ()),  # RUN/seeds of a tuning run
     "onnx": ("ONNX export", ()),  # a file, not a folder
 }
-
-#: Kinds written without a marker or a lock file inside (a dataset: its folder holds nothing of ours).
-UNMARKED = ("synth",)
+REPLACED_WHOLE = ("cache", "report")  # nothing else may live inside these
 
 
 @dataclass(frozen=True)
@@ -57,12 +47,11 @@ class Output:
 
     path: Path
     kind: str
-    existed: bool  # it already holds an aerotune output of this kind (resumed, updated or replaced)
-    was_empty: bool = False  # it existed as an empty folder (a failure empties it again, it is not removed)
+    existed: bool  # it already holds an aerotune output of this kind
+    was_empty: bool = False  # an existing empty folder: a failure empties it again
 
 
 def mark(folder: Path, kind: str) -> None:
-    """Write the marker that makes ``folder`` an aerotune output of ``kind``."""
     if not (folder / MARKER).is_file():
         write_json(folder / MARKER, {"kind": kind, "version": 1})
 
@@ -87,52 +76,35 @@ def check_output(
     option: str = "--out",
     inside_inputs: bool = False,
 ) -> Output:
-    """Check an output folder against the rule above, writing nothing.
-
-    Args:
-        path: the folder the command will write.
-        kind: one of :data:`KINDS`.
-        inputs: files and folders the command reads; the output may not be one of them, nor contain one.
-        option: how the user gave ``path``, for messages.
-        inside_inputs: allow the output to lie inside an input folder (``predict scenes/ --out scenes/masks``).
-
-    Raises:
-        OutputError: the folder is a file, belongs to the user or to another kind of output, overlaps an
-            input, or cannot be created.
-    """
-    path = Path(path)
-    name = KINDS[kind][0]
-    shown = printable(path)
+    """Check an output folder against the rule, writing nothing; ``inside_inputs`` allows it inside an input
+    folder (``predict scenes/ --out scenes/masks``). Raises OutputError."""
+    path, name, shown = Path(path), KINDS[kind][0], printable(Path(path))
     _check_inputs(path, inputs, option, inside_inputs)
     _check_not_inside_replaced(path, option)
     if path.is_symlink() and not path.exists():
         raise OutputError(f"{shown}: {option} is a broken symbolic link; remove it or choose another folder")
     if path.exists() and not path.is_dir():
         raise OutputError(f"{shown}: {option} is an existing file, not a folder; choose a new or empty folder")
-    existed = was_empty = False
-    if path.is_dir():
-        try:
-            entries = [p.name for p in path.iterdir()]
-        except OSError as exc:
-            raise OutputError(f"{shown}: cannot read {option} ({exc.strerror}); choose a folder you can use") from None
-        if entries:
-            found = output_kind(path)
-            if found is None:
-                raise OutputError(
-                    f"{shown}: folder exists and is not an aerotune {name} (it is not empty and "
-                    f"aerotune did not write it); choose a new or empty {option} folder"
-                )
-            if found != kind:
-                raise OutputError(
-                    f"{shown}: folder holds an aerotune {KINDS[found][0]}, not a {name}; choose another {option} folder"
-                )
-            existed = True
-        was_empty = not entries
-        _check_writable(path, path, option)
-        check_not_busy(path, option)
-    else:
+    if not path.is_dir():
         _check_parent(path, option, "create")
-    return Output(path, kind, existed, was_empty)
+        return Output(path, kind, False)
+    try:
+        entries = [p.name for p in path.iterdir()]
+    except OSError as exc:
+        raise OutputError(f"{shown}: cannot read {option} ({exc.strerror}); choose a folder you can use") from None
+    found = output_kind(path) if entries else kind
+    if found is None:
+        raise OutputError(
+            f"{shown}: folder exists and is not an aerotune {name} (it is not empty and "
+            f"aerotune did not write it); choose a new or empty {option} folder"
+        )
+    if found != kind:
+        raise OutputError(
+            f"{shown}: folder holds an aerotune {KINDS[found][0]}, not a {name}; choose another {option} folder"
+        )
+    _check_writable(path, path, option)
+    check_not_busy(path, option)
+    return Output(path, kind, bool(entries), not entries)
 
 
 def check_output_file(
@@ -143,8 +115,8 @@ def check_output_file(
     what: str,
     option: str = "--out",
 ) -> Path:
-    """Check a single output file before any work: not a folder, not an input, in an existing folder we may
-    write to, and either new or an earlier output of ours (``ours(path)``) that may be replaced."""
+    """Check a single output file: not a folder nor an input, in a folder we may write to, and new or an earlier
+    output of ours (``ours(path)``)."""
     path = Path(path)
     shown = printable(path)
     _check_inputs(path, inputs, option, inside_inputs=True)
@@ -162,7 +134,6 @@ def check_output_file(
 
 
 def _check_parent(path: Path, option: str, verb: str) -> None:
-    """The folder that will hold the new ``path`` exists and may be written to."""
     parent = path.absolute().parent
     if not parent.is_dir():
         state = "is a file" if parent.exists() else "does not exist"
@@ -173,8 +144,12 @@ def _check_parent(path: Path, option: str, verb: str) -> None:
     _check_writable(path, parent, option)
 
 
-#: Kinds of output that are replaced whole when written again: nothing else may live inside them.
-REPLACED_WHOLE = ("cache", "report")
+def _check_writable(path: Path, folder: Path, option: str) -> None:
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(
+            f"{printable(path)}: cannot write in {printable(folder)} (permission denied); "
+            f"choose an {option} folder you can write to"
+        )
 
 
 def _check_not_inside_replaced(path: Path, option: str) -> None:
@@ -190,70 +165,42 @@ def _check_not_inside_replaced(path: Path, option: str) -> None:
             )
 
 
-def _check_writable(path: Path, folder: Path, option: str) -> None:
-    if folder.exists() and not folder.is_dir():
-        raise OutputError(
-            f"{printable(path)}: cannot create {option} because {printable(folder)} is a file; choose another place"
-        )
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(
-            f"{printable(path)}: cannot write in {printable(folder)} (permission denied); "
-            f"choose an {option} folder you can write to"
-        )
-
-
 def _check_inputs(path: Path, inputs: Iterable[str | Path], option: str, inside_inputs: bool) -> None:
-    out = resolved(path)
+    out, shown = resolved(path), printable(path)
     for item in inputs:
-        src = resolved(item)
+        src, given = resolved(item), printable(Path(item))
         if out == src:
             raise OutputError(
-                f"{printable(path)}: {option} is the input {printable(Path(item))} itself; writing there "
+                f"{shown}: {option} is the input {given} itself; writing there "
                 "would overwrite it; choose a separate output folder"
             )
         if out in src.parents:
             raise OutputError(
-                f"{printable(path)}: {option} contains the input {printable(Path(item))}; writing there "
-                "could overwrite it; choose a folder outside your data"
+                f"{shown}: {option} contains the input {given}; writing there could overwrite it; "
+                "choose a folder outside your data"
             )
         if src in out.parents and not inside_inputs:
             raise OutputError(
-                f"{printable(path)}: {option} lies inside the input {printable(Path(item))}; aerotune "
-                "does not write into your data; choose a folder outside it"
+                f"{shown}: {option} lies inside the input {given}; aerotune does not write into your data; "
+                "choose a folder outside it"
             )
-
-
-def _check_replaceable(tmp: Path, out: Path, option: str) -> None:
-    made = output_kind(tmp)
-    name = KINDS[made][0] if made in KINDS else "output"
-    try:
-        empty = out.is_dir() and not out.is_symlink() and not any(out.iterdir())
-    except OSError:
-        empty = False
-    if not empty and (out.is_symlink() or not out.is_dir() or output_kind(out) != made):
-        raise OutputError(
-            f"{printable(out)}: appeared while this command ran and is not an aerotune {name}; it was left as it "
-            f"is and nothing was written; run again with another {option}"
-        )
-    hold_lock(out, option)  # another command that made the same new folder and still writes it: refused
 
 
 @dataclass
 class Place:
-    """Where a command writes, yielded by :func:`writing`: ``path`` is a temporary folder or file beside ``out``
-    (``replace=True``) or ``out`` itself (written in place)."""
+    """Where a command writes, yielded by :func:`writing`: a temporary folder or file beside ``out``, or ``out``."""
 
     path: Path
     out: Path
-    staged: list[tuple[Path, Path]] = field(default_factory=list)  # (file under a temporary name, its name)
-    made: list[Path] = field(default_factory=list)  # sub-folders this call created, removed again on failure
+    staged: list[tuple[Path, Path]] = field(default_factory=list)  # (temporary file, its final name)
+    made: list[Path] = field(default_factory=list)  # sub-folders created here, removed again on failure
 
     def stage(self, tmp: Path, final: Path) -> None:
         """``tmp`` takes the name ``final`` when the output is committed and is removed if it fails."""
         self.staged.append((tmp, final))
 
     def folder(self, folder: Path) -> Path:
-        """Create ``folder`` inside ``path`` and the folders between; those created are removed on failure."""
+        """Create ``folder`` inside ``path`` (and the folders between), removed again on failure."""
         missing = []
         while folder != self.path and not folder.exists():
             missing.append(folder)
@@ -277,26 +224,17 @@ def writing(
     option: str = "--out",
     inside_inputs: bool = False,
 ) -> Iterator[Place]:
-    """The one way an output is written: check it, sweep what dead processes left beside it, lock and mark it,
-    let the caller build it, commit it, and undo this call's work on any failure or interrupt.
+    """Check the output, sweep what dead processes left beside it, lock and mark it, let the caller build it,
+    commit it; on any failure or interrupt undo this call's work.
 
-    Args:
-        path: the output folder (or file, with ``ours``).
-        kind: one of :data:`KINDS`.
-        inputs, option, inside_inputs: see :func:`check_output`.
-        replace: build in a temporary folder beside ``path`` and rename it into place at the end (an old output
-            there is replaced whole; one that appeared meanwhile only if it is an unlocked output of this kind).
-            ``beside=False`` builds at ``path`` instead, with an earlier output moved aside until the end (the
-            demo, whose runs record their own paths). Without ``replace`` the output is written in place
-            (resumed): a folder this call created is removed on failure unless ``keep()`` (an epoch finished).
-        ours: a single file is written: ``ours(path)`` says whether an existing file may be replaced.
-
-    Yields:
-        A :class:`Place`; files given to :meth:`Place.stage` take their names only once the block ends.
+    ``replace``: build in a temporary folder beside ``path`` and rename it into place (an old output replaced
+    whole; one that appeared meanwhile only if it is an unlocked output of this kind); with ``beside=False``
+    build at ``path``, an earlier output moved aside until the end (the demo). Otherwise write in place (resume):
+    a folder this call created is removed on failure unless ``keep()``. ``ours``: write a single file, replacing
+    an existing one only if ``ours(path)``. Files given to :meth:`Place.stage` take their names at the end.
     """
     path = Path(path)
-    before = set(_HELD)
-    try:
+    with released():
         if ours is not None:
             check_output_file(path, inputs=inputs, ours=ours, what=KINDS[kind][0], option=option)
             sweep(path)
@@ -314,13 +252,10 @@ def writing(
         else:
             with os_errors(path, f"write the {KINDS[kind][0]}"):  # a full disk or a size limit: one line
                 yield from (_beside(output, option) if beside else _moved_aside(output))
-    finally:  # the locks this call took (a library caller may run the CLI on the same folder afterwards)
-        for key in set(_HELD) - before:
-            os.close(_HELD.pop(key))
 
 
-def _temp_name(out: Path) -> Path:
-    return out.parent / f".{out.name}.tmp-{os.getpid()}-{time.time_ns()}"
+def _temp_name(out: Path, what: str = "tmp") -> Path:
+    return out.parent / f".{out.name}.{what}-{os.getpid()}-{time.time_ns()}"
 
 
 def _in_place(output: Output, keep: Callable[[], bool]) -> Iterator[Place]:
@@ -352,22 +287,18 @@ def _in_place(output: Output, keep: Callable[[], bool]) -> Iterator[Place]:
             if made:
                 shutil.rmtree(path, ignore_errors=True)
             elif locked and output.was_empty:  # the user's empty folder: empty again
-                _empty(path)
+                for child in path.iterdir():
+                    if child.is_dir() and not child.is_symlink():
+                        shutil.rmtree(child, ignore_errors=True)
+                    else:
+                        child.unlink(missing_ok=True)
         elif marked and not claimed:
             (path / MARKER).unlink(missing_ok=True)
         raise
 
 
-def _empty(folder: Path) -> None:
-    for child in folder.iterdir():
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child, ignore_errors=True)
-        else:
-            child.unlink(missing_ok=True)
-
-
 def _beside(output: Output, option: str) -> Iterator[Place]:
-    out, marked = output.path, output.kind not in UNMARKED
+    out, marked = output.path, output.kind != "synth"
     if (out / LOCK).is_file():  # the folder to be replaced: no other command may start on it meanwhile
         hold_lock(out, option)
     tmp = _temp_name(out)
@@ -378,30 +309,41 @@ def _beside(output: Output, option: str) -> Iterator[Place]:
                 hold_lock(tmp)
                 mark(tmp, output.kind)
         yield Place(tmp, out)
-        _commit(tmp, out, option)
+        if out.exists() or out.is_symlink():
+            _check_replaceable(tmp, out, option)
+            old = _temp_name(out, "old")
+            with interrupts.deferred():  # never neither folder at ``out``
+                os.replace(out, old)
+                os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+        moved_lock(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _commit(tmp: Path, out: Path, option: str) -> None:
-    """Rename the finished ``tmp`` to ``out``; an old folder there is checked again (see :func:`writing`)."""
-    if out.exists() or out.is_symlink():
-        _check_replaceable(tmp, out, option)
-        old = out.parent / f".{out.name}.old-{os.getpid()}-{time.time_ns()}"
-        with interrupts.deferred():  # a Ctrl-C between the two renames would leave neither folder at ``out``
-            os.replace(out, old)
-            os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
-    moved_lock(tmp, out)
+def _check_replaceable(tmp: Path, out: Path, option: str) -> None:
+    """Only an empty folder or an unlocked output of the same kind at ``out`` may be replaced."""
+    made = output_kind(tmp)
+    name = KINDS[made][0] if made in KINDS else "output"
+    try:
+        empty = out.is_dir() and not out.is_symlink() and not any(out.iterdir())
+    except OSError:
+        empty = False
+    if not empty and (out.is_symlink() or not out.is_dir() or output_kind(out) != made):
+        raise OutputError(
+            f"{printable(out)}: appeared while this command ran and is not an aerotune {name}; it was left as it "
+            f"is and nothing was written; run again with another {option}"
+        )
+    hold_lock(out, option)  # another command that made the same new folder and still writes it: refused
 
 
 def _moved_aside(output: Output) -> Iterator[Place]:
     out, earlier = output.path, None
     if output.existed:
-        earlier = out.parent / f".{out.name}.old-{os.getpid()}-{time.time_ns()}"
+        earlier = _temp_name(out, "old")
         os.replace(out, earlier)
     try:
         yield from _in_place(dataclasses.replace(output, existed=False), lambda: False)
@@ -417,17 +359,15 @@ def _moved_aside(output: Output) -> Iterator[Place]:
 
 def sweep(out: Path) -> None:
     """Remove the temporary folders and files beside ``out`` (``.NAME.tmp-PID-…``) whose process is gone
-    (killed by SIGKILL or for lack of memory, so its clean-up never ran) and whose lock nobody holds."""
+    (SIGKILL, out of memory: its clean-up never ran) and whose lock nobody holds."""
     for p in out.parent.glob(f".{glob.escape(out.name)}.tmp-*"):
         pid = p.name[len(out.name) + 6 :].split("-")[0]
         if not pid.isdigit() or _alive(int(pid)):
             continue
         if p.is_dir() and not p.is_symlink():
-            try:
+            with contextlib.suppress(OutputError):  # locked: a process it started still writes it
                 check_not_busy(p, "")
-            except OutputError:
-                continue
-            shutil.rmtree(p, ignore_errors=True)
+                shutil.rmtree(p, ignore_errors=True)
         else:
             p.unlink(missing_ok=True)
 

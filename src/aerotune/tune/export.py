@@ -36,7 +36,7 @@ def load_run_study(out: str | Path, storage: str | None = None) -> tuple[OpenStu
                 f"{out / JOURNAL_FILE}: journal file not found; restore it from a copy of the run folder "
                 "(it holds the trials of the study)"
             )
-    return open_study(desc, out, url, heartbeat=int(desc.heartbeat), hold_signals=False), desc
+    return open_study(desc, out, url, heartbeat=int(desc.heartbeat)), desc
 
 
 def trial_records(study, desc: StudyRecord) -> list[TrialRecord]:

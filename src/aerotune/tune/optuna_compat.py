@@ -13,6 +13,7 @@ from optuna.storages._heartbeat import BaseHeartbeat
 
 __all__ = [
     "BaseHeartbeat",
+    "HeartbeatStorage",
     "STALE_TRIAL_IDS_METHOD",
     "hyperband_filters_study",
     "replace_journal_thread_lock",
@@ -22,6 +23,16 @@ __all__ = [
 
 #: The method ``optuna.storages.fail_stale_trials`` calls on a ``BaseHeartbeat`` storage to find stale trials.
 STALE_TRIAL_IDS_METHOD = "_get_stale_trial_ids"
+
+
+class HeartbeatStorage(BaseHeartbeat):
+    """``BaseHeartbeat`` with its private stale-trial query routed to the public :meth:`stale_trial_ids`."""
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        return self.stale_trial_ids(study_id)
+
+    def stale_trial_ids(self, study_id: int) -> list[int]:
+        raise NotImplementedError
 
 
 def trial_id(trial: Any) -> int:

@@ -85,10 +85,8 @@ def retry_of(trial) -> int | None:
     return history[-1] if history else None
 
 
-def open_study(
-    desc: StudyRecord, out: Path, storage_url: str | None, *, heartbeat: int, hold_signals: bool = True
-) -> OpenStudy:
-    """Open (or create) the study of ``desc``; ``hold_signals``: see :func:`aerotune.tune.storage.open_storage`."""
+def open_study(desc: StudyRecord, out: Path, storage_url: str | None, *, heartbeat: int) -> OpenStudy:
+    """Open (or create) the study of ``desc``."""
     import optuna
 
     from aerotune.tune.storage import open_storage
@@ -99,7 +97,6 @@ def open_study(
         heartbeat=heartbeat,
         stale_callback=retry_trial,
         name=desc.study_name,
-        hold_signals=hold_signals,
     )
     pruner = make_pruner(desc)
     try:

@@ -39,7 +39,7 @@ from optuna.trial import TrialState
 
 from aerotune import interrupts
 from aerotune.errors import MissingExtraError, RunError, first_line
-from aerotune.tune.optuna_compat import BaseHeartbeat, replace_journal_thread_lock, trial_id
+from aerotune.tune.optuna_compat import HeartbeatStorage, replace_journal_thread_lock, trial_id
 
 log = logging.getLogger(__name__)
 
@@ -63,87 +63,72 @@ def is_postgres(url: str | None) -> bool:
     return bool(url) and url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
 
 
-class _FcntlLock:
-    """A process lock on a file; ``threading`` guards the same process's threads.
+class _FileLock:
+    """A process lock on a file (``fcntl``), re-entrant in the owning thread; ``threading`` guards other threads."""
 
-    Ctrl-C and SIGTERM are held from ``acquire`` to ``release`` (:func:`interrupts.hold`) and raised once the lock
-    is dropped: a signal between ``flock`` and the bookkeeping would leave the file locked by a descriptor nobody
-    closes (the next ``acquire`` would wait for itself forever), and one raised at the end of ``acquire`` would
-    leave the lock held by a caller that never reaches its ``release``."""
-
-    def __init__(self, path: str | Path, *, hold_signals: bool = True) -> None:
-        self._path = str(path)
-        self._hold = hold_signals
-        self._thread = threading.RLock()
-        self._fd: int | None = None
-        self._depth = 0
-        self._holds: list[bool] = []  # one per acquire of the owning thread: whether it held signals
+    def __init__(self, path: str | Path) -> None:
+        self._path, self._thread, self._fd, self._depth = str(path), threading.RLock(), None, 0
 
     def acquire(self) -> bool:
-        held = interrupts.hold() if self._hold else False
-        try:
+        with contextlib.ExitStack() as undo:
             self._thread.acquire()
-            try:
-                if self._depth == 0:
-                    fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX)
-                    except BaseException:
-                        os.close(fd)
-                        raise
-                    self._fd = fd
-                self._depth += 1
-                self._holds.append(held)
-            except BaseException:
-                self._thread.release()
-                raise
-        except BaseException:
-            interrupts.unhold(held)
-            raise
+            undo.callback(self._thread.release)
+            if self._depth == 0:
+                fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+                undo.callback(os.close, fd)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                self._fd = fd
+            self._depth += 1
+            undo.pop_all()
         return True
 
     def release(self) -> None:
-        held = self._holds.pop()
         self._depth -= 1
         if self._depth == 0 and self._fd is not None:
             fd, self._fd = self._fd, None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            finally:
-                os.close(fd)
+            os.close(fd)  # drops the lock
         self._thread.release()
-        interrupts.unhold(held)
 
 
-class _SignalSafeLock:
-    """The journal storage's thread lock, with Ctrl-C and SIGTERM held while the main thread holds it.
+class _Held:
+    """``lock`` with Ctrl-C and SIGTERM held from acquire to release (:func:`interrupts.hold`), raised once it is
+    dropped: an interrupt must not leave the file lock held, nor break a journal replay off half-way (Optuna
+    counts an entry as read before applying it: trial ids would shift)."""
 
-    Optuna replays the journal into memory under this lock, counting each entry as read before applying it; an
-    interrupt between the two would leave this process's view of the study out of step with the file (trial ids
-    shifted), and the clean-up that follows (failing the trial, enqueueing its retry) would write to the wrong
-    trials. Held here, a signal is raised once the storage call is complete and the lock released."""
+    def __init__(self, lock: Any) -> None:
+        self._lock, self._holds = lock, []  # one per acquire, touched only by the lock's owner
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._held = threading.local()
-
-    def __enter__(self) -> _SignalSafeLock:
+    def acquire(self) -> bool:
         held = interrupts.hold()
         try:
             self._lock.acquire()
         except BaseException:
             interrupts.unhold(held)
             raise
-        self._held.value = held
-        return self
+        self._holds.append(held)
+        return True
 
-    def __exit__(self, *exc: object) -> None:
-        held = self._held.value
+    def release(self) -> None:
+        held = self._holds.pop()
         self._lock.release()
         interrupts.unhold(held)
 
+    def __enter__(self) -> _Held:
+        self.acquire()
+        return self
 
-class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class _FcntlLock(_Held):
+    """The study's and the journal's file lock."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(_FileLock(path))
+
+
+class HeartbeatJournalStorage(JournalStorage, HeartbeatStorage):
     """A journal storage with heartbeats, so a killed worker's trial is failed and retried.
 
     The heartbeat is a trial system attribute holding the time of the last beat; a running trial whose
@@ -157,12 +142,9 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         heartbeat_interval: int,
         grace_period: int,
         stale_callback: Callable | None,
-        hold_signals: bool = True,
     ) -> None:
-        lock = _FcntlLock(str(path) + ".lock", hold_signals=hold_signals)
-        super().__init__(JournalFileBackend(str(path), lock_obj=lock))
-        if hold_signals:
-            replace_journal_thread_lock(self, _SignalSafeLock())
+        super().__init__(JournalFileBackend(str(path), lock_obj=_FcntlLock(str(path) + ".lock")))
+        replace_journal_thread_lock(self, _Held(threading.Lock()))
         self._hb_interval = heartbeat_interval
         self._hb_grace = grace_period
         self._hb_callback = stale_callback
@@ -170,7 +152,7 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
     def record_heartbeat(self, trial_id: int) -> None:
         self.set_trial_system_attr(trial_id, HEARTBEAT_KEY, time.time())
 
-    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+    def stale_trial_ids(self, study_id: int) -> list[int]:
         now = time.time()
         stale = []
         for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
@@ -191,10 +173,8 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
 class StudyLock:
     """An exclusive lock shared by every worker of one study (see the module docstring)."""
 
-    def __init__(
-        self, *, path: Path | None = None, pg_url: str | None = None, name: str = "", hold_signals: bool = True
-    ) -> None:
-        self._file = _FcntlLock(path, hold_signals=hold_signals) if path is not None else None
+    def __init__(self, *, path: Path | None = None, pg_url: str | None = None, name: str = "") -> None:
+        self._file = _FcntlLock(path) if path is not None else None
         self._pg_url = pg_url
         self._key = zlib.crc32(f"aerotune:{name}".encode()) - 2**31  # a signed 32-bit advisory lock key
         self._conn = None
@@ -258,13 +238,8 @@ def open_storage(
     heartbeat: int,
     stale_callback: Callable | None,
     name: str,
-    hold_signals: bool = True,
 ) -> tuple[optuna.storages.BaseStorage, StudyLock]:
-    """Open the study's storage (journal in ``run_dir`` when ``url`` is None) and its lock.
-
-    ``hold_signals``: Ctrl-C and SIGTERM wait for each journal call and lock to end (a process that runs trials,
-    and writes after an interrupt). Readers (export, report, dashboard) pass False: a server that catches every
-    exception of a request would swallow a signal delivered at the end of a storage call."""
+    """Open the study's storage (journal in ``run_dir`` when ``url`` is None) and its lock."""
     grace = max(3 * heartbeat, heartbeat + 2)
     if url is None or url.startswith("journal:") or "://" not in url:
         path = run_dir / JOURNAL_FILE if url is None else Path(url.removeprefix("journal:"))
@@ -273,17 +248,12 @@ def open_storage(
             heartbeat_interval=heartbeat,
             grace_period=grace,
             stale_callback=stale_callback,
-            hold_signals=hold_signals,
         )
-        return storage, StudyLock(path=path.with_name("study.lock"), name=name, hold_signals=hold_signals)
+        return storage, StudyLock(path=path.with_name("study.lock"), name=name)
     rdb_url = sqlalchemy_url(url)
     # PostgreSQL: workers starting together must not race to create the schema; the advisory lock
     # serialises them. Other databases (SQLite): one machine only; the run folder's file lock does.
-    lock = (
-        StudyLock(pg_url=url, name=name)
-        if is_postgres(url)
-        else StudyLock(path=run_dir / "study.lock", name=name, hold_signals=hold_signals)
-    )
+    lock = StudyLock(pg_url=url, name=name) if is_postgres(url) else StudyLock(path=run_dir / "study.lock", name=name)
     try:
         with lock.hold(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "heartbeat_interval is experimental"
