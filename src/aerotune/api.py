@@ -218,7 +218,7 @@ def export(*, model: PathLike, out: PathLike | None = None) -> Outcome:
 # ---------------------------------------------------------------- the command line, run from Python
 
 
-def _run(command: tuple[str, ...], positionals: list[PathLike], options: dict[str, Any], out: PathLike) -> Outcome:
+def _run(command: tuple[str, ...], positionals: list[PathLike], options: Mapping[str, Any], out: PathLike) -> Outcome:
     """Parse ``command`` with ``options`` as the command line would and run the command's function."""
     from aerotune.commands import build_parser
 
@@ -250,7 +250,7 @@ def _subparser(parser: argparse.ArgumentParser, command: tuple[str, ...]) -> arg
     return parser
 
 
-def _options(parser: argparse.ArgumentParser, options: dict[str, Any], command: tuple[str, ...]) -> list[str]:
+def _options(parser: argparse.ArgumentParser, options: Mapping[str, Any], command: tuple[str, ...]) -> list[str]:
     """``{"patch_size": 32, "force": True, "overrides": {...}}`` -> ``["--patch-size=32", "--force", ...]``."""
     actions = {a.dest: a for a in parser._actions if a.option_strings and a.dest != "help"}
     argv: list[str] = []

@@ -114,31 +114,58 @@ def run_demo(out: Path, *, quick: bool = False, echo=print) -> dict[str, Path]:
 
 
 def _run_stages(out: Path, plan: DemoPlan, echo) -> dict[str, Path]:
-    from aerotune.data.palette import Palette
-    from aerotune.data.patches import prepare_patches
-    from aerotune.data.synthetic import write_synthetic_dataset
-    from aerotune.predict.run import predict_files, scene_accuracy
-    from aerotune.predict.scene import Predictor
-    from aerotune.reference import baseline_text
-    from aerotune.report import make_report
-    from aerotune.tune.space_parse import parse_space
-    from aerotune.tune.study import TuneSettings, run_tune
-    from aerotune.tune.summary import summary_lines
-
+    """The six steps, each timed by one clock; return the paths written."""
     t0 = time.perf_counter()
     clock = StepClock(echo)
     clock.start()
     config = demo_config(plan)
+    _synthesise(out, plan, echo, clock)
+    _prepare(out, plan, config, echo, clock)
+    _tune(out, plan, config, echo, clock)
+    report = _report(out, plan, echo, clock)
+    tuned = _new_scenes(out, plan, report, echo, clock)
+    _big_scene(out, plan, tuned, echo, clock)
+    echo(clock.summary())
+
+    echo(f"done in {time.perf_counter() - t0:.0f} s; everything is in {out}")
+    echo(f"report: {report.html}")
+    return {
+        "data": out / "data",
+        "cache": out / "cache",
+        "tune": out / "tune",
+        "report": report.html,
+        "predictions": out / "predictions",
+        "big-scene": out / "big-scene",
+    }
+
+
+def _synthesise(out: Path, plan: DemoPlan, echo, clock: StepClock) -> None:
+    """Step 1: the synthetic aerial scenes."""
+    from aerotune.data.synthetic import write_synthetic_dataset
 
     echo(f"[1/6] synthesising {plan.scenes} aerial scenes of {plan.size}x{plan.size} -> {out / 'data'}")
     synth = write_synthetic_dataset(out / "data", scenes=plan.scenes, size=plan.size, seed=7)
     echo("      class shares: " + ", ".join(f"{k} {v:.0%}" for k, v in synth.class_fractions.items()))
     clock.stop("synthesise")
 
+
+def _prepare(out: Path, plan: DemoPlan, config: RunConfig, echo, clock: StepClock) -> None:
+    """Step 2: the patch cache every trial shares."""
+    from aerotune.data.palette import Palette
+    from aerotune.data.patches import prepare_patches
+
     echo(f"[2/6] cutting {plan.patch_size}x{plan.patch_size} patches -> {out / 'cache'}")
     cache = prepare_patches(out / "data", out / "cache", config.data, Palette.dubai())
     echo(f"      {len(cache)} patches")
     clock.stop("prepare")
+
+
+def _tune(out: Path, plan: DemoPlan, config: RunConfig, echo, clock: StepClock) -> None:
+    """Step 3: the study (baseline and default recipe first), with the time its epochs took."""
+    from aerotune.reference import baseline_text
+    from aerotune.tune.space_parse import parse_space
+    from aerotune.tune.study import TuneSettings, run_tune
+    from aerotune.tune.summary import summary_lines
 
     echo(
         f"[3/6] tuning with HyperBand + TPE: {plan.trials} trials, at most {plan.epochs} epochs each and "
@@ -167,6 +194,11 @@ def _run_stages(out: Path, plan: DemoPlan, echo) -> dict[str, Path]:
     tune_wall = clock.stop("tune", f"{epochs:.1f} s in the trials' epochs (training and validation)")
     echo(f"      the rest of tuning (start-up, study, checkpoints): {tune_wall - epochs:.1f} s")
 
+
+def _report(out: Path, plan: DemoPlan, echo, clock: StepClock):
+    """Step 4: the report, with what it concluded and what its parts cost."""
+    from aerotune.report import make_report
+
     echo(
         f"[4/6] writing the report (reference, default recipe and tuned), each compared trial retrained with "
         f"{plan.seeds} more seeds -> {out / 'report'}"
@@ -194,6 +226,14 @@ def _run_stages(out: Path, plan: DemoPlan, echo) -> dict[str, Path]:
 
         echo("      seed noise: " + seeds["verdict"])
         echo("      " + cost_text(seeds))
+    return report
+
+
+def _new_scenes(out: Path, plan: DemoPlan, report, echo, clock: StepClock):
+    """Step 5: new scenes segmented by the tuned model, scored with the baseline's; return the tuned model."""
+    from aerotune.data.synthetic import write_synthetic_dataset
+    from aerotune.predict.run import predict_files
+    from aerotune.predict.scene import Predictor
 
     echo(
         f"[5/6] segmenting {plan.new_scenes} new scene(s) of {plan.new_size}x{plan.new_size} with the tuned "
@@ -209,6 +249,13 @@ def _run_stages(out: Path, plan: DemoPlan, echo) -> dict[str, Path]:
         scores["baseline"] = _mean_accuracy(Predictor.load(report.data["models"]["baseline"]["run"]), images)
     echo("      pixel accuracy on the new scenes: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
     clock.stop("new scenes")
+    return tuned
+
+
+def _big_scene(out: Path, plan: DemoPlan, tuned, echo, clock: StepClock) -> None:
+    """Step 6: one large scene segmented whole in bounded memory, with its speed."""
+    from aerotune.data.synthetic import write_synthetic_dataset
+    from aerotune.predict.run import scene_accuracy
 
     echo(
         f"[6/6] segmenting one whole {plan.big_size}x{plan.big_size} scene in bounded memory with the tuned model "
@@ -225,18 +272,6 @@ def _run_stages(out: Path, plan: DemoPlan, echo) -> dict[str, Path]:
         f"{seconds:.0f} s, {plan.big_size**2 / 1e6 / max(seconds, 1e-9):.2f} MP/s)"
     )
     clock.stop("big scene", f"{written:.1f} s of it writing the scene")
-    echo(clock.summary())
-
-    echo(f"done in {time.perf_counter() - t0:.0f} s; everything is in {out}")
-    echo(f"report: {report.html}")
-    return {
-        "data": out / "data",
-        "cache": out / "cache",
-        "tune": out / "tune",
-        "report": report.html,
-        "predictions": out / "predictions",
-        "big-scene": out / "big-scene",
-    }
 
 
 def _epoch_seconds(tune: Path) -> float:

@@ -17,6 +17,9 @@ from aerotune.files import write_json
 
 R = TypeVar("R", bound="Record")
 
+#: A JSON object whose keys and values are free-form (a parsed settings file, a search space, a record's JSON).
+JSONDict = dict[str, Any]
+
 
 @dataclasses.dataclass(frozen=True)
 class Record:

@@ -5,26 +5,27 @@ Kept in one place so that the tuning stage, the report and the command line quot
 
 from __future__ import annotations
 
-from typing import Any
+from aerotune.config.keys import Value
+from aerotune.records import JSONDict
 
 #: Epochs the reference's NNI study spent in total (its published run).
 REFERENCE_EPOCHS = 3455
 
 #: The reference system's NNI search space, verbatim.
-REFERENCE_SPACE: dict[str, Any] = {
+REFERENCE_SPACE: JSONDict = {
     "batch_size": {"_type": "randint", "_value": [1, 32]},
     "learning_rate": {"_type": "loguniform", "_value": [0.0001, 0.1]},
     "activation_type": {"_type": "choice", "_value": ["relu", "tanh", "swish", None]},
 }
 
 #: The reference's initial parameters: trial 0 of a study (the baseline).
-REFERENCE_BASELINE: dict[str, Any] = {"batch_size": 16, "learning_rate": 0.007, "activation_type": "relu"}
+REFERENCE_BASELINE: dict[str, Value] = {"batch_size": 16, "learning_rate": 0.007, "activation_type": "relu"}
 
 
 #: The reference's training recipe, as the settings that differ from aerotune's default recipe
 #: (``--preset reference``): no normalisation layers but dropout, Adam at a constant rate, no weight decay,
 #: no augmentation, fixed grid patches scaled per patch.
-REFERENCE_RECIPE: dict[str, Any] = {
+REFERENCE_RECIPE: dict[str, Value] = {
     "data.normalization": "minmax",
     "data.augment": False,
     "data.jitter": 0.0,
@@ -41,7 +42,7 @@ REFERENCE_RECIPE: dict[str, Any] = {
 
 #: aerotune's default search space (native form): the levers that limit a small aerial dataset trained from
 #: scratch. Ranges and why: docs/tuning.md#the-default-search-space.
-DEFAULT_SPACE: dict[str, Any] = {
+DEFAULT_SPACE: JSONDict = {
     "train.learning_rate": {"type": "float", "low": 3e-4, "high": 1e-2, "log": True},
     "train.weight_decay": {"type": "float", "low": 1e-5, "high": 0.1, "log": True},
     "train.batch_size": {"type": "categorical", "choices": [8, 16, 32]},
@@ -61,6 +62,6 @@ def baseline_text() -> str:
     return f"batch {b['batch_size']}, lr {b['learning_rate']:g}, {b['activation_type']}"
 
 
-def reference_trial() -> dict[str, Any]:
+def reference_trial() -> dict[str, Value]:
     """Trial 0 of a study: the reference's initial parameters under the reference's recipe."""
     return {**REFERENCE_RECIPE, **REFERENCE_BASELINE}

@@ -169,38 +169,14 @@ def _layout(model, args: argparse.Namespace):
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import logging
-
     from aerotune.outputs import check_output
-    from aerotune.predict.evaluate import evaluate_scenes
+    from aerotune.predict.evaluate import check_split_source, evaluate_scenes, resolve_split
 
     check_output(args.out, "evaluation", inputs=[args.data])  # before loading anything or warning
-    if str(args.model).lower().endswith(".onnx") and args.split in ("test", "tile", "image"):
-        from aerotune.errors import RunError
-
-        raise RunError(
-            f"{args.model}: --split {args.split} needs the run's split, and an exported .onnx model carries none; "
-            f"evaluate the run folder (or its checkpoint) instead: aerotune evaluate RUN --split {args.split} ..., "
-            "or pass --split all"
-        )
+    check_split_source(args.model, args.split)
     model = load_model(args.model, device=args.device, batch_size=args.batch_size)
     layout = _layout(model, args)
-    run_split = None
-    if not str(args.model).lower().endswith(".onnx"):
-        from aerotune.model.checkpoint import load_checkpoint
-        from aerotune.predict.scene import find_checkpoint
-
-        run_split = load_checkpoint(find_checkpoint(args.model)).get("split")
-    split = args.split
-    if split is None:
-        method = (run_split or {}).get("method")
-        split = "test" if (run_split or {}).get("test_images") else method if method in ("tile", "image") else "all"
-        if split == "all":
-            logging.getLogger("aerotune").warning(
-                "evaluating on every image of %s, including any the model was "
-                "trained on (its run did not hold out whole tiles or images)",
-                args.data,
-            )
+    split, run_split = resolve_split(args.model, args.split, args.data)
     with progress_bar("evaluating") as progress:
         result = evaluate_scenes(
             model,

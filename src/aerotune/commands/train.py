@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from aerotune.commands.common import add_config_options, progress_bar, resolve_config
+from aerotune.train.restart import restart_cache
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -50,35 +51,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = fit(config, cache, out, resume=not args.restart)
     print_run_summary(result)
     return 0 if result.status == "completed" else 3
-
-
-def restart_cache(data: str, config, out: Path, *, progress=None):
-    """``--restart`` over an earlier run: new patches are cut beside the run's own and checked as training will
-    check them (settings, split) before they replace the run's, so a refused restart leaves the earlier run
-    whole (its checkpoints still beside the patches they were trained on)."""
-    from aerotune.data.dataset import make_split
-    from aerotune.data.patches import is_cache, open_cache
-    from aerotune.data.run_data import cache_for, check_cache_current
-    from aerotune.errors import AerotuneError, DatasetError
-    from aerotune.outputs import writing
-
-    current = out / "cache"
-    try:
-        check_cache_current(data, config.data, current, fix="")
-        unchanged = is_cache(data) or is_cache(current)
-    except DatasetError:
-        unchanged = False
-    if unchanged:  # nothing to cut: training checks the patches before it writes anything
-        return cache_for(data, config.data, current, progress=progress)
-    with writing(current, "cache", inputs=[data], replace=True) as place:
-        try:
-            make_split(cache_for(data, config.data, place.path, progress=progress), config.data)
-            config.validate()
-        except AerotuneError as exc:
-            if str(place.path) in str(exc):  # name the run's cache, not the temporary folder
-                raise type(exc)(str(exc).replace(str(place.path), str(current))) from None
-            raise
-    return open_cache(current)
 
 
 def print_run_summary(result) -> None:

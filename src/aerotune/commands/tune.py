@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from aerotune.commands.common import add_config_options, positive_number, resolve_config, whole_number
+from aerotune.config import Value
 from aerotune.errors import ConfigError, MissingExtraError, RunError
 from aerotune.reference import baseline_text
 from aerotune.tune.settings import DIRECTIONS, PRUNERS, SAMPLER_SCOPES, SAMPLERS, TuneSettings
@@ -20,6 +21,7 @@ DEFAULTS = {f.name: f.default for f in dataclasses.fields(TuneSettings)}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """``aerotune tune`` (and ``aerotune dashboard``)."""
     p = sub.add_parser(
         "tune",
         help="tune hyperparameters with HyperBand over epochs (Optuna)",
@@ -34,7 +36,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="search space: NNI JSON, or native TOML/YAML/JSON (default: the reference's NNI space)",
     )
     add_config_options(p)
-    g = p.add_argument_group("study")
+    _add_study_options(p.add_argument_group("study"))
+    _add_budget_options(p.add_argument_group("budget and workers"))
+    p.set_defaults(func=cmd_tune, resumable=True)
+    _add_dashboard_parser(sub)
+
+
+def _add_study_options(g: argparse._ArgumentGroup) -> None:
+    """The study's options: metric, sampler, storage, HyperBand's r and eta, pruner, baseline."""
     _setting(g, "--metric", "history key to optimise, e.g. val_mean_iou")
     g.add_argument("--direction", choices=DIRECTIONS, help="default: minimize for a loss, maximize otherwise")
     _setting(g, "--sampler", "tpe, or random (classic HyperBand)", choices=SAMPLERS)
@@ -69,7 +78,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=f"change one setting of the baseline trial 0 (default: {baseline_text()})",
     )
     g.add_argument("--no-baseline", action="store_true", help="no baseline trial")
-    b = p.add_argument_group("budget and workers")
+
+
+def _add_budget_options(b: argparse._ArgumentGroup) -> None:
+    """The budget and workers options: trials, time, epochs, worker processes, heartbeat, dry run."""
     _setting(b, "--trials", "total trials in the study", type=whole_number(1))
     b.add_argument("--timeout", type=positive_number, metavar="SECONDS", help="start no new trial after this long")
     b.add_argument("--max-epochs-total", type=whole_number(1), metavar="E", help="hard cap on epochs over all trials")
@@ -82,8 +94,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
     )
     b.add_argument("--dry-run", action="store_true", help="print the plan (brackets, rungs, trials, epochs) and stop")
-    p.set_defaults(func=cmd_tune, resumable=True)
 
+
+def _add_dashboard_parser(sub: argparse._SubParsersAction) -> None:
+    """``aerotune dashboard RUN``: optuna-dashboard on a tuning run."""
     p = sub.add_parser("dashboard", help="open optuna-dashboard on a tuning run (bound to 127.0.0.1)")
     p.add_argument("run", help="tuning run folder")
     p.add_argument("--port", type=whole_number(1, 65535), default=8080, help="port on 127.0.0.1 (default 8080)")
@@ -103,7 +117,7 @@ def settings_from_args(args: argparse.Namespace):
 
     config = resolve_config(args)
     space = load_space(args.space, config)
-    baseline: dict[str, Any] | None = None
+    baseline: dict[str, Value] | None = None
     if not args.no_baseline:
         baseline = reference_trial()
         for item in args.baseline:
@@ -138,7 +152,7 @@ def settings_from_args(args: argparse.Namespace):
     ).validate()
 
 
-def _parse_value(text: str) -> Any:
+def _parse_value(text: str) -> Value:
     try:
         return json.loads(text)
     except ValueError:

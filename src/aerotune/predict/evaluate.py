@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -36,6 +36,45 @@ log = logging.getLogger(__name__)
 SPLITS = ("test", "tile", "image", "all")
 
 
+class Metrics(TypedDict):
+    """The scores of one confusion matrix (None where no pixel was scored), as ``metrics.json`` holds them."""
+
+    pixels: int
+    pixel_accuracy: float | None
+    majority_rate: float | None
+    majority_class: str | None
+    mean_iou: float | None
+    iou: dict[str, float | None]
+    confusion: list[list[int]]
+
+
+class ImageMetrics(Metrics):
+    """One image's scores, with its name."""
+
+    image: str
+
+
+class Scores(TypedDict):
+    """The scores of one TTA mode: pooled over the images, per image, and the skipped unknown pixels."""
+
+    pooled: Metrics
+    images: list[ImageMetrics]
+    unknown_pixels: int
+
+
+class EvaluationData(TypedDict):
+    """``metrics.json``: what was evaluated, how, and the scores per TTA mode."""
+
+    model: str
+    data: str
+    split: str
+    overlap: float
+    classes: list[str]
+    images: list[str]
+    unknown_colors: str
+    tta: dict[str, Scores]
+
+
 def confusion(truth: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
     """``(K, K)`` int64 counts, rows truth, columns prediction; truth ids >= K are skipped."""
     keep = truth < num_classes
@@ -43,7 +82,7 @@ def confusion(truth: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarr
     return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
-def metrics(cm: np.ndarray, names: list[str]) -> dict[str, Any]:
+def metrics(cm: np.ndarray, names: list[str]) -> Metrics:
     """Per-class IoU (None where a class is neither present nor predicted), mean IoU, pixel accuracy and the
     majority-class rate (the share of the commonest true class: the accuracy of predicting it everywhere)."""
     tp = np.diag(cm).astype(np.float64)
@@ -61,6 +100,37 @@ def metrics(cm: np.ndarray, names: list[str]) -> dict[str, Any]:
         "iou": dict(zip(names, iou)),
         "confusion": cm.tolist(),
     }
+
+
+def check_split_source(model_path: str | Path, split: str | None) -> None:
+    """Refuse a split that needs the run's own split for an exported ``.onnx`` model, which carries none."""
+    if str(model_path).lower().endswith(".onnx") and split in ("test", "tile", "image"):
+        raise RunError(
+            f"{model_path}: --split {split} needs the run's split, and an exported .onnx model carries none; "
+            f"evaluate the run folder (or its checkpoint) instead: aerotune evaluate RUN --split {split} ..., "
+            "or pass --split all"
+        )
+
+
+def resolve_split(model_path: str | Path, split: str | None, data: str | Path) -> tuple[str, dict | None]:
+    """``(split, run_split)``: the split asked for (default: the run's test images when it has them, else its
+    held-out tiles/images when it split by tile or image, else all, with a warning) and the run's own split."""
+    run_split = None
+    if not str(model_path).lower().endswith(".onnx"):
+        from aerotune.model.checkpoint import load_checkpoint
+        from aerotune.predict.scene import find_checkpoint
+
+        run_split = load_checkpoint(find_checkpoint(model_path)).get("split")
+    if split is None:
+        method = (run_split or {}).get("method")
+        split = "test" if (run_split or {}).get("test_images") else method if method in ("tile", "image") else "all"
+        if split == "all":
+            logging.getLogger("aerotune").warning(
+                "evaluating on every image of %s, including any the model was "
+                "trained on (its run did not hold out whole tiles or images)",
+                data,
+            )
+    return split, run_split
 
 
 def select_samples(samples: list[Sample], split: str, run_split: dict | None, where: str) -> list[Sample]:
@@ -101,7 +171,7 @@ def score_samples(
     tta: str = "none",
     overlap: float = DEFAULT_OVERLAP,
     on_image: Callable[[int], None] | None = None,
-) -> dict[str, Any]:
+) -> Scores:
     """Segment each whole image as ``aerotune predict`` would and compare it with its mask.
 
     Returns ``{"pooled": metrics, "images": [per image], "unknown_pixels": n}``; ``on_image(done)`` after each.
@@ -172,8 +242,10 @@ def check_masks(model: SceneModel, samples: list[Sample], *, unknown_colors: str
 
 @dataclass
 class Evaluation:
+    """An evaluation's folder and its ``metrics.json``."""
+
     out: Path
-    data: dict[str, Any]
+    data: EvaluationData
 
 
 def evaluate_scenes(
@@ -212,7 +284,7 @@ def evaluate_scenes(
     check_masks(model, samples, unknown_colors=unknown_colors, where=show(root))
     names = list(model.palette.names)
     modes = ["none"] + ([tta] if tta != "none" else [])
-    results: dict[str, Any] = {}
+    results: dict[str, Scores] = {}
     for m, mode in enumerate(modes):
 
         def done(i: int, m: int = m) -> None:
@@ -220,7 +292,7 @@ def evaluate_scenes(
                 progress(i + m * len(samples), len(samples) * len(modes))
 
         results[mode] = score_samples(model, samples, tta=mode, overlap=overlap, on_image=done)
-    data = {
+    data: EvaluationData = {
         "model": str(model_name),
         "data": str(root),
         "split": split,
@@ -241,7 +313,7 @@ def _f(v: float | None) -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
 
 
-def summary_rows(data: dict[str, Any]) -> list[list[str]]:
+def summary_rows(data: EvaluationData) -> list[list[str]]:
     """One row per TTA mode: TTA, pixel accuracy, majority-class rate, mean IoU, then each class's IoU (pooled)."""
     return [
         [mode, _f(r["pooled"]["pixel_accuracy"]), _f(r["pooled"].get("majority_rate")), _f(r["pooled"]["mean_iou"])]
@@ -250,7 +322,7 @@ def summary_rows(data: dict[str, Any]) -> list[list[str]]:
     ]
 
 
-def render_markdown(data: dict[str, Any]) -> str:
+def render_markdown(data: EvaluationData) -> str:
     head = ["TTA", "pixel accuracy", "majority-class rate", "mean IoU", *data["classes"]]
     lines = [
         f"# Whole-image evaluation of {data['model']}",
@@ -269,7 +341,7 @@ def render_markdown(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_html(data: dict[str, Any]) -> str:
+def render_html(data: EvaluationData) -> str:
     e = html.escape
     head = ["TTA", "pixel accuracy", "majority-class rate", "mean IoU", *data["classes"]]
 

@@ -26,6 +26,7 @@ from aerotune.data.rasters import Bands
 from aerotune.errors import ConfigError, MissingExtraError, RunError, first_line
 from aerotune.outputs import check_output_file, writing
 from aerotune.predict.window import Scorer
+from aerotune.records import JSONDict
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,22 @@ def export_onnx(model_path: str | Path, out: str | Path | None = None, *, opset:
     predictor = Predictor.load(model_path, device="cpu")
     net = predictor.model.to(memory_format=torch.contiguous_format).float().eval()
 
+    p = predictor.patch_size
+    with writing(out, "onnx", inputs=[model_path], ours=_is_ours) as place:
+        _export_graph(net, torch.rand(2, predictor.num_bands, p, p), place.path, opset=opset)
+        graph = onnx.load(str(place.path))
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, json.dumps(_metadata(predictor))
+        graph.producer_name = "aerotune"
+        onnx.save(graph, str(place.path))
+    log.info("%s -> %s", model_path, out)
+    return out
+
+
+def _export_graph(net, example, path: Path, *, opset: int) -> None:
+    """Write ``net`` (softmax outputs, dynamic batch and size) to ``path`` with torch's dynamo exporter, quietly."""
+    import torch
+
     class WithSoftmax(torch.nn.Module):
         def __init__(self, inner: torch.nn.Module) -> None:
             super().__init__()
@@ -79,49 +96,42 @@ def export_onnx(model_path: str | Path, out: str | Path | None = None, *, opset:
         def forward(self, image: torch.Tensor) -> torch.Tensor:
             return self.inner(image).softmax(dim=1)
 
-    p = predictor.patch_size
-    example = torch.rand(2, predictor.num_bands, p, p)
     dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
-    with writing(out, "onnx", inputs=[model_path], ours=_is_ours) as place:
-        tmp = place.path
-        try:
-            # The exporter reports its steps on stdout and torch's own deprecations as warnings: neither is ours.
-            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                quiet.setLevel(logging.ERROR)  # e.g. "torchvision is not installed": not the user's concern
-                torch.onnx.export(
-                    WithSoftmax(net),
-                    (example,),
-                    tmp,
-                    input_names=["image"],
-                    output_names=["probabilities"],
-                    dynamic_shapes={"image": dims},
-                    dynamo=True,
-                    opset_version=opset,
-                    external_data=False,
-                )
-        finally:
-            quiet.setLevel(level)
-        graph = onnx.load(str(tmp))
-        meta = {
-            "format": FORMAT_VERSION,
-            "classes": predictor.palette.to_dict(),
-            "normalization": predictor.config.data.normalization,
-            "norm_stats": [list(s) for s in predictor.stats] if predictor.stats else None,
-            "patch_size": p,
-            "scale": predictor.scale,
-            "bands": predictor.num_bands,
-            "input": predictor.trained.to_dict(),  # GeoTIFF bands and their scaling, as trained
-            "config": predictor.config.to_dict(),
-        }
-        entry = graph.metadata_props.add()
-        entry.key, entry.value = METADATA_KEY, json.dumps(meta)
-        graph.producer_name = "aerotune"
-        onnx.save(graph, str(tmp))
-    log.info("%s -> %s", model_path, out)
-    return out
+    try:
+        # The exporter reports its steps on stdout and torch's own deprecations as warnings: neither is ours.
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quiet.setLevel(logging.ERROR)  # e.g. "torchvision is not installed": not the user's concern
+            torch.onnx.export(
+                WithSoftmax(net),
+                (example,),
+                path,
+                input_names=["image"],
+                output_names=["probabilities"],
+                dynamic_shapes={"image": dims},
+                dynamo=True,
+                opset_version=opset,
+                external_data=False,
+            )
+    finally:
+        quiet.setLevel(level)
+
+
+def _metadata(predictor) -> JSONDict:
+    """What ``aerotune predict`` needs besides the graph: classes, normalisation, window, bands, config."""
+    return {
+        "format": FORMAT_VERSION,
+        "classes": predictor.palette.to_dict(),
+        "normalization": predictor.config.data.normalization,
+        "norm_stats": [list(s) for s in predictor.stats] if predictor.stats else None,
+        "patch_size": predictor.patch_size,
+        "scale": predictor.scale,
+        "bands": predictor.num_bands,
+        "input": predictor.trained.to_dict(),  # GeoTIFF bands and their scaling, as trained
+        "config": predictor.config.to_dict(),
+    }
 
 
 def _is_ours(path: Path) -> bool:

@@ -183,18 +183,8 @@ def predict_files(
     (probability x 255); ``overlay`` adds ``<stem>_overlay.jpg`` (PNG/JPEG inputs; holds the scene twice).
     """
     check_output(out, "predictions", inputs=inputs, inside_inputs=True)
-    named = list_inputs(inputs, out)
-    files = [f for f, _ in named]
-    scenes = [open_for(model, f, bands) for f in files]
-    if probabilities and not all(s.geo for s in scenes):
-        bad = next(s.path for s in scenes if not s.geo)
-        raise DatasetError(f"{bad}: --probabilities is written for GeoTIFF inputs only; drop it for PNG/JPEG")
+    scenes, plans = _open_and_plan(model, inputs, out, bands, overlay=overlay, probabilities=probabilities)
     out = Path(out)
-    plans = [
-        _outputs(s, name, out, overlay=overlay and not s.geo, probabilities=probabilities)
-        for s, (_, name) in zip(scenes, named)
-    ]
-    _check_clash(files, [p for plan in plans for p in plan])
     total = sum(max(1, round(s.height * model.scale)) for s in scenes)
     base = 0
     # Files are staged under temporary names: they take their names only once every scene is done, replacing
@@ -221,6 +211,30 @@ def predict_files(
             base += max(1, round(scene.height * model.scale))
             log.info("%s -> %s", scene.path, plan[0])
     return [final for _tmp, final in place.staged]
+
+
+def _open_and_plan(
+    model: SceneModel,
+    inputs: list[str | Path],
+    out: str | Path,
+    bands: tuple[int, ...] | None,
+    *,
+    overlay: bool,
+    probabilities: bool,
+) -> tuple[list[Scene], list[list[Path]]]:
+    """Open every input and plan its output files, refusing a bad option or an output that is an input."""
+    named = list_inputs(inputs, out)
+    files = [f for f, _ in named]
+    scenes = [open_for(model, f, bands) for f in files]
+    if probabilities and not all(s.geo for s in scenes):
+        bad = next(s.path for s in scenes if not s.geo)
+        raise DatasetError(f"{bad}: --probabilities is written for GeoTIFF inputs only; drop it for PNG/JPEG")
+    plans = [
+        _outputs(s, name, Path(out), overlay=overlay and not s.geo, probabilities=probabilities)
+        for s, (_, name) in zip(scenes, named)
+    ]
+    _check_clash(files, [p for plan in plans for p in plan])
+    return scenes, plans
 
 
 def _predict_one(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from aerotune.errors import AerotuneError, RunError, first_line
+from aerotune.records import JSONDict
 from aerotune.tune.records import StudyRecord
 from aerotune.tune.settings import TuneSettings, has_default_trial
 from aerotune.tune.space_checks import resolve_baseline
@@ -40,7 +40,7 @@ def describe(settings: TuneSettings, cache_root: Path) -> StudyRecord:
     )
 
 
-def first_difference(a: dict[str, Any], b: dict[str, Any]) -> str:
+def first_difference(a: JSONDict, b: JSONDict) -> str:
     """The first key whose value differs between two fingerprints (for the message)."""
     for k in [*a, *(k for k in b if k not in a)]:
         if a.get(k) != b.get(k):

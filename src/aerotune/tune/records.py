@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from aerotune.config import keys_with_role
+from aerotune.config import Value, keys_with_role
 from aerotune.errors import RunError
-from aerotune.records import Record, read_records
+from aerotune.records import JSONDict, Record, read_records
 from aerotune.reference import REFERENCE_EPOCHS
 
 #: Training settings that say how a worker runs, not what it trains: they may differ between workers.
@@ -38,17 +37,17 @@ class StudyRecord(Record):
     min_resource: int
     max_resource: int
     reduction_factor: int
-    space: dict[str, Any]
-    base_config: dict[str, Any]
+    space: JSONDict
+    base_config: JSONDict
     cache: str
     startup_trials: int = 10
     sampler_scope: str = "bracket"
     pruner: str = "hyperband"
     baseline_trial: int | None = None
-    baseline_values: dict[str, Any] | None = None
+    baseline_values: dict[str, Value] | None = None
     #: Trial 1: aerotune's default recipe untuned (the base config's values of the searched settings); None when
     #: the base config is the reference's recipe or there is no baseline.
-    default_values: dict[str, Any] | None = None
+    default_values: dict[str, Value] | None = None
     heartbeat: int = 10
     reference_epochs: int = REFERENCE_EPOCHS
 
@@ -56,7 +55,7 @@ class StudyRecord(Record):
     def maximize(self) -> bool:
         return self.direction == "maximize"
 
-    def fingerprint(self) -> dict[str, Any]:
+    def fingerprint(self) -> JSONDict:
         """What must match for a worker to join or resume the study (runtime settings may differ)."""
         data = self.to_json()
         base = json.loads(json.dumps(self.base_config))
@@ -94,7 +93,7 @@ class TrialRecord(Record):
     number: int
     state: str  # Optuna's: COMPLETE, PRUNED, FAIL, RUNNING, WAITING
     status: str  # ours: complete, pruned, budget, diverged, out of memory, stale heartbeat, error, ...
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Value] = field(default_factory=dict)
     epochs: int = 0
     values: list[float] = field(default_factory=list)  # the tuned metric after each epoch
     value: float | None = None  # the trial's objective (COMPLETE only)
@@ -127,11 +126,11 @@ class StudySummary(Record):
     reference_epochs: int = REFERENCE_EPOCHS
     best_trial: int | None = None
     best_value: float | None = None
-    best_params: dict[str, Any] = field(default_factory=dict)
+    best_params: dict[str, Value] = field(default_factory=dict)
     best_checkpoint: str | None = None
     baseline_trial: int | None = None
     baseline_value: float | None = None
-    baseline_params: dict[str, Any] | None = None
+    baseline_params: dict[str, Value] | None = None
     wall_seconds: float | None = None
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aerotune.config import RunConfig
+from aerotune.config import RunConfig, Value
 from aerotune.errors import ConfigError
 from aerotune.reference import reference_trial
 from aerotune.tune.plan import Plan, make_plan
@@ -76,7 +76,7 @@ class TuneSettings:
     timeout: float | None = None
     max_epochs_total: int | None = None
     workers: int = 1
-    baseline: dict[str, Any] | None = field(default_factory=reference_trial)
+    baseline: dict[str, Value] | None = field(default_factory=reference_trial)
     heartbeat: int = 10
     startup_trials: int = 10
     sampler_scope: str = "bracket"
@@ -159,11 +159,67 @@ class TuneResult:
     run_dir: Path
     summary: StudySummary
 
-    def __getattr__(self, name: str) -> Any:
-        """The summary's fields (``best_trial``, ``epochs_spent``, ``counts``, ...) read through the result."""
-        if name in StudySummary.__dataclass_fields__:
-            return getattr(self.summary, name)
-        raise AttributeError(name)
+    @property
+    def study_name(self) -> str:
+        return self.summary.study_name
+
+    @property
+    def metric(self) -> str:
+        return self.summary.metric
+
+    @property
+    def direction(self) -> str:
+        return self.summary.direction
+
+    @property
+    def epochs_spent(self) -> int:
+        """Epochs trained by all trials (the study's budget counter)."""
+        return self.summary.epochs_spent
+
+    @property
+    def epochs_completed(self) -> int:
+        return self.summary.epochs_completed
+
+    @property
+    def reference_epochs(self) -> int:
+        return self.summary.reference_epochs
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Trials by outcome: complete, pruned, failed, ..."""
+        return self.summary.counts
+
+    @property
+    def best_trial(self) -> int | None:
+        return self.summary.best_trial
+
+    @property
+    def best_value(self) -> float | None:
+        return self.summary.best_value
+
+    @property
+    def best_params(self) -> dict[str, Value]:
+        return self.summary.best_params
+
+    @property
+    def best_checkpoint(self) -> str | None:
+        return self.summary.best_checkpoint
+
+    @property
+    def baseline_trial(self) -> int | None:
+        return self.summary.baseline_trial
+
+    @property
+    def baseline_value(self) -> float | None:
+        return self.summary.baseline_value
+
+    @property
+    def baseline_params(self) -> dict[str, Value] | None:
+        return self.summary.baseline_params
+
+    @property
+    def wall_seconds(self) -> float | None:
+        return self.summary.wall_seconds
 
 
 @dataclass(frozen=True)

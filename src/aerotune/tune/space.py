@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
 
-from aerotune.config import ROLES, RunConfig, coerce, field_type, keys_with_role, role_of
+from aerotune.config import ROLES, RunConfig, Value, coerce, field_type, keys_with_role, role_of
+from aerotune.records import JSONDict
 
 NNI_TYPES = (
     "choice",
@@ -128,9 +129,9 @@ class Param:
             return True  # quantiles are clamped into (0, 1) by raw()
         return raw is not None and self.low <= raw <= self.high
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         """The native form of this parameter."""
-        d: dict[str, Any] = {"type": self.kind}
+        d: JSONDict = {"type": self.kind}
         if self.kind == "categorical":
             d["choices"] = list(self.choices)
         elif self.kind in ("normal", "lognormal"):
@@ -159,10 +160,11 @@ class SearchSpace:
     params: dict[str, Param] = field(default_factory=dict)
     source: str = "reference"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
+        """The native form of the space, ``{config key: parameter}``."""
         return {key: p.to_dict() for key, p in self.params.items()}
 
-    def suggest(self, trial) -> dict[str, Any]:
+    def suggest(self, trial) -> dict[str, Value]:
         """Draw every parameter on an Optuna trial; return ``{config key: value}``."""
         values = {}
         for key, p in self.params.items():
@@ -176,7 +178,7 @@ class SearchSpace:
             values[key] = _native(p.value(raw))
         return config_values(self, values)
 
-    def fixed_params(self, values: dict[str, Any]) -> dict[str, Any]:
+    def fixed_params(self, values: dict[str, Value]) -> dict[str, Value]:
         """Optuna's raw parameters for given settings (for ``enqueue_trial``)."""
         out = {}
         for key, p in self.params.items():
@@ -188,7 +190,8 @@ class SearchSpace:
                     out[p.optuna_name] = raw
         return out
 
-    def apply(self, config: RunConfig, values: dict[str, Any]) -> RunConfig:
+    def apply(self, config: RunConfig, values: dict[str, Value]) -> RunConfig:
+        """``config`` with ``values`` applied (itself when there are none)."""
         return config.with_overrides(values, where="search space") if values else config
 
 
@@ -204,7 +207,7 @@ def to_config(value: Any, kind: Any) -> Any:
     return value
 
 
-def config_values(space: SearchSpace, values: dict[str, Any]) -> dict[str, Any]:
+def config_values(space: SearchSpace, values: dict[str, Value]) -> dict[str, Value]:
     """Values as the config stores them (whole numbers for int settings)."""
     out = {}
     for key, v in values.items():

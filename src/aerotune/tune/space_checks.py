@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
-from aerotune.config import RunConfig, coerce, field_type, resolve_key
+from aerotune.config import RunConfig, Value, coerce, field_type, resolve_key
 from aerotune.errors import AerotuneError, SearchSpaceError
 from aerotune.tune.space import SearchSpace, config_values, to_config
 
@@ -50,14 +51,14 @@ def check_value(key: str, value: Any, base: RunConfig, *, what: str = "search sp
         raise SearchSpaceError(f"{what}: {key} = {value!r} is not allowed ({exc})") from None
 
 
-def resolve_baseline(baseline: dict[str, Any], space: SearchSpace, base: RunConfig) -> dict[str, Any]:
+def resolve_baseline(baseline: Mapping[str, Value], space: SearchSpace, base: RunConfig) -> dict[str, Value]:
     """Turn baseline settings (any key spelling) into ``{config key: value}`` checked against the config.
 
     Settings the baseline does not name but the space searches take the base config's value (which may lie
     outside the space: the trial trains with it, Optuna is not told). A categorical parameter must list a value
     the baseline names among its choices.
     """
-    out: dict[str, Any] = {}
+    out: dict[str, Value] = {}
     for name, value in baseline.items():
         try:
             section, field_name = resolve_key(name, where="baseline")

@@ -9,6 +9,7 @@ from typing import Any
 
 from aerotune.config import RunConfig, read_table, resolve_key
 from aerotune.errors import AerotuneError, SearchSpaceError
+from aerotune.records import JSONDict
 from aerotune.reference import DEFAULT_SPACE, REFERENCE_SPACE
 from aerotune.tune.space import FIXED_KEYS, NATIVE_TYPES, NNI_TYPES, Param, SearchSpace
 from aerotune.tune.space_checks import check_space
@@ -62,7 +63,7 @@ def fixed_fix(key: str) -> str:
     return f"set it for the whole study with {where} on the tune command"
 
 
-def parse_space(raw: dict[str, Any], *, where: str = "search space") -> SearchSpace:
+def parse_space(raw: JSONDict, *, where: str = "search space") -> SearchSpace:
     """Parse a space from a dict; top-level keys are settings, or sections holding settings."""
     if isinstance(raw, dict) and not raw:
         raise SearchSpaceError(f"{where}: the search space is empty; {SPACE_EXAMPLE}")
@@ -92,7 +93,7 @@ def parse_space(raw: dict[str, Any], *, where: str = "search space") -> SearchSp
     return SearchSpace(params, source=where)
 
 
-def _is_spec(spec: dict[str, Any]) -> bool:
+def _is_spec(spec: JSONDict) -> bool:
     return "_type" in spec or "type" in spec
 
 
@@ -128,7 +129,7 @@ def _pair_and_q(kind: str, value: Any, at: str, names: str) -> tuple[float, floa
     return a, b, q
 
 
-def _parse_nni(key: str, spec: dict[str, Any], at: str) -> Param:
+def _parse_nni(key: str, spec: JSONDict, at: str) -> Param:
     unknown = set(spec) - {"_type", "_value"}
     if unknown:
         raise SearchSpaceError(f"{at}: unknown field {sorted(unknown)[0]!r}; NNI entries have _type and _value")
@@ -182,7 +183,7 @@ _NATIVE_FIELDS = {
 }
 
 
-def _parse_native(key: str, spec: dict[str, Any], at: str) -> Param:
+def _parse_native(key: str, spec: JSONDict, at: str) -> Param:
     kind = spec["type"]
     if kind not in NATIVE_TYPES:
         raise SearchSpaceError(f"{at}: unknown type {kind!r}; use one of {', '.join(NATIVE_TYPES)}")

@@ -44,9 +44,8 @@ def run_tune(settings: TuneSettings) -> TuneResult:
         AerotuneError: on bad settings or data, before anything runs (a run folder this call made is
             removed again).
     """
-    from aerotune.data.dataset import make_split
     from aerotune.data.patches import is_cache
-    from aerotune.data.run_data import cache_for, check_cache_current, check_data
+    from aerotune.data.run_data import check_data
     from aerotune.memory import check_train_memory
 
     settings.validate()
@@ -55,20 +54,8 @@ def run_tune(settings: TuneSettings) -> TuneResult:
     check_output(out, "tune-run", inputs=[settings.data])
     check_train_memory(settings.config)  # a patch that cannot fit: said before the data is read
     check_data(settings.data, settings.config.data)
-    desc = describe(settings, Path(settings.data) if is_cache(settings.data) else out / "cache")
-    old = read_earlier(out)
-    if old is not None:
-        if old.fingerprint() != desc.fingerprint():
-            key = first_difference(old.fingerprint(), desc.fingerprint())
-            idle = "" if any((out / "trials").glob("*/checkpoints/last.pt")) else " (it holds no finished epoch)"
-            raise RunError(
-                f"{out}: the run folder holds a study{idle} with a different {key}; repeat the same "
-                "settings to resume it, or choose a new --out"
-            )
-        desc = replace(desc, baseline_trial=old.baseline_trial)
-        check_cache_current(
-            settings.data, settings.config.data, out / "cache", fix="choose a new --out for a study of the new files"
-        )
+    cache_dir = Path(settings.data) if is_cache(settings.data) else out / "cache"
+    desc = _resumed(settings, out, describe(settings, cache_dir))
     warning = plan_tune(settings).budget_warning()
     if warning:
         log.warning("%s", warning)
@@ -82,29 +69,57 @@ def run_tune(settings: TuneSettings) -> TuneResult:
         return any((out / "trials").glob("*/checkpoints/last.pt")) or bool(opened and settings.storage is not None)
 
     with writing(out, "tune-run", inputs=[settings.data], keep=keep):
-        cache = cache_for(settings.data, settings.config.data, out / "cache")
-        desc = replace(desc, cache=str(cache.root.resolve()))
-        split_path = out / "split.json"
-        if not split_path.is_file():
-            write_json(split_path, make_split(cache, settings.config.data).to_dict())
-        study = open_study(desc, out, settings.storage, heartbeat=settings.heartbeat)
-        desc = replace(desc, baseline_trial=setup_study(study.study, study.lock, desc))
-        desc.write(out / StudyRecord.FILE)
-        opened.append(True)
-        budget = WorkerBudget(
-            trials=settings.trials,
-            timeout=settings.timeout,
-            max_epochs_total=settings.max_epochs_total,
-            workers=settings.workers,
+        return _run_study(settings, out, desc, opened, t0)
+
+
+def _resumed(settings: TuneSettings, out: Path, desc: StudyRecord) -> StudyRecord:
+    """``desc``, checked against the study an earlier run left in ``out`` (same settings, same files) if any."""
+    from aerotune.data.run_data import check_cache_current
+
+    old = read_earlier(out)
+    if old is None:
+        return desc
+    if old.fingerprint() != desc.fingerprint():
+        key = first_difference(old.fingerprint(), desc.fingerprint())
+        idle = "" if any((out / "trials").glob("*/checkpoints/last.pt")) else " (it holds no finished epoch)"
+        raise RunError(
+            f"{out}: the run folder holds a study{idle} with a different {key}; repeat the same "
+            "settings to resume it, or choose a new --out"
         )
-        try:
-            if settings.workers == 1:
-                run_worker(out, settings.storage, budget, index=0, opened=study)
-            else:
-                study.close()
-                run_worker_processes(out, settings.storage, budget)
-                study = open_study(desc, out, settings.storage, heartbeat=settings.heartbeat)
-        finally:
-            result = export_study(out, study.study, wall_seconds=time.time() - t0)
+    check_cache_current(
+        settings.data, settings.config.data, out / "cache", fix="choose a new --out for a study of the new files"
+    )
+    return replace(desc, baseline_trial=old.baseline_trial)
+
+
+def _run_study(settings: TuneSettings, out: Path, desc: StudyRecord, opened: list[bool], t0: float) -> TuneResult:
+    """Cut the patches, open and set up the study, run its workers and export it (inside the run folder's guard)."""
+    from aerotune.data.dataset import make_split
+    from aerotune.data.run_data import cache_for
+
+    cache = cache_for(settings.data, settings.config.data, out / "cache")
+    desc = replace(desc, cache=str(cache.root.resolve()))
+    split_path = out / "split.json"
+    if not split_path.is_file():
+        write_json(split_path, make_split(cache, settings.config.data).to_dict())
+    study = open_study(desc, out, settings.storage, heartbeat=settings.heartbeat)
+    desc = replace(desc, baseline_trial=setup_study(study.study, study.lock, desc))
+    desc.write(out / StudyRecord.FILE)
+    opened.append(True)
+    budget = WorkerBudget(
+        trials=settings.trials,
+        timeout=settings.timeout,
+        max_epochs_total=settings.max_epochs_total,
+        workers=settings.workers,
+    )
+    try:
+        if settings.workers == 1:
+            run_worker(out, settings.storage, budget, index=0, opened=study)
+        else:
             study.close()
+            run_worker_processes(out, settings.storage, budget)
+            study = open_study(desc, out, settings.storage, heartbeat=settings.heartbeat)
+    finally:
+        result = export_study(out, study.study, wall_seconds=time.time() - t0)
+        study.close()
     return result

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from aerotune.train.fit import Callback
+
+log = logging.getLogger(__name__)
 
 
 class TrialCallback(Callback):
@@ -33,7 +39,7 @@ class TrialCallback(Callback):
         self.ticks.append(tick)
         return True
 
-    def on_epoch_end(self, epoch: int, record: dict[str, Any]) -> None:
+    def on_epoch_end(self, epoch: int, record: Mapping[str, float]) -> None:
         self.epochs_done = epoch
         value = record.get(self.metric)
         if value is None:
@@ -66,3 +72,21 @@ def free_memory() -> None:
 
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def resume_from_previous(study, out: Path, trial, run_dir: Path) -> None:
+    """A retried trial continues from its predecessor's last checkpoint when that is on this machine."""
+    frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
+    history = frozen.system_attrs.get("retry_history") or []
+    if not history or (run_dir / "checkpoints" / "last.pt").is_file():
+        return
+    for prev in reversed(history):
+        src = out / "trials" / f"{prev:04d}" / "checkpoints"
+        if (src / "last.pt").is_file():
+            (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+            for name in ("last.pt", "best.pt"):
+                if (src / name).is_file():
+                    shutil.copy2(src / name, run_dir / "checkpoints" / name)
+            trial.set_user_attr("resumed_from", prev)
+            log.info("trial %d continues trial %d from its last checkpoint", trial.number, prev)
+            return

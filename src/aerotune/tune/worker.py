@@ -13,23 +13,21 @@ import logging
 import math
 import multiprocessing
 import os
-import shutil
 import signal
 import socket
 import time
 import warnings
 from multiprocessing.connection import wait
 from pathlib import Path
-from typing import Any
 
 from aerotune import interrupts
-from aerotune.config import RunConfig
+from aerotune.config import RunConfig, Value
 from aerotune.errors import AerotuneError, first_line
 from aerotune.tune.optuna_compat import study_storage, trial_id
 from aerotune.tune.optuna_study import EPOCHS_KEY, OpenStudy, make_sampler, open_study, retry_trial
 from aerotune.tune.records import StudyRecord, read_study
 from aerotune.tune.settings import WorkerBudget
-from aerotune.tune.trial import TrialCallback, free_memory, is_oom
+from aerotune.tune.trial import TrialCallback, free_memory, is_oom, resume_from_previous
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +187,7 @@ class _Worker:
         self.space = parse_space(desc.space, where="study.json")
         self.base = RunConfig.from_dict(desc.base_config, where="study.json")
         cores = os.cpu_count() or 1
-        runtime: dict[str, Any] = {}
+        runtime: dict[str, Value] = {}
         if budget.workers > 1:
             runtime["train.progress"] = False
             if self.base.train.threads == 0:
@@ -250,11 +248,10 @@ class _Worker:
     # -- one trial
 
     def _run(self, trial) -> None:
+        """Train one trial under a heartbeat and tell the study how it ended."""
         from optuna.exceptions import UpdateFinishedTrialError
         from optuna.trial import TrialState
 
-        from aerotune.train.fit import fit
-        from aerotune.tune.space import config_values
         from aerotune.tune.storage import Heartbeat
 
         number = trial.number
@@ -262,42 +259,12 @@ class _Worker:
         default = bool(trial.user_attrs.get("default_recipe"))
         run_dir = self.out / "trials" / f"{number:04d}"
         cb = TrialCallback(self, trial, exempt=baseline or default)  # both train every epoch: the report's columns
-        state, status, reason, value = TrialState.FAIL, "failed", "", None
+        state, value = TrialState.FAIL, None
         t0 = time.time()
         try:
             with Heartbeat(self.storage, trial_id(trial), self.heartbeat):
-                values = self.space.suggest(trial)
-                fixed = (self.desc.baseline_values if baseline else self.desc.default_values if default else None) or {}
-                values = config_values(self.space, {**values, **{k: v for k, v in fixed.items() if k in values}})
-                # settings the trial fixes outside the space (trial 0's recipe): trained with, not searched
-                recipe = config_values(self.space, {k: v for k, v in fixed.items() if k not in values})
-                trial.set_user_attr("params", values)
-                if recipe:
-                    trial.set_user_attr("recipe", recipe)
-                trial.set_user_attr("run_dir", str(run_dir.relative_to(self.out)))
-                trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-                self._resume_from_previous(trial, run_dir)
-                log.info(
-                    "trial %d%s: %s",
-                    number,
-                    " (baseline)" if baseline else " (default recipe)" if default else "",
-                    ", ".join(f"{k}={v}" for k, v in values.items()),
-                )
-                try:
-                    config = self.base.with_overrides({**recipe, **values, **self.runtime}, where=f"trial {number}")
-                    result = fit(config, self.cache, run_dir, split=self.split, callback=cb)
-                except (KeyboardInterrupt, UpdateFinishedTrialError):
-                    raise
-                except Exception as exc:  # noqa: BLE001 - a failing trial never ends the study
-                    if is_oom(exc):
-                        status, reason = "out of memory", first_line(exc)
-                        free_memory()
-                    elif isinstance(exc, AerotuneError):
-                        status, reason = "error", first_line(exc)
-                    else:
-                        status, reason = "error", f"{type(exc).__name__}: {first_line(exc)}"
-                        log.exception("trial %d failed", number)
-                    result = None
+                overrides = self._set_up(trial, run_dir, baseline=baseline, default=default)
+                result, status, reason = self._train(trial, overrides, run_dir, cb)
         except KeyboardInterrupt:  # anywhere in the trial, from its first parameter to its last epoch
             self._interrupted(trial, cb, t0)
             raise
@@ -315,6 +282,50 @@ class _Worker:
             "" if value is None else f", {self.desc.metric} {value:.4f}",
             f" ({reason})" if reason else "",
         )
+
+    def _set_up(self, trial, run_dir: Path, *, baseline: bool, default: bool) -> dict[str, Value]:
+        """Draw (or fix) the trial's values, record them on the trial and return the config overrides it trains."""
+        from aerotune.tune.space import config_values
+
+        values = self.space.suggest(trial)
+        fixed = (self.desc.baseline_values if baseline else self.desc.default_values if default else None) or {}
+        values = config_values(self.space, {**values, **{k: v for k, v in fixed.items() if k in values}})
+        # settings the trial fixes outside the space (trial 0's recipe): trained with, not searched
+        recipe = config_values(self.space, {k: v for k, v in fixed.items() if k not in values})
+        trial.set_user_attr("params", values)
+        if recipe:
+            trial.set_user_attr("recipe", recipe)
+        trial.set_user_attr("run_dir", str(run_dir.relative_to(self.out)))
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        resume_from_previous(self.study, self.out, trial, run_dir)
+        log.info(
+            "trial %d%s: %s",
+            trial.number,
+            " (baseline)" if baseline else " (default recipe)" if default else "",
+            ", ".join(f"{k}={v}" for k, v in values.items()),
+        )
+        return {**recipe, **values, **self.runtime}
+
+    def _train(self, trial, overrides: dict[str, Value], run_dir: Path, cb: TrialCallback):
+        """``(result, status, reason)`` of training the trial; result None when it failed (never ends the study)."""
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        from aerotune.train.fit import fit
+
+        try:
+            config = self.base.with_overrides(overrides, where=f"trial {trial.number}")
+            return fit(config, self.cache, run_dir, split=self.split, callback=cb), "failed", ""
+        except (KeyboardInterrupt, UpdateFinishedTrialError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failing trial never ends the study
+            if is_oom(exc):
+                reason = first_line(exc)
+                free_memory()
+                return None, "out of memory", reason
+            if isinstance(exc, AerotuneError):
+                return None, "error", first_line(exc)
+            log.exception("trial %d failed", trial.number)
+            return None, "error", f"{type(exc).__name__}: {first_line(exc)}"
 
     def _interrupted(self, trial, cb: TrialCallback, t0: float) -> None:
         """Ctrl-C or SIGTERM stopped this trial: fail it and enqueue its retry, under the study lock (a worker
@@ -370,20 +381,3 @@ class _Worker:
             self.study.tell(trial, value if state.name == "COMPLETE" else None, state=state)
         except UpdateFinishedTrialError:
             log.warning("trial %d was already finished by another worker", trial.number)
-
-    def _resume_from_previous(self, trial, run_dir: Path) -> None:
-        """A retried trial continues from its predecessor's last checkpoint when that is on this machine."""
-        frozen = next(t for t in self.study.get_trials(deepcopy=False) if t.number == trial.number)
-        history = frozen.system_attrs.get("retry_history") or []
-        if not history or (run_dir / "checkpoints" / "last.pt").is_file():
-            return
-        for prev in reversed(history):
-            src = self.out / "trials" / f"{prev:04d}" / "checkpoints"
-            if (src / "last.pt").is_file():
-                (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-                for name in ("last.pt", "best.pt"):
-                    if (src / name).is_file():
-                        shutil.copy2(src / name, run_dir / "checkpoints" / name)
-                trial.set_user_attr("resumed_from", prev)
-                log.info("trial %d continues trial %d from its last checkpoint", trial.number, prev)
-                return
