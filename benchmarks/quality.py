@@ -230,15 +230,12 @@ def main() -> None:
     args.data = args.data.resolve()
     work = args.work.resolve()
     results = work / "results.jsonl"
-    same = lambda r: (
-        (r["epochs"], r["scale"], r["patch_size"], r.get("settings", []))
-        == (  # noqa: E731
-            args.epochs,
-            args.scale,
-            args.patch_size,
-            args.set,
-        )
-    )
+
+    def same(r: dict[str, Any]) -> bool:
+        return (r["epochs"], r["scale"], r["patch_size"], r.get("settings", [])) == (
+            args.epochs, args.scale, args.patch_size, args.set,
+        )  # fmt: skip
+
     if args.report:
         print(report([r for r in load(results) if same(r)]))
         return
