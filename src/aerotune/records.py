@@ -6,7 +6,8 @@ refuses a file without a required field, a field of the wrong JSON type, or one 
 one-line ``RunError``.
 
 Records nest: a field annotated with a :class:`Part` (a record section without a version of its own), a list of
-them, a dict of them, or ``... | None`` of them, is read and written as its JSON object. Field types are checked
+them, a dict of them, or ``... | None`` of them, is read and written as its JSON object; a field's JSON key is its
+name unless its metadata says ``key``. Field types are checked
 as JSON sees them (``float`` takes an int, and ``null``: strict JSON writes NaN as ``null``; ``Any`` is not
 checked).
 """
@@ -37,7 +38,7 @@ class Part:
     def to_json(self) -> dict[str, Any]:
         """The part as a plain JSON object; nested parts as theirs."""
         return {
-            f.name: to_plain(getattr(self, f.name))
+            json_key(f): to_plain(getattr(self, f.name))
             for f in dataclasses.fields(self)
             if not (f.name in self.OMIT_NONE and getattr(self, f.name) is None)
         }
@@ -49,18 +50,18 @@ class Part:
         if not isinstance(data, dict):
             raise RunError(f"{where}: expected a JSON object, found {type(data).__name__}; the file is damaged")
         missing = [
-            f.name
+            json_key(f)
             for f in dataclasses.fields(cls)
-            if f.name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            if json_key(f) not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         ]
         if missing:
             raise RunError(f"{where}: field {missing[0]!r} is missing; the file is damaged or not aerotune's")
         hints = _hints(cls)
         return cls(
             **{
-                f.name: _read(hints[f.name], data[f.name], f"{where}: field {f.name!r}")
+                f.name: _read(hints[f.name], data[json_key(f)], f"{where}: field {json_key(f)!r}")
                 for f in dataclasses.fields(cls)
-                if f.name in data
+                if json_key(f) in data
             }
         )
 
@@ -113,6 +114,11 @@ def read_json(path: Path, *, fix: str) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise RunError(f"{path}: cannot read ({first_line(exc)}); {fix}") from None
+
+
+def json_key(f: dataclasses.Field) -> str:
+    """A field's key in JSON: its name, or ``metadata["key"]`` (a key that is a Python keyword, e.g. ``class``)."""
+    return f.metadata.get("key", f.name)
 
 
 def to_plain(value: Any) -> Any:
