@@ -53,6 +53,7 @@ def test_old_files_read_and_wrong_types_are_refused():
         ({"name": "s", "points": [], "sides": True}, "field 'sides'"),
         ({"name": "s", "points": [], "tags": [1]}, "field 'tags' item 0"),
         ({"name": "s", "points": [], "centre": 1}, "field 'centre'"),
+        ({"name": "s", "points": [], "centre": {"x": "far"}}, "field 'centre': field 'x' is a str"),
     ):
         with pytest.raises(RunError, match=where):
             Shape.from_json(bad)

@@ -147,7 +147,10 @@ def _read(hint: Any, value: Any, where: str) -> Any:
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        for arg in (a for a in args if a is not type(None)):
+        others = [a for a in args if a is not type(None)]
+        if len(others) == 1:  # ``X | None``: X's own message
+            return _read(others[0], value, where)
+        for arg in others:
             try:
                 return _read(arg, value, where)
             except RunError:
@@ -159,7 +162,8 @@ def _read(hint: Any, value: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise _wrong(hint, value, where)
         inner = args[0] if args and origin is list else Any
-        return [_read(inner, v, f"{where} item {i}") for i, v in enumerate(value)]
+        items = [_read(inner, v, f"{where} item {i}") for i, v in enumerate(value)]
+        return items if origin is list or hint is list else tuple(items)
     if origin is dict or hint is dict:
         if not isinstance(value, dict):
             raise _wrong(hint, value, where)
