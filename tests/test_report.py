@@ -305,3 +305,23 @@ def test_report_reads_the_study_through_the_tuning_records(tuning_run, tuning_re
     assert all(t["duration"] is not None for t in study["trials"] if t["state"] == "COMPLETE")
     complete = sum(t["state"] == "COMPLETE" for t in study["trials"])
     assert (study["importances"] is not None) == (complete >= 3), study["importance_note"]
+
+
+def test_report_json_reads_back_as_its_record_and_renders_the_same(tuning_report):
+    from aerotune.report.records import ReportRecord
+    from aerotune.report.render import render_html, render_markdown
+
+    data = json.loads(tuning_report.json.read_text())
+    record = ReportRecord.from_json(data)
+    assert json.loads(json.dumps(record.to_json())) == data
+    assert render_markdown(record) == tuning_report.markdown.read_text()
+    assert render_html(record, tuning_report.out) == tuning_report.html.read_text()
+    # a report.json of an older aerotune: sections it did not have yet are defaulted
+    old = ReportRecord.from_json({k: v for k, v in data.items() if k not in ("colors_from", "seconds", "figures")})
+    assert (
+        old.colors_from == "masks" and old.figures == {} and old.models["tuned"].per_class[0].name == data["classes"][0]
+    )
+    damaged = json.loads(json.dumps(data))
+    damaged["models"]["tuned"]["val_patches"] = "many"
+    with pytest.raises(RunError, match="field 'models'.*field 'val_patches' is a str"):
+        ReportRecord.from_json(damaged)

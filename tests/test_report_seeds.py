@@ -80,14 +80,14 @@ def test_welch_p_values_match_students_t():
     assert t_two_sided(12.706, 1) == pytest.approx(0.05, abs=1e-4)
     assert t_two_sided(2.776, 4) == pytest.approx(0.05, abs=1e-4)
     w = welch([1.0, 2.0, 3.0], [4.0, 5.0, 6.5])
-    assert w["t"] == pytest.approx(-3.4125, abs=1e-4) and w["df"] == pytest.approx(3.806, abs=1e-3)
-    assert w["p"] == pytest.approx(0.0291, abs=1e-3)
-    assert welch([0.5], [0.4])["p"] is None  # one seed measures no noise
-    assert welch([0.5, 0.5], [0.4, 0.4])["p"] == 0.0 and welch([0.5, 0.5], [0.5, 0.5])["p"] == 1.0
+    assert w.t == pytest.approx(-3.4125, abs=1e-4) and w.df == pytest.approx(3.806, abs=1e-3)
+    assert w.p == pytest.approx(0.0291, abs=1e-3)
+    assert welch([0.5], [0.4]).p is None  # one seed measures no noise
+    assert welch([0.5, 0.5], [0.4, 0.4]).p == 0.0 and welch([0.5, 0.5], [0.5, 0.5]).p == 1.0
     c = comparison([0.30, 0.31, 0.32], [0.20, 0.21, 0.22], higher_is_better=True)
-    assert c["better"] and c["beyond_noise"]
+    assert c.better and c.beyond_noise
     s = spread([0.1, 0.3])
-    assert s["mean"] == pytest.approx(0.2) and s["sd"] == pytest.approx(0.1414, abs=1e-4) and s["max"] == 0.3
+    assert s.mean == pytest.approx(0.2) and s.sd == pytest.approx(0.1414, abs=1e-4) and s.max == 0.3
 
 
 # ------------------------------------------------------------------ K: asked for, or from the study's budget

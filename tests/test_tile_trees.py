@@ -105,9 +105,13 @@ def test_mask_colours_only_where_the_classes_file_gave_none_and_they_tell_classe
 
 
 def test_the_patch_caption_says_where_its_colours_come_from():
+    from dataclasses import fields
+
+    from aerotune.report.records import ReportRecord
     from aerotune.report.render import figure_text
 
-    assert "own colours" in figure_text({"colors_from": "masks"}, "patches")[1]
-    assert "PNG palette" in figure_text({"colors_from": "mask palette"}, "patches")[1]
-    assert "fixed display colours" in figure_text({"colors_from": "fixed"}, "patches")[1]
-    assert "own colours" in figure_text({}, "patches")[1]  # reports written before colors_from
+    assert "own colours" in figure_text("masks", "patches")[1]
+    assert "PNG palette" in figure_text("mask palette", "patches")[1]
+    assert "fixed display colours" in figure_text("fixed", "patches")[1]
+    default = next(f.default for f in fields(ReportRecord) if f.name == "colors_from")  # reports written before it
+    assert "own colours" in figure_text(default, "patches")[1]

@@ -67,15 +67,54 @@ def evaluate_model(
 ) -> ModelEval:
     """Evaluate ``run``'s best checkpoint on cache patches ``val_indices`` (with curves) and ``train_indices``.
 
-    ``shown`` are positions in ``val_indices`` whose predictions are returned for the patch figure.
+    ``shown`` are positions in ``val_indices`` whose predictions are returned for the patch figure. Pixels of the
+    cache's ignore index are skipped in every number: the padding of ``mode = full`` patches, and unknown mask colours
+    only where the cache was cut with ``data.unknown_colors = ignore`` (else ``data prepare`` refused them).
     """
-    import torch
-
     from aerotune.data.dataset import PatchDataset
-    from aerotune.model.checkpoint import load_checkpoint, model_from_checkpoint
     from aerotune.model.losses import make_loss
     from aerotune.runtime import select_device
     from aerotune.train.fit import evaluate
+
+    say = progress or (lambda _what: None)
+    model, config, palette, stats = _load_model(run, cache)
+    dev = select_device(device)
+    model = model.to(dev)
+    loss_fn = make_loss(config.train, ignore_index=palette.ignore_index)
+    batch = max(config.train.batch_size, 8)  # as in training, so the loss matches the run's history
+    norm = config.data.normalization
+    # torchmetrics' counts of the precision-recall curves, in one pass instead of one per threshold
+    curve = BinnedCurve(palette.num_classes, thresholds)
+    val_ds = PatchDataset(cache, val_indices, normalization=norm, stats=stats)
+    say("validation patches")
+    val_metrics = evaluate(
+        model, val_ds, palette, batch_size=batch, device=dev, loss_fn=loss_fn, extra=_curve_update(curve, palette)
+    )
+    train_values: dict[str, float] = {}
+    if train_indices:
+        say("training patches")
+        train_ds = PatchDataset(cache, train_indices, normalization=norm, stats=stats)
+        train_values = evaluate(model, train_ds, palette, batch_size=batch, device=dev, loss_fn=loss_fn).compute()
+    pr_class, ap_class, pooled, ap_pooled = pr_summary(curve.confmat)
+    return ModelEval(
+        val=val_metrics.compute(),
+        train=train_values,
+        confusion=val_metrics.confusion_matrix(),
+        thresholds=curve.thresholds.tolist(),
+        pr_class=pr_class,
+        pr_pooled=pooled,
+        ap_class=ap_class,
+        ap_pooled=ap_pooled,
+        predictions=_predict(model, val_ds, shown, dev, cache.patch_size),
+        train_patches=len(train_indices),
+        val_patches=len(val_indices),
+    )
+
+
+def _load_model(run: TrainingRun, cache):
+    """The run's best checkpoint as a model, with its config, palette and normalisation statistics; checked to fit
+    the cache's classes and patch size."""
+    from aerotune.model.checkpoint import load_checkpoint, model_from_checkpoint
 
     ckpt = load_checkpoint(run.checkpoint)
     model, config, palette = model_from_checkpoint(ckpt, where=run.checkpoint)
@@ -91,57 +130,31 @@ def evaluate_model(
             f"{depth_factor}, but the patches are {cache.patch_size} px; compare runs of the same "
             "patch size"
         )
-    dev = select_device(device)
-    model = model.to(dev)
     stats = ckpt.get("norm_stats")
-    norm = config.data.normalization
-    if norm == "meanstd" and not stats:
+    if config.data.normalization == "meanstd" and not stats:
         from aerotune.data.dataset import channel_stats
 
         stats = channel_stats(cache, run.split.train)
-    stats = tuple(stats) if stats else None
-    loss_fn = make_loss(config.train, ignore_index=palette.ignore_index)
-    batch = max(config.train.batch_size, 8)  # as in training, so the loss matches the run's history
-    c = palette.num_classes
+    return model, config, palette, tuple(stats) if stats else None
 
-    curve = BinnedCurve(c, thresholds)  # torchmetrics' counts, in one pass instead of one per threshold
 
-    def extra(logits: torch.Tensor, y: torch.Tensor) -> None:
+def _curve_update(curve: BinnedCurve, palette) -> Callable:
+    """An ``extra(logits, y)`` for ``train.fit.evaluate``: the softmax scores of the labelled pixels into ``curve``."""
+
+    def extra(logits, y) -> None:
         valid = y != palette.ignore_index
         if valid.any():
-            probs = logits.softmax(dim=1).permute(0, 2, 3, 1)[valid]  # (pixels, classes)
-            curve.update(probs, y[valid])
+            curve.update(logits.softmax(dim=1).permute(0, 2, 3, 1)[valid], y[valid])  # (pixels, classes)
 
-    val_ds = PatchDataset(cache, val_indices, normalization=norm, stats=stats)
-    if progress:
-        progress("validation patches")
-    val_metrics = evaluate(model, val_ds, palette, batch_size=batch, device=dev, loss_fn=loss_fn, extra=extra)
-    train_values: dict[str, float] = {}
-    if train_indices:
-        if progress:
-            progress("training patches")
-        train_ds = PatchDataset(cache, train_indices, normalization=norm, stats=stats)
-        train_values = evaluate(model, train_ds, palette, batch_size=batch, device=dev, loss_fn=loss_fn).compute()
+    return extra
 
-    pr_class, ap_class, pooled, ap_pooled = pr_summary(curve.confmat)
 
+def _predict(model, dataset, shown: list[int], dev, patch_size: int) -> np.ndarray:
+    """Class ids predicted for the ``shown`` patches of ``dataset`` (for the patch figure)."""
+    import torch
+
+    if not shown:
+        return np.zeros((0, patch_size, patch_size), np.uint8)
     with torch.no_grad():
-        x, _ = val_ds.batch(shown) if shown else (None, None)
-        preds = (
-            model(x.to(dev)).argmax(dim=1).to(torch.uint8).cpu().numpy()
-            if shown
-            else np.zeros((0, cache.patch_size, cache.patch_size), np.uint8)
-        )
-    return ModelEval(
-        val=val_metrics.compute(),
-        train=train_values,
-        confusion=val_metrics.confusion_matrix(),
-        thresholds=curve.thresholds.tolist(),
-        pr_class=pr_class,
-        pr_pooled=pooled,
-        ap_class=ap_class,
-        ap_pooled=ap_pooled,
-        predictions=preds,
-        train_patches=len(train_indices),
-        val_patches=len(val_indices),
-    )
+        x, _ = dataset.batch(shown)
+        return model(x.to(dev)).argmax(dim=1).to(torch.uint8).cpu().numpy()

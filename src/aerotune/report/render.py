@@ -1,6 +1,6 @@
 """HTML and Markdown renderings of the numbers that :mod:`aerotune.report.make` gathered.
 
-Both read only the report dict (what goes into ``report.json``) and the figure PNGs, so every number
+Both read only the report's record (what goes into ``report.json``) and the figure PNGs, so every number
 on the page is also in ``report.json``. The HTML is one self-contained file: inline CSS, figures as
 base64 data URIs, no script, no external resource.
 """
@@ -14,6 +14,7 @@ from typing import Any
 
 from aerotune.report import seed_text, tables
 from aerotune.report.figures import BASELINE, FIGURE_DPI, TUNED
+from aerotune.report.records import ReportRecord, Verdict
 from aerotune.report.tables import Table, fmt
 
 FIGURE_TEXT = {
@@ -55,10 +56,10 @@ FIGURE_TEXT = {
 }
 
 
-def figure_text(data: dict[str, Any], name: str) -> tuple[str, str]:
-    """A figure's title and caption; the patch figure's says where its colours come from."""
-    if name == "patches" and data.get("colors_from") in ("mask palette", "fixed"):
-        name = f"patches {data['colors_from']}"
+def figure_text(colors_from: str, name: str) -> tuple[str, str]:
+    """A figure's title and caption; the patch figure's says where its colours come from (``colors_from``)."""
+    if name == "patches" and colors_from in ("mask palette", "fixed"):
+        name = f"patches {colors_from}"
     return FIGURE_TEXT.get(name, (name, ""))
 
 
@@ -115,53 +116,57 @@ footer { color: var(--muted); font-size: 12px; text-align: center; margin-top: 2
 # ------------------------------------------------------------------ HTML
 
 
-def render_html(data: dict[str, Any], folder: Path) -> str:
+def render_html(r: ReportRecord, folder: Path) -> str:
     """The report as one self-contained HTML page; figures are read from ``folder`` and embedded."""
     e = html.escape
-    has_base = "baseline" in data["models"]
     parts = [
         f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{e(data['title'])}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n"
+        f"<title>{e(r.title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n"
     ]
     parts.append(
-        f'<header><h1>{e(data["title"])}</h1><div class="sub">{e(data["kind"])} run '
-        f"<code>{e(data['run'])}</code> · {e(data['created'])} · aerotune {e(data['aerotune_version'])}"
+        f'<header><h1>{e(r.title)}</h1><div class="sub">{e(r.kind)} run '
+        f"<code>{e(r.run)}</code> · {e(r.created)} · aerotune {e(r.aerotune_version)}"
         "</div></header>\n"
     )
-    parts.append(_html_verdict(data))
-    if "seeds" in data:  # the seed verdict: beside the verdict it qualifies
-        t = seed_text.table(data)
+    parts.append(_html_verdict(r.verdict))
+    if r.seeds is not None:  # the seed verdict: beside the verdict it qualifies
+        t = seed_text.table(r.seeds, r.labels)
         parts.append(
-            f'<section id="seeds"><h2>{html.escape(t.title)}</h2><p>{html.escape(data["seeds"]["verdict"])}'
+            f'<section id="seeds"><h2>{html.escape(t.title)}</h2><p>{html.escape(r.seeds.verdict)}'
             f"</p>{html_table(t)}</section>\n"
         )
-    if data["notes"]:
+    if r.notes:
         parts.append(
             '<section><h2>Notes</h2><ul class="notes">'
-            + "".join(f"<li>{e(n)}</li>" for n in data["notes"])
+            + "".join(f"<li>{e(n)}</li>" for n in r.notes)
             + "</ul></section>\n"
         )
-    parts.append(
-        f'<div class="grid2">{_html_section(tables.protocol(data))}{_html_section(tables.parameters(data))}</div>\n'
-    )
-    parts.append(_html_section(tables.results(data)))
-    parts.append(_html_figure(data, folder, "patches"))
-    parts.append(_html_figure(data, folder, "loss"))
-    ref = tables.reference(data)
-    parts.append(_html_figure(data, folder, "precision_recall", extra=f"<h3>{e(ref.title)}</h3>{html_table(ref)}"))
-    parts.append(
-        _html_figure(data, folder, "class_iou", extra=html_table(tables.per_class(data)), title="Per-class metrics")
-    )
-    parts.append(_html_figure(data, folder, "confusion"))
-    if "study" in data:
-        parts.append(_html_study(data, folder))
+    parts.append(_html_body(r, folder))
     parts.append(
         f"<footer>Every number on this page is in report.json. Models evaluated on "
-        f"{data['val_patches_evaluated']} validation patches{' each' if has_base else ''}; "
-        f"made in {data.get('seconds', 0):.0f} s.</footer>\n"
+        f"{r.val_patches_evaluated} validation patches{' each' if 'baseline' in r.models else ''}; "
+        f"made in {r.seconds:.0f} s.</footer>\n"
     )
     parts.append("</main>\n</body>\n</html>\n")
+    return "".join(parts)
+
+
+def _html_body(r: ReportRecord, folder: Path) -> str:
+    """The tables and figures between the notes and the footer."""
+    e = html.escape
+    parts = [
+        f'<div class="grid2">{_html_section(tables.protocol(r))}{_html_section(tables.parameters(r))}</div>\n',
+        _html_section(tables.results(r)),
+        _html_figure(r, folder, "patches"),
+        _html_figure(r, folder, "loss"),
+    ]
+    ref = tables.reference(r)
+    parts.append(_html_figure(r, folder, "precision_recall", extra=f"<h3>{e(ref.title)}</h3>{html_table(ref)}"))
+    parts.append(_html_figure(r, folder, "class_iou", extra=html_table(tables.per_class(r)), title="Per-class metrics"))
+    parts.append(_html_figure(r, folder, "confusion"))
+    if r.study is not None:
+        parts.append(_html_study(r, folder))
     return "".join(parts)
 
 
@@ -200,10 +205,12 @@ def html_table(t: Table) -> str:
 
 
 def _css(css: str) -> str:
+    """A class attribute, or nothing."""
     return f' class="{html.escape(css)}"' if css else ""
 
 
 def _html_cell(c: tables.Cell) -> str:
+    """A table cell: its text, pill, swatch and tags."""
     e = html.escape
     text = e(c.text)
     if c.pill:
@@ -215,37 +222,38 @@ def _html_cell(c: tables.Cell) -> str:
 
 
 def _html_section(t: Table) -> str:
+    """A table in a section of its own, under its title."""
     return f"<section><h2>{html.escape(t.title)}</h2>{html_table(t)}</section>\n"
 
 
-def _html_verdict(data: dict[str, Any]) -> str:
-    v = data["verdict"]
+def _html_verdict(v: Verdict) -> str:
+    """The verdict's section: its headline, its sentence, and the numbers that decided as cards."""
     e = html.escape
-    out = [f'<section class="verdict {e(v["status"])}">']
-    if v["status"] == "single":
-        out.append(f'<div class="head">{e(v["text"])}</div>')
+    out = [f'<section class="verdict {e(v.status)}">']
+    if v.status == "single":
+        out.append(f'<div class="head">{e(v.text)}</div>')
     else:
-        out.append(f'<div class="head">{e(v["headline"])}</div><div>{e(v["detail"])}</div>')
+        out.append(f'<div class="head">{e(v.headline)}</div><div>{e(v.detail)}</div>')
         out.append('<div class="kpis">')
         for key, label, spec, lower in (
             ("test_mean_iou", "test mean IoU (whole images)", ".3f", False),
             ("test_pixel_accuracy", "test pixel accuracy", ".3f", False),
             ("val_loss", "validation loss", ".4f", True),
-            ("mean_iou", "validation mean IoU" if "test_mean_iou" in v else "mean IoU", ".3f", False),
+            ("mean_iou", "validation mean IoU" if v.test_mean_iou is not None else "mean IoU", ".3f", False),
         ):
-            if key not in v:
+            k = getattr(v, key)
+            if k is None:
                 continue
-            k = v[key]
-            d = tables.delta(k["baseline"], k["tuned"], spec, lower)
+            d = tables.delta(k.baseline, k.tuned, spec, lower)
             out.append(
                 f'<div class="kpi"><div class="label">{label}</div><div class="value">'
-                f'<span class="baseline">{fmt(k["baseline"], spec)}</span> → '
-                f'<span class="tuned">{fmt(k["tuned"], spec)}</span></div>'
+                f'<span class="baseline">{fmt(k.baseline, spec)}</span> → '
+                f'<span class="tuned">{fmt(k.tuned, spec)}</span></div>'
                 f'<div class="delta {d.css}">{d.text} (tuned − baseline)</div></div>'
             )
         out.append("</div>")
-    if v.get("basis_text"):
-        out.append(f'<p class="basis">{e(v["basis_text"])}</p>')
+    if v.basis_text:
+        out.append(f'<p class="basis">{e(v.basis_text)}</p>')
     out.append("</section>\n")
     return "".join(out)
 
@@ -261,11 +269,12 @@ def _img(folder: Path, rel: str, alt: str) -> str:
     )
 
 
-def _html_figure(data: dict[str, Any], folder: Path, name: str, *, extra: str = "", title: str | None = None) -> str:
-    rel = data["figures"].get(name)
+def _html_figure(r: ReportRecord, folder: Path, name: str, *, extra: str = "", title: str | None = None) -> str:
+    """A figure's section (nothing when the report has no such figure), with ``extra`` after its caption."""
+    rel = r.figures.get(name)
     if rel is None:
         return ""
-    t, caption = figure_text(data, name)
+    t, caption = figure_text(r.colors_from, name)
     cap = f'<p class="caption">{html.escape(caption)}</p>' if caption else ""
     return (
         f'<section id="{name}"><h2>{html.escape(title or t)}</h2><figure>{_img(folder, rel, t)}</figure>{cap}'
@@ -273,59 +282,60 @@ def _html_figure(data: dict[str, Any], folder: Path, name: str, *, extra: str = 
     )
 
 
-def _html_study(data: dict[str, Any], folder: Path) -> str:
-    st = data["study"]
+def _html_study(r: ReportRecord, folder: Path) -> str:
+    """The study's section: its facts, its figures (titled in the PNGs) and its trials."""
+    st = r.study
+    assert st is not None
     e = html.escape
-    out = [f'<section id="study"><h2>The study</h2>{html_table(tables.study_facts(data))}']
+    out = [f'<section id="study"><h2>The study</h2>{html_table(tables.study_facts(r))}']
     for name in ("budget", "best_so_far", "trial_curves", "importances"):
-        rel = data["figures"].get(name)
+        rel = r.figures.get(name)
         if rel:
             t, caption = FIGURE_TEXT[name]
             out.append(f'<figure style="margin-top:18px">{_img(folder, rel, t)}</figure>')  # titled in the PNG
             if caption:
                 out.append(f'<p class="caption">{e(caption)}</p>')
-    if st["importance_note"]:
-        out.append(f'<p class="note">{e(st["importance_note"])}</p>')
-    out.append("<h3>Trials</h3>" + html_table(tables.trials(data)) + "</section>\n")
+    if st.importance_note:
+        out.append(f'<p class="note">{e(st.importance_note)}</p>')
+    out.append("<h3>Trials</h3>" + html_table(tables.trials(r)) + "</section>\n")
     return "".join(out)
 
 
 # ------------------------------------------------------------------ Markdown
 
 
-def render_markdown(data: dict[str, Any]) -> str:
+def render_markdown(r: ReportRecord) -> str:
     """The report as Markdown, with the figures as PNG files in ``figures/``."""
     md = [
-        f"# {data['title']}",
+        f"# {r.title}",
         "",
-        f"{data['kind'].capitalize()} run `{data['run']}` · {data['created']} · aerotune {data['aerotune_version']}",
+        f"{r.kind.capitalize()} run `{r.run}` · {r.created} · aerotune {r.aerotune_version}",
         "",
     ]
-    v = data["verdict"]
-    md += [f"> **{v['text']}**" if v["status"] == "single" else f"> **{v['headline']}**: {v['detail']}", ""]
-    if v.get("basis_text"):
-        md += [f"> {v['basis_text']}", ""]
-    if "seeds" in data:
-        md += ["## Seed noise", "", data["seeds"]["verdict"], ""] + md_table(seed_text.table(data))
-    md += md_table(tables.protocol(data), level="##")
-    if data["notes"]:
-        md += ["## Notes", ""] + [f"- {n}" for n in data["notes"]] + [""]
-    md += md_table(tables.parameters(data), level="##")
-    md += md_table(tables.results(data), level="##")
+    v = r.verdict
+    md += [f"> **{v.text}**" if v.status == "single" else f"> **{v.headline}**: {v.detail}", ""]
+    if v.basis_text:
+        md += [f"> {v.basis_text}", ""]
+    if r.seeds is not None:
+        md += ["## Seed noise", "", r.seeds.verdict, ""] + md_table(seed_text.table(r.seeds, r.labels))
+    md += md_table(tables.protocol(r), level="##")
+    if r.notes:
+        md += ["## Notes", ""] + [f"- {n}" for n in r.notes] + [""]
+    md += md_table(tables.parameters(r), level="##")
+    md += md_table(tables.results(r), level="##")
     for name in ("patches", "loss", "precision_recall"):
-        md += _md_figure(data, name)
-    md += md_table(tables.reference(data), level="###")
-    md += _md_figure(data, "class_iou", title="Per-class metrics")
-    md += md_table(tables.per_class(data))
-    md += _md_figure(data, "confusion")
-    if "study" in data:
-        st = data["study"]
-        md += md_table(tables.study_facts(data), level="##")
+        md += _md_figure(r, name)
+    md += md_table(tables.reference(r), level="###")
+    md += _md_figure(r, "class_iou", title="Per-class metrics")
+    md += md_table(tables.per_class(r))
+    md += _md_figure(r, "confusion")
+    if r.study is not None:
+        md += md_table(tables.study_facts(r), level="##")
         for name in ("budget", "best_so_far", "trial_curves", "importances"):
-            md += _md_figure(data, name, level="###")
-        if st["importance_note"]:
-            md += [f"*{st['importance_note']}*", ""]
-        md += md_table(tables.trials(data), level="###")
+            md += _md_figure(r, name, level="###")
+        if r.study.importance_note:
+            md += [f"*{r.study.importance_note}*", ""]
+        md += md_table(tables.trials(r), level="###")
     md += ["---", "", "Every number here is in `report.json`.", ""]
     return "\n".join(md)
 
@@ -350,14 +360,16 @@ def md_table(t: Table, *, level: str = "") -> list[str]:
 
 
 def _md(v: Any) -> str:
+    """A Markdown table cell: pipes escaped."""
     return str(v).replace("|", "\\|")
 
 
-def _md_figure(data: dict[str, Any], name: str, *, title: str | None = None, level: str = "##") -> list[str]:
-    rel = data["figures"].get(name)
+def _md_figure(r: ReportRecord, name: str, *, title: str | None = None, level: str = "##") -> list[str]:
+    """A figure's heading, image link and caption (nothing when the report has no such figure)."""
+    rel = r.figures.get(name)
     if rel is None:
         return []
-    t, caption = figure_text(data, name)
+    t, caption = figure_text(r.colors_from, name)
     out = [f"{level} {t}" if title is None else f"{level} {title}", "", f"![{t}]({rel})", ""]
     if caption:
         out += [caption, ""]

@@ -6,8 +6,10 @@ the regularised incomplete beta function (Numerical Recipes' continued fraction)
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Any
+
+from aerotune.report.records import Spread, Welch
 
 #: A difference "exceeds the seed noise" when Welch's two-sided p-value is below this.
 ALPHA = 0.05
@@ -16,33 +18,27 @@ ALPHA = 0.05
 TEST_NAME = "Welch's t-test (two-sided, unequal variances)"
 
 
-def spread(values: list[float]) -> dict[str, Any]:
+def spread(values: list[float]) -> Spread:
     """``n``, ``mean``, ``sd`` (sample standard deviation; None for one value), ``min``, ``max`` and the values."""
     n = len(values)
     mean = sum(values) / n if n else math.nan
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None
-    return {
-        "n": n,
-        "mean": mean,
-        "sd": sd,
-        "min": min(values) if values else None,
-        "max": max(values) if values else None,
-        "values": list(values),
-    }
+    return Spread(n, mean, sd, min(values) if values else None, max(values) if values else None, list(values))
 
 
-def welch(a: list[float], b: list[float]) -> dict[str, Any]:
-    """Welch's t-test of mean(a) - mean(b): ``difference``, ``t``, ``df``, ``p`` (None with fewer than 2 each)."""
+def welch(a: list[float], b: list[float]) -> Welch:
+    """Welch's t-test of mean(a) - mean(b): ``difference``, ``t``, ``df``, ``p`` (None with fewer than 2 each);
+    ``better`` and ``beyond_noise`` are ``comparison``'s to say."""
     diff = sum(a) / len(a) - sum(b) / len(b)
     if len(a) < 2 or len(b) < 2:
-        return {"difference": diff, "t": None, "df": None, "p": None}
-    va, vb = spread(a)["sd"] ** 2 / len(a), spread(b)["sd"] ** 2 / len(b)
+        return Welch(diff, None, None, None)
+    va, vb = spread(a).sd ** 2 / len(a), spread(b).sd ** 2 / len(b)
     se2 = va + vb
     if se2 == 0:  # every seed gave the same number: any difference at all is beyond the (zero) noise
-        return {"difference": diff, "t": None, "df": None, "p": 1.0 if diff == 0 else 0.0}
+        return Welch(diff, None, None, 1.0 if diff == 0 else 0.0)
     t = diff / math.sqrt(se2)
     df = se2**2 / ((va**2 / (len(a) - 1) if va else 0.0) + (vb**2 / (len(b) - 1) if vb else 0.0))
-    return {"difference": diff, "t": t, "df": df, "p": t_two_sided(t, df)}
+    return Welch(diff, t, df, t_two_sided(t, df))
 
 
 def t_two_sided(t: float, df: float) -> float:
@@ -83,32 +79,32 @@ def _betacf(a: float, b: float, x: float) -> float:
     return h
 
 
-def comparison(a: list[float], b: list[float], *, higher_is_better: bool) -> dict[str, Any]:
+def comparison(a: list[float], b: list[float], *, higher_is_better: bool) -> Welch:
     """``a`` against ``b``: Welch's test, whether ``a`` is better on average, and whether beyond the noise."""
     w = welch(a, b)
-    better = w["difference"] > 0 if higher_is_better else w["difference"] < 0
-    return {**w, "better": better, "beyond_noise": w["p"] is not None and w["p"] < ALPHA}
+    better = w.difference > 0 if higher_is_better else w.difference < 0
+    return dataclasses.replace(w, better=better, beyond_noise=w.p is not None and w.p < ALPHA)
 
 
-def sentence(label: str, than: str, c: dict[str, Any], *, metric: str, spec: str, points: bool, k: int) -> str:
+def sentence(label: str, than: str, c: Welch, *, metric: str, spec: str, points: bool, k: int) -> str:
     """One sentence: e.g. "the tuned model's gain of +2.1 points of test mean IoU over the reference exceeds the
     seed noise (Welch's t-test, p = 0.012)"."""
-    d = c["difference"]
+    d = c.difference
     size = f"{d * 100:+.1f} points" if points else format(d, "+" + spec)
-    what = "gain" if c["better"] else "loss" if d != 0 else "difference"
+    what = "gain" if c.better else "loss" if d != 0 else "difference"
     head = f"the {label} model's {what} of {size} of {metric} over the {than} (means of {k} seed(s) each)"
-    if c["p"] is None:
+    if c.p is None:
         return f"{head} cannot be judged against the seed noise: that needs at least 2 seeds per model (--seeds 2)"
-    p = f"p = {c['p']:.3g}" if c["p"] >= 0.001 else "p < 0.001"
-    if c["beyond_noise"]:
+    p = f"p = {c.p:.3g}" if c.p >= 0.001 else "p < 0.001"
+    if c.beyond_noise:
         return f"{head} exceeds the seed noise (Welch's t-test, {p})"
     return f"{head} is within the seed noise (Welch's t-test, {p}, not below {ALPHA:g})"
 
 
-def pm(s: dict[str, Any], spec: str) -> str:
+def pm(s: Spread, spec: str) -> str:
     """``mean ± sd (min–max)``, or the one value for one seed."""
-    if not s["n"]:
+    if not s.n:
         return "—"
-    if s["sd"] is None:
-        return format(s["mean"], spec)
-    return f"{s['mean']:{spec}} ± {s['sd']:{spec}} ({s['min']:{spec}}–{s['max']:{spec}})"
+    if s.sd is None:
+        return format(s.mean, spec)
+    return f"{s.mean:{spec}} ± {s.sd:{spec}} ({s.min:{spec}}–{s.max:{spec}})"

@@ -15,6 +15,7 @@ finished retraining is reused as it is, an unfinished one resumes from its last 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from aerotune import interrupts
 from aerotune.errors import AerotuneError, RunError
 from aerotune.outputs import Output, check_output, mark, writing
 from aerotune.report.collect import Sources
+from aerotune.report.records import SeedComparison, SeedCost, SeedModel, SeedsSection
 from aerotune.report.seed_stats import ALPHA, TEST_NAME, comparison, spread
 
 log = logging.getLogger(__name__)
@@ -66,7 +68,17 @@ class SeedPlan:
 
     @property
     def epochs_total(self) -> int:
+        """Epochs of all retrainings together."""
         return self.epochs * len(self.jobs)
+
+
+@dataclass(frozen=True)
+class SeedNumbers:
+    """Each retraining's numbers by (trial, seed), and what they were measured on."""
+
+    runs: dict[tuple[int, int], dict[str, float]]  # val_loss, val_mean_iou (and test_mean_iou, test_pixel_accuracy)
+    basis: str  # test or validation
+    test_images: int
 
 
 def check_seeds(seeds: int | None) -> None:
@@ -148,8 +160,8 @@ def _job(trial_dir: Path, folder: Path, trial: int, i: int, epochs: int) -> Seed
     return SeedJob(trial=trial, seed=seed, path=path, config=config, finished=finished)
 
 
-def run_seeds(plan: SeedPlan, src: Sources, cache, say: Callable[[str], None]) -> dict[str, Any]:
-    """Train every unfinished retraining (resuming any with a checkpoint); return the cost."""
+def run_seeds(plan: SeedPlan, src: Sources, cache, say: Callable[[str], None]) -> tuple[int, float]:
+    """Train every unfinished retraining (resuming any with a checkpoint); return the epochs and seconds spent."""
     from aerotune.train.fit import fit
 
     assert plan.output is not None
@@ -170,10 +182,11 @@ def run_seeds(plan: SeedPlan, src: Sources, cache, say: Callable[[str], None]) -
             before = _epochs_done(job.path)
             result = fit(job.config, cache, job.path, split=split)
             trained += result.epochs - before
-    return {"epochs_now": trained, "seconds_now": round(time.perf_counter() - t0, 1)}
+    return trained, round(time.perf_counter() - t0, 1)
 
 
 def _epochs_done(path: Path) -> int:
+    """Epochs a retraining folder has logged (0 without a readable history)."""
     import json
 
     try:
@@ -182,7 +195,7 @@ def _epochs_done(path: Path) -> int:
         return 0
 
 
-def seed_numbers(plan: SeedPlan, src: Sources, cache, *, device: str, say: Callable[[str], None]) -> dict[str, Any]:
+def seed_numbers(plan: SeedPlan, src: Sources, cache, *, device: str, say: Callable[[str], None]) -> SeedNumbers:
     """Each retraining's validation loss and mean IoU (and, with a test portion, its whole test images')."""
     from aerotune.report.whole import test_samples
     from aerotune.train.records import read_training_run
@@ -203,70 +216,87 @@ def seed_numbers(plan: SeedPlan, src: Sources, cache, *, device: str, say: Calla
             pooled = score_samples(Predictor.load(run.checkpoint, device=device), samples)["pooled"]
             found |= {"test_mean_iou": pooled["mean_iou"], "test_pixel_accuracy": pooled["pixel_accuracy"]}
         per_run[(job.trial, job.seed)] = found
-    return {"runs": per_run, "basis": "test" if samples else "validation", "test_images": len(samples or [])}
+    return SeedNumbers(per_run, "test" if samples else "validation", len(samples or []))
 
 
-def section(plan: SeedPlan, numbers: dict[str, Any], cost: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+def section(plan: SeedPlan, numbers: SeedNumbers, cost: tuple[int, float], labels: dict[str, str]) -> SeedsSection:
     """``report.json``'s ``seeds``: per model mean ± spread, the comparisons and the verdict sentence."""
     from aerotune.report.seed_text import basis_text, verdict_text
 
-    basis, runs = numbers["basis"], numbers["runs"]
-    iou_key = "test_mean_iou" if basis == "test" else "val_mean_iou"
-    models: dict[str, Any] = {}
-    values: dict[str, dict[str, list[float]]] = {}
-    for role, trial in plan.models.items():
-        mine = [runs[(j.trial, j.seed)] for j in plan.jobs if j.trial == trial and (j.trial, j.seed) in runs]
-        values[role] = {k: [m[k] for m in mine if m.get(k) is not None] for k in ("val_loss", iou_key)}
-        models[role] = {
-            "trial": trial,
-            "seeds": [j.seed for j in plan.jobs if j.trial == trial],
-            "runs": [str(j.path.resolve()) for j in plan.jobs if j.trial == trial],
-            "val_loss": spread(values[role]["val_loss"]),
-            "mean_iou": spread(values[role][iou_key]),
-        }
-        if basis == "test":
-            models[role]["pixel_accuracy"] = spread([m["test_pixel_accuracy"] for m in mine])
-            models[role]["val_mean_iou"] = spread([m["val_mean_iou"] for m in mine])
-    pairs = [
-        (a, b)
-        for a, b in (("tuned", "baseline"), ("tuned", "default"), ("default", "baseline"))
-        if {a, b} <= set(models)
+    iou_key = "test_mean_iou" if numbers.basis == "test" else "val_mean_iou"
+    values = {role: _values(plan, numbers, trial, iou_key) for role, trial in plan.models.items()}
+    models = {role: _seed_model(plan, numbers, trial, iou_key) for role, trial in plan.models.items()}
+    found = SeedsSection(
+        k=plan.k,
+        epochs_each=plan.epochs,
+        folder=str(plan.output.path.resolve()) if plan.output else "",
+        basis=numbers.basis,
+        basis_text=basis_text(numbers.basis, numbers.test_images),
+        test=TEST_NAME,
+        alpha=ALPHA,
+        models=models,
+        comparisons=_comparisons(values, iou_key),
+        cost=SeedCost(
+            runs=len(plan.jobs),
+            epochs=plan.epochs_total,
+            seconds=round(sum(_seconds(j.path) for j in plan.jobs), 1),
+            epochs_now=cost[0],
+            seconds_now=cost[1],
+        ),
+    )
+    return dataclasses.replace(found, verdict=verdict_text(found, labels))
+
+
+def _measured(plan: SeedPlan, numbers: SeedNumbers, trial: int) -> list[dict[str, float]]:
+    """The numbers of ``trial``'s retrainings that gave any."""
+    return [
+        numbers.runs[(j.trial, j.seed)] for j in plan.jobs if j.trial == trial and (j.trial, j.seed) in numbers.runs
     ]
-    comparisons = []
-    for a, b in pairs:
+
+
+def _values(plan: SeedPlan, numbers: SeedNumbers, trial: int, iou_key: str) -> dict[str, list[float]]:
+    """``trial``'s validation losses and mean IoUs (on the basis), one per retraining."""
+    mine = _measured(plan, numbers, trial)
+    return {k: [m[k] for m in mine if m.get(k) is not None] for k in ("val_loss", iou_key)}
+
+
+def _seed_model(plan: SeedPlan, numbers: SeedNumbers, trial: int, iou_key: str) -> SeedModel:
+    """One compared model's retrainings: its seeds, folders, and mean ± spread of each number."""
+    values, mine = _values(plan, numbers, trial, iou_key), _measured(plan, numbers, trial)
+    test = numbers.basis == "test"
+    return SeedModel(
+        trial=trial,
+        seeds=[j.seed for j in plan.jobs if j.trial == trial],
+        runs=[str(j.path.resolve()) for j in plan.jobs if j.trial == trial],
+        val_loss=spread(values["val_loss"]),
+        mean_iou=spread(values[iou_key]),
+        pixel_accuracy=spread([m["test_pixel_accuracy"] for m in mine]) if test else None,
+        val_mean_iou=spread([m["val_mean_iou"] for m in mine]) if test else None,
+    )
+
+
+def _comparisons(values: dict[str, dict[str, list[float]]], iou_key: str) -> list[SeedComparison]:
+    """Tuned against the reference, tuned against the default recipe, the default recipe against the reference."""
+    found = []
+    for a, b in (("tuned", "baseline"), ("tuned", "default"), ("default", "baseline")):
+        if not {a, b} <= set(values):
+            continue
         va, vb = values[a], values[b]
         if not (va[iou_key] and vb[iou_key]):
             continue
-        comparisons.append(
-            {
-                "model": a,
-                "than": b,
-                "mean_iou": comparison(va[iou_key], vb[iou_key], higher_is_better=True),
-                "val_loss": comparison(va["val_loss"], vb["val_loss"], higher_is_better=False),
-            }
+        found.append(
+            SeedComparison(
+                model=a,
+                than=b,
+                mean_iou=comparison(va[iou_key], vb[iou_key], higher_is_better=True),
+                val_loss=comparison(va["val_loss"], vb["val_loss"], higher_is_better=False),
+            )
         )
-    found = {
-        "k": plan.k,
-        "epochs_each": plan.epochs,
-        "folder": str(plan.output.path.resolve()) if plan.output else "",
-        "basis": basis,
-        "basis_text": basis_text(basis, numbers["test_images"]),
-        "test": TEST_NAME,
-        "alpha": ALPHA,
-        "models": models,
-        "comparisons": comparisons,
-        "cost": {
-            "runs": len(plan.jobs),
-            "epochs": plan.epochs_total,
-            "seconds": round(sum(_seconds(j.path) for j in plan.jobs), 1),
-            **cost,
-        },
-    }
-    found["verdict"] = verdict_text(found, labels)
     return found
 
 
 def _seconds(path: Path) -> float:
+    """Seconds a retraining folder's logged epochs took."""
     import json
 
     try:
@@ -277,7 +307,7 @@ def _seconds(path: Path) -> float:
 
 def seed_verdict(
     plan: SeedPlan, src: Sources, *, labels: dict[str, str], device: str, say: Callable[[str], None]
-) -> dict[str, Any]:
+) -> SeedsSection:
     """Retrain what ``plan`` says (reusing finished retrainings), evaluate them and return the ``seeds`` section."""
     from aerotune.report.evaluate import open_run_cache
 

@@ -3,29 +3,35 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
 from aerotune.report.figures import BASELINE, MUTED, TUNED, WIDE, integer_x, new_figure
+from aerotune.report.records import TrialRow
+
+#: How a kind of trial is drawn: (colour, line style, end marker, legend label).
+TRIAL_KINDS = {
+    "COMPLETE": ("#5E8FBF", "-", "o", "complete"),
+    "PRUNED": (MUTED, "-", "x", "pruned (× where HyperBand stopped it)"),
+    "budget": (MUTED, ":", "|", "stopped by the study's epoch budget"),
+    "FAIL": ("#C0392B", ":", "v", "failed"),
+    "RUNNING": ("#5E8FBF", "--", ">", "running"),
+}
 
 
-def best_so_far_figure(trials: list[dict[str, Any]], *, direction: str = "minimize", metric: str = "val_loss"):
-    """Best value so far against the epochs spent (trials in order of their number); each finished trial a dot.
-
-    ``trials`` need ``number``, ``state``, ``epochs`` and ``value``.
-    """
+def best_so_far_figure(trials: list[TrialRow], *, direction: str = "minimize", metric: str = "val_loss"):
+    """Best value so far against the epochs spent (trials in order of their number); each finished trial a dot."""
     fig = new_figure(WIDE, 3.4)
     ax = fig.add_subplot()
     spent = 0
     xs, best, pts, pruned_pts = [0], [math.nan], [], []
     current = math.nan
     better = (lambda a, b: a < b) if direction == "minimize" else (lambda a, b: a > b)
-    for t in sorted(trials, key=lambda t: t["number"]):
-        spent += int(t.get("epochs") or 0)
-        v = t.get("value")
+    for t in sorted(trials, key=lambda t: t.number):
+        spent += int(t.epochs or 0)
+        v = t.value
         if isinstance(v, (int, float)) and math.isfinite(v):
-            if t["state"] == "COMPLETE":
+            if t.state == "COMPLETE":
                 pts.append((spent, v))
                 if not math.isfinite(current) or better(v, current):
                     current = v
@@ -61,68 +67,65 @@ def budget_figure(spent: int, reference: int):
     return fig
 
 
-def trial_curves_figure(
-    trials: list[dict[str, Any]], *, best: int | None, baseline: int | None, metric: str = "val_loss"
-):
+def trial_curves_figure(trials: list[TrialRow], *, best: int | None, baseline: int | None, metric: str = "val_loss"):
     """Every trial's per-epoch metric; pruned trials in grey with a cross where HyperBand stopped them."""
     fig = new_figure(WIDE, 3.8)
     ax = fig.add_subplot()
-    # (colour, line style, end marker, legend label) per kind of trial
-    kinds = {
-        "COMPLETE": ("#5E8FBF", "-", "o", "complete"),
-        "PRUNED": (MUTED, "-", "x", "pruned (× where HyperBand stopped it)"),
-        "budget": (MUTED, ":", "|", "stopped by the study's epoch budget"),
-        "FAIL": ("#C0392B", ":", "v", "failed"),
-        "RUNNING": ("#5E8FBF", "--", ">", "running"),
-    }
     seen: set[str] = set()
     finite = []
-    for t in sorted(trials, key=lambda t: t["number"]):
-        curve = t.get("curve") or []
-        if not curve:
+    for t in sorted(trials, key=lambda t: t.number):
+        if not t.curve:
             continue
-        ep = np.arange(1, len(curve) + 1)
-        finite += [v for v in curve if math.isfinite(v)]
-        if t["number"] in (best, baseline):
-            continue  # drawn last, on top
-        kind = "budget" if t.get("status") == "budget" else t["state"]
-        color, style, marker, label = kinds.get(kind, (MUTED, "-", ".", str(kind).lower()))
-        ax.plot(
-            ep,
-            curve,
-            color=color,
-            linestyle=style,
-            linewidth=0.9,
-            alpha=0.7,
-            marker=marker,
-            markevery=[-1],
-            markersize=5,
-            label=None if kind in seen else label,
-        )
-        seen.add(kind)
+        finite += [v for v in t.curve if v is not None and math.isfinite(v)]
+        if t.number not in (best, baseline):  # those two are drawn last, on top
+            _draw_trial(ax, t, seen)
     for number, color, label in ((baseline, BASELINE, "baseline trial"), (best, TUNED, "best trial")):
-        t = next((t for t in trials if t["number"] == number), None)
-        if t and t.get("curve"):
+        t = next((t for t in trials if t.number == number), None)
+        if t and t.curve:
             ax.plot(
-                np.arange(1, len(t["curve"]) + 1),
-                t["curve"],
+                np.arange(1, len(t.curve) + 1),
+                t.curve,
                 color=color,
                 linewidth=2.2,
                 label=f"{label} (#{number})",
                 zorder=4,
             )
-    if finite:  # a diverging trial would flatten every other curve: then clip the axis to the bulk of values
-        lo, q, hi = np.percentile(finite, [0, 90, 100])
-        if hi - lo > 3 * (q - lo) > 0:
-            hi = q + (q - lo) * 0.5
-        pad = (hi - lo) * 0.06 or 0.05
-        ax.set_ylim(lo - pad, hi + pad)
+    if finite:
+        ax.set_ylim(*_curve_limits(finite))
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
     ax.set_title("Learning curves of every trial")
     ax.legend(loc="upper right")
     integer_x(ax)
     return fig
+
+
+def _draw_trial(ax, t: TrialRow, seen: set[str]) -> None:
+    """One trial's curve in the style of its kind; the first of each kind labelled for the legend."""
+    kind = "budget" if t.status == "budget" else t.state
+    color, style, marker, label = TRIAL_KINDS.get(kind, (MUTED, "-", ".", str(kind).lower()))
+    ax.plot(
+        np.arange(1, len(t.curve) + 1),
+        t.curve,
+        color=color,
+        linestyle=style,
+        linewidth=0.9,
+        alpha=0.7,
+        marker=marker,
+        markevery=[-1],
+        markersize=5,
+        label=None if kind in seen else label,
+    )
+    seen.add(kind)
+
+
+def _curve_limits(finite: list[float]) -> tuple[float, float]:
+    """The y range of the curves: a diverging trial would flatten every other curve, so then clip to their bulk."""
+    lo, q, hi = np.percentile(finite, [0, 90, 100])
+    if hi - lo > 3 * (q - lo) > 0:
+        hi = q + (q - lo) * 0.5
+    pad = (hi - lo) * 0.06 or 0.05
+    return lo - pad, hi + pad
 
 
 def importance_figure(importances: dict[str, float]):

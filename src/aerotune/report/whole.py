@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from aerotune.errors import RunError
 from aerotune.report.collect import Sources
+from aerotune.report.records import WholeImagesSection, WholeNumbers, WholeSet
 from aerotune.train.records import TrainingRun
 
 #: The sets of whole images, in the order the report shows them.
@@ -26,15 +26,15 @@ class WholeImages:
     """Per set: the images and each model's pooled metrics; notes for the report."""
 
     images: dict[str, list[str]] = field(default_factory=dict)  # set -> image ids
-    models: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # model -> set -> pooled metrics
+    models: dict[str, dict[str, WholeNumbers]] = field(default_factory=dict)  # model -> set -> pooled metrics
     notes: list[str] = field(default_factory=list)
     overlap: float = 0.0
 
-    def section(self) -> dict[str, Any] | None:
+    def section(self) -> WholeImagesSection | None:
         """``report.json``'s ``whole_images``: None when the run has no whole held-out images."""
         if not self.images:
             return None
-        return {"overlap": self.overlap, "sets": {k: {"images": v} for k, v in self.images.items()}}
+        return WholeImagesSection(self.overlap, {k: WholeSet(v) for k, v in self.images.items()})
 
 
 def same_test_portion(a: TrainingRun, b: TrainingRun) -> bool:
@@ -101,7 +101,8 @@ def evaluate_whole(src: Sources, cache, *, device: str, say: Callable[[str], Non
                 note = f"The {set_name} images have no labelled pixel, so they give no whole-image numbers."
                 result.notes += [note] if note not in result.notes else []
                 continue
-            result.models.setdefault(name, {})[set_name] = pooled
+            whole = WholeNumbers.from_json({"images": len(chosen), **pooled}, where=f"{set_name} images")
+            result.models.setdefault(name, {})[set_name] = whole
     return result
 
 
