@@ -154,16 +154,8 @@ def train_epoch(
             break
         optimizer.zero_grad(set_to_none=True)
         if schedule is not None:
-            rate = schedule(i, len(starts))
-            for group in optimizer.param_groups:
-                group["lr"] = rate
-        if scaler is not None and scaler.is_enabled():
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
+            _set_rate(optimizer, schedule(i, len(starts)))
+        _step(loss, optimizer, scaler)
         metrics.update(logits, y, loss)
         stats.batches += 1
         stats.patches += len(y)
@@ -174,3 +166,20 @@ def train_epoch(
     if not check_each and stats.batches and not torch.isfinite(metrics.loss_sum):
         stats.diverged = True
     return stats
+
+
+def _set_rate(optimizer: torch.optim.Optimizer, rate: float) -> None:
+    """Set every parameter group's learning rate."""
+    for group in optimizer.param_groups:
+        group["lr"] = rate
+
+
+def _step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
+    """Back-propagate ``loss`` and step the optimizer (through the gradient scaler when it is enabled)."""
+    if scaler is not None and scaler.is_enabled():
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
