@@ -23,20 +23,20 @@ import numpy as np
 import torch
 
 from aerotune import interrupts
-from aerotune.config import RunConfig, keys_with_role
+from aerotune.config import RunConfig
 from aerotune.data.dataset import PatchDataset, Split, channel_stats, make_split
-from aerotune.data.palette import Palette
 from aerotune.data.patches import PatchCache
-from aerotune.errors import AerotuneError, RunError
 from aerotune.files import resolved, write_json, write_text
-from aerotune.model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from aerotune.model.checkpoint import Checkpoint, save_checkpoint
 from aerotune.model.losses import make_loss, objective_loss
 from aerotune.model.unet import build_model
 from aerotune.outputs import output_kind, writing
-from aerotune.runtime import autocast, autocast_dtype, select_device, torch_threads
+from aerotune.runtime import autocast_dtype, select_device, torch_threads
 from aerotune.train.metrics import SegmentationMetrics
 from aerotune.train.records import DataRecord, EpochRecord, RunMetrics
-from aerotune.train.step import (
+from aerotune.train.resume import check_resume  # noqa: F401 - imported from here too
+from aerotune.train.step import (  # noqa: F401 - evaluate: imported from here too
+    evaluate,
     learning_rate,
     make_optimizer,
     prepare_model,
@@ -88,37 +88,6 @@ def make_datasets(cache: PatchCache, config: RunConfig, split: Split) -> tuple[P
     )
     val = PatchDataset(cache, split.val, normalization=d.normalization, stats=stats)
     return train, val, stats
-
-
-@torch.inference_mode()
-def evaluate(
-    model: torch.nn.Module,
-    dataset: PatchDataset,
-    palette: Palette,
-    *,
-    batch_size: int,
-    device: torch.device,
-    loss_fn: Callable | None = None,
-    dtype: torch.dtype | None = None,
-    extra: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
-    channels_last: bool | None = None,
-) -> SegmentationMetrics:
-    """Run the model over a dataset in eval mode and accumulate metrics (and ``extra(logits, y)``).
-
-    ``channels_last`` None: on CUDA only. Metrics and loss accumulate on the device.
-    """
-    model.eval()
-    channels_last = device.type == "cuda" if channels_last is None else channels_last
-    metrics = SegmentationMetrics(palette.names, ignore_index=palette.ignore_index, device=device)
-    for start in range(0, len(dataset), batch_size):
-        x, y = dataset.batch(list(range(start, min(start + batch_size, len(dataset)))), device)
-        x, y = to_device(x, device, channels_last), y.to(device, non_blocking=True)
-        with autocast(device, dtype):
-            logits = model(x)
-        metrics.update(logits, y, loss_fn(logits, y) if loss_fn else None)
-        if extra:
-            extra(logits.float(), y)
-    return metrics
 
 
 def fit(
@@ -385,47 +354,6 @@ def _finish(run: _Training, status: str, reason: str) -> RunResult:
     _write_history(run.out, run.history)
     record.write(run.out / RunMetrics.FILE)
     return RunResult(run.out, status, len(run.history), run.best_epoch, run.best_val, run.history, record, reason)
-
-
-def check_resume(out: Path, config: RunConfig) -> Mapping[str, Any] | None:
-    """The checkpoint to resume ``out`` from (None for a fresh run), checked against ``config``.
-
-    Called before anything is written: a run folder that holds a run with other settings is refused whole.
-    """
-    last = Path(out) / "checkpoints" / "last.pt"
-    if not last.is_file():
-        return None
-    state = load_checkpoint(last)
-    try:
-        old = RunConfig.from_dict(state["config"], where=str(last))
-    except AerotuneError as exc:
-        raise RunError(f"{last}: cannot read the run's settings ({exc}); choose a new --out") from None
-    mine, theirs = _without_epochs(config), _without_epochs(old)
-    if mine != theirs:
-        key = next(f"{s}.{k}" for s in mine for k in mine[s] if mine[s][k] != theirs.get(s, {}).get(k))
-        raise RunError(
-            f"{out}: run folder holds a run with a different config ({key} = {_get(theirs, key)!r}, "
-            f"not {_get(mine, key)!r}); repeat its settings to resume it, or choose a new --out"
-        )
-    if "split" not in state:
-        raise RunError(f"{last}: checkpoint has no split; it was not written by aerotune train; choose a new --out")
-    return state
-
-
-def _get(d: Mapping[str, Mapping[str, object]], key: str) -> object:
-    """The value of ``section.name`` in a config's dict."""
-    section, name = key.split(".", 1)
-    return d.get(section, {}).get(name)
-
-
-def _without_epochs(config: RunConfig) -> dict[str, dict[str, object]]:
-    """The settings a resumed run must repeat: all but its length and how it runs (progress bars, threads)."""
-    d = config.to_dict()
-    for key in keys_with_role("resource", "runtime"):
-        section, name = key.split(".", 1)
-        if key != "train.device":  # a run resumes on the device it started on
-            d[section].pop(name)
-    return d
 
 
 def _write_history(out: Path, history: list[EpochRecord]) -> None:
