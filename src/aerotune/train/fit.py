@@ -36,6 +36,7 @@ from aerotune.train.metrics import SegmentationMetrics
 from aerotune.train.records import DataRecord, EpochRecord, RunMetrics
 from aerotune.train.resume import check_resume  # noqa: F401 - imported from here too
 from aerotune.train.step import (  # noqa: F401 - evaluate: imported from here too
+    Speed,
     evaluate,
     learning_rate,
     make_optimizer,
@@ -140,7 +141,7 @@ class _Training:
     device: torch.device
     dtype: torch.dtype | None
     settings_pending: bool  # a resumed run records its settings only with its next checkpoint
-    speed: Any = None
+    speed: Speed | None = None  # channels-last, compile and fast-dropout decisions
     model: torch.nn.Module | None = None
     step_model: torch.nn.Module | None = None  # model itself, or its compiled wrapper (same parameters)
     optimizer: torch.optim.Optimizer | None = None
