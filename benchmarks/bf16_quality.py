@@ -47,7 +47,7 @@ def main() -> None:
         run = work / precision
         shutil.rmtree(run, ignore_errors=True)
         r = fit(base.with_overrides({"train.precision": precision}), cache, run)
-        n_train = r.metrics["patches"]["train"]
+        n_train = r.metrics.patches["train"]
         secs = [h["seconds"] for h in r.history]
         results[precision] = (sum(secs) / len(secs), r.history)
         print(

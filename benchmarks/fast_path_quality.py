@@ -61,7 +61,7 @@ def main() -> None:
         secs = [h["seconds"] for h in r.history]
         results[name] = r.history
         print(
-            f"{name}: {sum(secs) / len(secs):.1f} s/epoch (validation included), precision {r.metrics['precision']}",
+            f"{name}: {sum(secs) / len(secs):.1f} s/epoch (validation included), precision {r.metrics.precision}",
             flush=True,
         )
         for h in r.history:

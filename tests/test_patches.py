@@ -98,3 +98,27 @@ def test_open_cache_of_a_broken_folder(tmp_path):
     (tmp_path / "manifest.json").write_text("{}")
     with pytest.raises(DatasetError, match="rebuild it"):
         open_cache(tmp_path)
+
+
+def test_a_failed_cut_closes_the_cache_files(tmp_path, monkeypatch):
+    """A pair that fails while the patches are cut leaves no open file behind (the cache files are closed)."""
+    import aerotune.data.patches as patches
+
+    root = make_tiled(tmp_path / "d", size=(64, 64))
+    opened = []
+
+    def tracked_open(*args, **kwargs):
+        fh = open(*args, **kwargs)
+        opened.append(fh)
+        return fh
+
+    def broken_mask(*args, **kwargs):
+        raise DatasetError("the mask cannot be read")
+
+    monkeypatch.setattr(patches, "open", tracked_open, raising=False)
+    monkeypatch.setattr(patches, "read_mask", broken_mask)
+    with pytest.raises(DatasetError, match="the mask cannot be read"):
+        prepare_patches(root, tmp_path / "c", DataConfig(patch_size=32), PALETTE)
+    assert sorted(os.path.basename(fh.name) for fh in opened if fh.name.endswith(".u8")) == ["images.u8", "masks.u8"]
+    assert all(fh.closed for fh in opened)
+    assert not (tmp_path / "c").exists()

@@ -99,4 +99,4 @@ def test_non_finite_loss_ends_the_run_as_diverged(cache, tmp_path):
 def test_cpu_autocast_runs(cache, tmp_path, precision):
     result = fit(config(**{"train.precision": precision, "train.epochs": 1}), cache, tmp_path / precision)
     assert result.status == "completed"
-    assert result.metrics["precision"] == "bfloat16"
+    assert result.metrics.precision == "bfloat16"

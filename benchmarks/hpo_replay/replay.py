@@ -277,7 +277,7 @@ def table_fit(table: Table, noise_seed: int):
             history.append(record)
             callback.on_epoch_end(epoch, record)
         best = min((h["val_loss"] for h in history), default=math.inf)
-        return RunResult(Path(out), status, len(history), None, best, history, {}, reason)
+        return RunResult(Path(out), status, len(history), None, best, history, None, reason)
 
     return fit
 

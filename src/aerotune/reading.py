@@ -82,8 +82,9 @@ def read_text(path: str | Path, *, what: str, fix: str, error: type[AerotuneErro
 def load_json(text: str, *, where: str, error: type[AerotuneError] = ConfigError) -> Any:
     """Parse JSON; a key given twice in one object is an error (the default would silently keep the last)."""
 
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+    def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
+        """One JSON object, refusing a key given twice."""
+        out: dict[str, object] = {}
         for key, value in items:
             if key in out:
                 raise error(f"{where}: key {key!r} appears twice ({out[key]!r} and {value!r}); keep one of them")

@@ -80,19 +80,10 @@ def inspect_dataset(
     sizes: dict[str, tuple[int, int]] = {}
     good: list[Sample] = []
     for s in found.samples:
-        try:
-            size = image_size(s.image)
-            if bands:
-                check_training_image(s.image, bands)
-            decode(s.image)  # decode fully: truncated JPEGs only fail here
-            mask = read_mask(s.mask, palette)
-        except DatasetError as exc:
-            problems.append(Problem(None, str(exc), s))
+        read = _read_pair(s, palette, bands, mask_size, problems)
+        if read is None:
             continue
-        problem = size_problem(size, (mask.shape[1], mask.shape[0]), mask_size)
-        if problem:
-            problems.append(Problem(s.mask, problem, s))
-            continue
+        size, mask = read
         scaled = (round(size[0] * scale), round(size[1] * scale))
         if min(scaled) < patch_size:
             problems.append(
@@ -117,3 +108,23 @@ def inspect_dataset(
         )
         problems.append(Problem(None, message))
     return insp
+
+
+def _read_pair(
+    s: Sample, palette: Palette, bands: tuple[int, ...] | None, mask_size: str, problems: list[Problem]
+) -> tuple[tuple[int, int], np.ndarray] | None:
+    """A pair's image size and its mask, read whole; None (with the problem added) when it cannot be used."""
+    try:
+        size = image_size(s.image)
+        if bands:
+            check_training_image(s.image, bands)
+        decode(s.image)  # decode fully: truncated JPEGs only fail here
+        mask = read_mask(s.mask, palette)
+    except DatasetError as exc:
+        problems.append(Problem(None, str(exc), s))
+        return None
+    problem = size_problem(size, (mask.shape[1], mask.shape[0]), mask_size)
+    if problem:
+        problems.append(Problem(s.mask, problem, s))
+        return None
+    return size, mask

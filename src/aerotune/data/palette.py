@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import colorsys
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,14 +179,14 @@ class Palette:
         """The mask value of every class: its colour, or its id."""
         return list(self.ids) if self.ids is not None else list(self.colors)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """The classes-file format: name -> hex colour, or name -> {"id": N, "color": hex} for index palettes."""
         if self.ids is None:
             return dict(zip(self.names, self.hex_colors))
         return {n: {"id": i, "color": c} for n, i, c in zip(self.names, self.ids, self.hex_colors)}
 
     @classmethod
-    def from_dict(cls, mapping: dict[str, Any], *, where: str = "palette") -> Palette:
+    def from_dict(cls, mapping: Mapping[str, Any], *, where: str = "palette") -> Palette:
         """Build from name -> "#RRGGBB", name -> id, or name -> {"id": N, "color": "#RRGGBB"} (one kind only)."""
         names, colors, ids = [], [], []
         kinds: dict[str, str] = {}

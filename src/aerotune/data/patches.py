@@ -9,19 +9,28 @@ largest image, not by the dataset.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image
 
 from aerotune.config import DataConfig, keys_with_role
+from aerotune.data.manifest import (  # noqa: F401 - PatchCache, open_cache, is_cache: imported from here too
+    CACHE_VERSION,
+    MANIFEST,
+    CacheManifest,
+    PatchCache,
+    is_cache,
+    open_cache,
+)
 from aerotune.data.masks import (
     PAIR_HINT,
     image_size,
@@ -34,14 +43,11 @@ from aerotune.data.palette import Palette, key_text
 from aerotune.data.rasters import Bands, check_training_image, read_scaled, scaled_size, training_bands
 from aerotune.data.sources import Discovery, Sample, discover_for
 from aerotune.errors import DatasetError, PaletteError, first_line
-from aerotune.files import write_json
 from aerotune.outputs import check_output, writing
 from aerotune.reading import file_problem, show
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
-CACHE_VERSION = 1
 #: The settings that change the cache's content (role "cache" in config.py); the others (split...) do not.
 CACHE_KEYS = tuple(key.split(".", 1)[1] for key in keys_with_role("cache"))
 
@@ -61,75 +67,6 @@ def patch_starts(length: int, patch: int, mode: str) -> list[int]:
     return starts
 
 
-@dataclass
-class PatchCache:
-    """An opened patch cache. Arrays are read-only memmaps."""
-
-    root: Path
-    manifest: dict[str, Any]
-    images: np.ndarray
-    masks: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-    @property
-    def palette(self) -> Palette:
-        """The classes, in the display colours the masks' own PNG palette gave (``mask_colors``) where it did."""
-        return self.classes_palette.with_colors(self.manifest.get("mask_colors", {}))
-
-    @property
-    def classes_palette(self) -> Palette:
-        """The classes as the classes file gave them (what the cache's hash and comparisons see)."""
-        return Palette.from_dict(self.manifest["palette"])
-
-    @property
-    def patch_size(self) -> int:
-        return int(self.manifest["settings"]["patch_size"])
-
-    @property
-    def bands(self) -> Bands:
-        """The model input the patches hold: band count, GeoTIFF bands and uint16 scaling."""
-        return Bands.from_dict(self.manifest.get("bands"))
-
-    @property
-    def sources(self) -> list[dict[str, Any]]:
-        return self.manifest["sources"]
-
-    @property
-    def patch_source(self) -> np.ndarray:
-        """Index into ``sources`` for every patch."""
-        return np.asarray([p[0] for p in self.manifest["patches"]], dtype=np.int64)
-
-    @property
-    def patch_tile(self) -> list[str]:
-        return [self.sources[p[0]]["tile"] for p in self.manifest["patches"]]
-
-
-def open_cache(path: str | Path) -> PatchCache:
-    """Open a cache written by :func:`prepare_patches`."""
-    path = Path(path)
-    try:
-        manifest = json.loads((path / MANIFEST).read_text())
-        n, p = manifest["count"], manifest["settings"]["patch_size"]
-        shape_i, shape_m = (n, p, p, Bands.from_dict(manifest.get("bands")).count), (n, p, p)
-        if n == 0:
-            images, masks = np.zeros(shape_i, np.uint8), np.zeros(shape_m, np.uint8)
-        else:
-            images = np.memmap(path / "images.u8", dtype=np.uint8, mode="r", shape=shape_i)
-            masks = np.memmap(path / "masks.u8", dtype=np.uint8, mode="r", shape=shape_m)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DatasetError(
-            f"{show(path)}: not a readable aerotune patch cache ({first_line(exc)}); "
-            "rebuild it with: aerotune data prepare ROOT --out CACHE"
-        ) from None
-    return PatchCache(path, manifest, images, masks)
-
-
-def is_cache(path: str | Path) -> bool:
-    return (Path(path) / MANIFEST).is_file()
-
-
 def _hash_file(h: Any, path: Path, root: Path) -> None:
     h.update(os.fsencode(path.relative_to(root)))
     try:
@@ -141,7 +78,8 @@ def _hash_file(h: Any, path: Path, root: Path) -> None:
         raise DatasetError(f"{show(path)}: {problem}") from None
 
 
-def _settings_hash(settings: dict[str, Any], palette: Palette) -> Any:
+def _settings_hash(settings: Mapping[str, object], palette: Palette) -> Any:
+    """A SHA-256 started with the cache version, the settings and the palette."""
     h = hashlib.sha256()
     h.update(
         json.dumps({"v": CACHE_VERSION, "settings": settings, "palette": palette.to_dict()}, sort_keys=True).encode()
@@ -248,11 +186,9 @@ def prepare_patches(
 
     with writing(out, "cache", inputs=[root], replace=True) as place:
         manifest = _fill(place.path, plan, config, palette, root, skipped, progress)
-        manifest["inputs_hash"] = digest
-        shown = mask_palette_colors(palette, [entry[0].mask for entry in plan])
-        if shown:  # recorded apart from the palette: the hash and comparisons see the classes file's
-            manifest["mask_colors"] = shown
-        write_json(place.path / MANIFEST, manifest)
+        # the masks' colours are recorded apart from the palette: the hash and comparisons see the classes file's
+        shown = mask_palette_colors(palette, [entry[0].mask for entry in plan]) or None
+        replace(manifest, inputs_hash=digest, mask_colors=shown).write(place.path / MANIFEST)
     for entry in skipped:
         log.warning("skipped %s: %s", " + ".join(v for k, v in entry.items() if k != "reason" and v), entry["reason"])
     return open_cache(out)
@@ -286,67 +222,107 @@ def _fill(
     root: Path,
     skipped: list[dict[str, str]],
     progress: Callable[[int, int], None] | None,
-) -> dict[str, Any]:
-    p = config.patch_size
+) -> CacheManifest:
+    """Cut every planned pair into patches written to ``tmp``; the manifest (without the inputs' hash)."""
+    bands = training_bands([s.image for s, *_ in plan], config.band_list)
+    tally = _Tally(config.patch_size, palette, bands.count)
     # Plain sequential writes, not a writable memmap: dirty mapped pages would count towards the
     # process's resident memory until the end, and memory must stay bounded by one image.
-    images = open(tmp / "images.u8", "wb")  # noqa: SIM115 - closed below
-    masks = open(tmp / "masks.u8", "wb")  # noqa: SIM115
-    bands = training_bands([s.image for s, *_ in plan], config.band_list)
-    patch_img = np.zeros((p, p, bands.count), dtype=np.uint8)
-    patch_ids = np.zeros((p, p), dtype=np.uint8)
-    sources, patches = [], []
-    unknown: dict[tuple[int, int, int], int] = {}
-    unknown_files: dict[tuple[int, int, int], list[str]] = {}
-    labelled_total = labelled_kept = total_px = 0
-    class_pixels = np.zeros(palette.num_classes, dtype=np.int64)
-    k = 0
-    for step, (s, (w, h), rows, cols) in enumerate(plan):
-        try:
-            scene = check_training_image(s.image, bands.select, bands)
-            img = read_scaled(scene, config.scale)  # as prediction reads it: same bands, scaling and resampling
-            if img.shape != (h, w, bands.count):
-                raise DatasetError(f"{show(s.image)}: the image changed while the patches were cut; run again")
-            mask = read_mask(s.mask, palette)
-            size = (scene.width, scene.height)
-            problem = size_problem(size, (mask.shape[1], mask.shape[0]), config.mask_size)
-            if problem:  # the file changed since its header was read
-                raise DatasetError(f"{show(s.mask)}: {problem}")
-        except DatasetError as exc:
-            if not config.skip_bad_pairs:
-                raise
-            _skip(skipped, root, s, str(exc))
-            continue
-        i = len(sources)
-        ids, unk = palette.encode(mask, tolerance=config.color_tolerance)
+    with contextlib.ExitStack() as files:  # closed however the cutting ends
+        images = files.enter_context(open(tmp / "images.u8", "wb"))
+        masks = files.enter_context(open(tmp / "masks.u8", "wb"))
+        for step, entry in enumerate(plan):
+            pair = _read_pair(entry, config, palette, bands, root, skipped)
+            if pair is not None:
+                tally.cut(entry, *pair, images, masks, root, config.color_tolerance)
+            if progress:
+                progress(step + 1, len(plan))
+        if not tally.sources:
+            raise DatasetError(
+                f"{show(root)}: every image/mask pair was skipped, the first because: {skipped[-1]['reason']}"
+            )
+        if tally.unknown and config.unknown_colors == "error":
+            raise PaletteError(
+                unknown_colors_message(
+                    tally.unknown,
+                    tally.unknown_files,
+                    tally.total_px,
+                    palette=palette,
+                    tolerance=config.color_tolerance,
+                )
+            )
+        for fh in (images, masks):
+            fh.flush()
+            os.fsync(fh.fileno())
+    return tally.manifest(root, config, palette, bands, skipped)
+
+
+def _read_pair(
+    entry: tuple, config: DataConfig, palette: Palette, bands: Bands, root: Path, skipped: list[dict[str, str]]
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int]] | None:
+    """A planned pair's scaled image, its mask's colours and its size; None when it is skipped."""
+    s, (w, h), _rows, _cols = entry
+    try:
+        scene = check_training_image(s.image, bands.select, bands)
+        img = read_scaled(scene, config.scale)  # as prediction reads it: same bands, scaling and resampling
+        if img.shape != (h, w, bands.count):
+            raise DatasetError(f"{show(s.image)}: the image changed while the patches were cut; run again")
+        mask = read_mask(s.mask, palette)
+        size = (scene.width, scene.height)
+        problem = size_problem(size, (mask.shape[1], mask.shape[0]), config.mask_size)
+        if problem:  # the file changed since its header was read
+            raise DatasetError(f"{show(s.mask)}: {problem}")
+    except DatasetError as exc:
+        if not config.skip_bad_pairs:
+            raise
+        _skip(skipped, root, s, str(exc))
+        return None
+    return img, mask, size
+
+
+class _Tally:
+    """The patches cut so far, where they came from, and the pixel counts the manifest records."""
+
+    def __init__(self, patch: int, palette: Palette, channels: int) -> None:
+        self.p, self.palette = patch, palette
+        self.patch_img = np.zeros((patch, patch, channels), dtype=np.uint8)
+        self.patch_ids = np.zeros((patch, patch), dtype=np.uint8)
+        self.sources: list[dict[str, object]] = []
+        self.patches: list[list[int]] = []
+        self.unknown: dict[tuple[int, int, int], int] = {}
+        self.unknown_files: dict[tuple[int, int, int], list[str]] = {}
+        self.labelled_total = self.labelled_kept = self.total_px = 0
+        self.class_pixels = np.zeros(palette.num_classes, dtype=np.int64)
+
+    def cut(
+        self,
+        entry: tuple,
+        img: np.ndarray,
+        mask: np.ndarray,
+        size: tuple[int, int],
+        images: BinaryIO,
+        masks: BinaryIO,
+        root: Path,
+        tolerance: int,
+    ) -> None:
+        """Encode one pair's mask, write its patches and count its pixels."""
+        s, (w, h), rows, cols = entry
+        palette, i = self.palette, len(self.sources)
+        ids, unk = palette.encode(mask, tolerance=tolerance)
         del mask
-        total_px += ids.size
+        self.total_px += ids.size
         for c, n in unk.items():
-            unknown[c] = unknown.get(c, 0) + n
-            unknown_files.setdefault(c, []).append(show(s.mask))
+            self.unknown[c] = self.unknown.get(c, 0) + n
+            self.unknown_files.setdefault(c, []).append(show(s.mask))
         ids = _resize_ids(ids, (w, h))
-        covered = np.zeros((h, w), dtype=bool)
-        for r in rows:
-            for c in cols:
-                tile_img = img[r : r + p, c : c + p]
-                tile_ids = ids[r : r + p, c : c + p]
-                ph, pw = tile_ids.shape
-                patch_img[:] = 0
-                patch_ids[:] = palette.ignore_index  # padding, where an axis is shorter than a patch
-                patch_img[:ph, :pw] = tile_img
-                patch_ids[:ph, :pw] = tile_ids
-                images.write(patch_img.tobytes())
-                masks.write(patch_ids.tobytes())
-                covered[r : r + ph, c : c + pw] = True
-                patches.append([i, r, c])
-                k += 1
+        covered = self._write(img, ids, rows, cols, i, images, masks)
         labelled = ids != palette.ignore_index
-        labelled_total += int(labelled.sum())
+        self.labelled_total += int(labelled.sum())
         kept = ids[covered & labelled]
-        labelled_kept += int(kept.size)
-        class_pixels += np.bincount(kept, minlength=palette.num_classes)[: palette.num_classes]
+        self.labelled_kept += int(kept.size)
+        self.class_pixels += np.bincount(kept, minlength=palette.num_classes)[: palette.num_classes]
         # Printable text (bytes that are not UTF-8 as \xNN), so reports and JSON readers never choke on a name.
-        sources.append(
+        self.sources.append(
             {
                 "image": show(s.image.relative_to(root)),
                 "mask": show(s.mask.relative_to(root)),
@@ -357,41 +333,57 @@ def _fill(
                 "patches": len(rows) * len(cols),
             }
         )
-        if progress:
-            progress(step + 1, len(plan))
-    if not sources:
-        raise DatasetError(
-            f"{show(root)}: every image/mask pair was skipped, the first because: {skipped[-1]['reason']}"
+
+    def _write(
+        self,
+        img: np.ndarray,
+        ids: np.ndarray,
+        rows: list[int],
+        cols: list[int],
+        i: int,
+        images: BinaryIO,
+        masks: BinaryIO,
+    ) -> np.ndarray:
+        """Write the patches of source ``i``; which of its pixels they cover."""
+        p, patch_img, patch_ids = self.p, self.patch_img, self.patch_ids
+        covered = np.zeros(ids.shape, dtype=bool)
+        for r in rows:
+            for c in cols:
+                tile_img = img[r : r + p, c : c + p]
+                tile_ids = ids[r : r + p, c : c + p]
+                ph, pw = tile_ids.shape
+                patch_img[:] = 0
+                patch_ids[:] = self.palette.ignore_index  # padding, where an axis is shorter than a patch
+                patch_img[:ph, :pw] = tile_img
+                patch_ids[:ph, :pw] = tile_ids
+                images.write(patch_img.tobytes())
+                masks.write(patch_ids.tobytes())
+                covered[r : r + ph, c : c + pw] = True
+                self.patches.append([i, r, c])
+        return covered
+
+    def manifest(
+        self, root: Path, config: DataConfig, palette: Palette, bands: Bands, skipped: list[dict[str, str]]
+    ) -> CacheManifest:
+        """The cache's manifest, without the inputs' hash and the masks' colours."""
+        return CacheManifest(
+            root=str(root.resolve()),
+            count=len(self.patches),
+            settings={k: getattr(config, k) for k in CACHE_KEYS},
+            palette=palette.to_dict(),
+            bands=bands.to_dict(),
+            ignore_index=palette.ignore_index,
+            sources=self.sources,
+            patches=self.patches,
+            pixels={
+                "labelled": self.labelled_total,
+                "labelled_in_patches": self.labelled_kept,
+                "dropped_share": 1 - self.labelled_kept / max(self.labelled_total, 1),
+                "unknown": {key_text(c): n for c, n in self.unknown.items()},
+                "class_pixels": dict(zip(palette.names, self.class_pixels.tolist())),
+            },
+            skipped=skipped,
         )
-    if unknown and config.unknown_colors == "error":
-        images.close()
-        masks.close()
-        raise PaletteError(
-            unknown_colors_message(unknown, unknown_files, total_px, palette=palette, tolerance=config.color_tolerance)
-        )
-    for fh in (images, masks):
-        fh.flush()
-        os.fsync(fh.fileno())
-        fh.close()
-    return {
-        "version": CACHE_VERSION,
-        "root": str(root.resolve()),
-        "count": k,
-        "settings": {k: getattr(config, k) for k in CACHE_KEYS},
-        "palette": palette.to_dict(),
-        "bands": bands.to_dict(),
-        "ignore_index": palette.ignore_index,
-        "sources": sources,
-        "patches": patches,
-        "pixels": {
-            "labelled": labelled_total,
-            "labelled_in_patches": labelled_kept,
-            "dropped_share": 1 - labelled_kept / max(labelled_total, 1),
-            "unknown": {key_text(c): n for c, n in unknown.items()},
-            "class_pixels": dict(zip(palette.names, class_pixels.tolist())),
-        },
-        "skipped": skipped,
-    }
 
 
 def check_discovery(root: Path, found: Discovery, config: DataConfig) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,8 @@ class Bands:
     lo: tuple[float, ...] | None = None
     hi: tuple[float, ...] | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
+        """The bands as a manifest or checkpoint stores them."""
         return {
             "count": self.count,
             "select": list(self.select) if self.select else None,
@@ -111,7 +113,7 @@ class Bands:
         }
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any] | None) -> Bands:
+    def from_dict(cls, raw: Mapping[str, Any] | None) -> Bands:
         """From a manifest or checkpoint; None (written before bands existed) is 3-band RGB."""
         if not raw:
             return cls()
@@ -142,7 +144,7 @@ class Scene:
     height: int
     geo: bool  # read by rasterio; the mask is written as a GeoTIFF
     bands: tuple[int, ...] = ()  # 1-based bands to read (GeoTIFF)
-    profile: dict[str, Any] = field(default_factory=dict)
+    profile: dict[str, object] = field(default_factory=dict)
     dtype: str = "uint8"
     trained: Bands | None = None  # the model's input, whose scaling applies to uint16 scenes
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from aerotune.config import DataConfig, RunConfig
 from aerotune.data.patches import (
@@ -83,7 +82,7 @@ def settings_from_cache(data: str | Path, config: RunConfig, *, given: set[str])
         return config
     cache = open_cache(data)
     have = cache.manifest.get("settings", {})
-    changes: dict[str, Any] = {}
+    changes: dict[str, object] = {}
     for key in CACHE_KEYS:
         if key not in have:
             continue

@@ -150,6 +150,10 @@ def _nothing_found(root: Path, image_dirs: list[Path | None]) -> Problem:
     return Problem(root, f"no image files found ({' '.join(IMAGE_SUFFIXES)})")
 
 
+#: One place pairs are looked for: its tile ("" in the flat layout), its folder, and its images and masks folders.
+Group = tuple[str, Path, "Path | None", "Path | None"]
+
+
 def discover(
     root: str | Path,
     *,
@@ -165,6 +169,22 @@ def discover(
     dataset root or tile folder that holds image files and no image/mask folders).
     """
     root = Path(root)
+    _check_root(root)
+    given = (image_suffix, mask_suffix)
+    groups, layout = _groups(root, images_dir, masks_dir, given)
+    samples: list[Sample] = []
+    problems: list[Problem] = []
+    for group in groups:
+        problems.extend(_missing_folders(root, group, images_dir, masks_dir))
+        _pair_group(group, given, samples, problems)
+    if not samples and not problems:
+        problems.append(_nothing_found(root, [g[2] for g in groups]))
+    problems.sort(key=lambda p: not p.message.startswith(stems.HINT))  # a suggestion comes first
+    return Discovery(samples, problems, layout)
+
+
+def _check_root(root: Path) -> None:
+    """Refuse a dataset folder that is missing or not a folder."""
     if not is_dir(root):
         problem = "not found"
         if root.is_symlink() or root.exists():
@@ -173,84 +193,97 @@ def discover(
             f"{show(root)}: dataset folder {problem}; pass a folder with images/ and masks/ (or "
             "tile folders that each hold them)"
         )
-    given = (image_suffix, mask_suffix)
-    groups: list[tuple[str, Path, Path | None, Path | None]] = []
-    layout = "flat"
+
+
+def _groups(
+    root: Path, images_dir: str | None, masks_dir: str | None, given: tuple[str | None, str | None]
+) -> tuple[list[Group], str]:
+    """The places to look for pairs in, and the layout (flat or tiled); none at all is a ``DatasetError``."""
+    groups: list[Group] = []
     image, mask = pick(root, images_dir, masks_dir)
     if image or mask:
-        groups.append(("", root, image, mask))
-    elif any(given) and image_names(root):
-        groups.append(("", root, root, root))
-    else:
-        layout = "tiled"
-        for sub in (p for p in entries(root) if is_dir(p) and not p.name.startswith(".")):
-            image, mask = pick(sub, images_dir, masks_dir)
-            if image or mask:
-                groups.append((sub.name, sub, image, mask))
-            elif any(given) and image_names(sub):
-                groups.append((sub.name, sub, sub, sub))
+        return [("", root, image, mask)], "flat"
+    if any(given) and image_names(root):
+        return [("", root, root, root)], "flat"
+    for sub in (p for p in entries(root) if is_dir(p) and not p.name.startswith(".")):
+        image, mask = pick(sub, images_dir, masks_dir)
+        if image or mask:
+            groups.append((sub.name, sub, image, mask))
+        elif any(given) and image_names(sub):
+            groups.append((sub.name, sub, sub, sub))
     if not groups:
-        shared = next((f for f in (root, *entries(root)) if is_dir(f) and _holds_images(f)), None)
-        hint = _suggestion(shared, shared, shared, 0, given) if shared else None
-        if hint:
-            raise DatasetError(str(hint))
-        slip = inside_a_dataset(root, images_dir, masks_dir)
-        if slip:
-            raise DatasetError(slip)
-        raise DatasetError(
-            f"{show(root)}: no image and mask folders found; looked for "
-            f"{looked_for(images_dir, masks_dir)} in it and in its sub-folders, and saw "
-            f"{seen(root)}; name the folders with --images-dir NAME --masks-dir NAME"
-        )
-    samples: list[Sample] = []
-    problems: list[Problem] = []
-    for tile, folder, image_dir, mask_dir in groups:
-        for part, found, name in (("images", image_dir, images_dir), ("masks", mask_dir, masks_dir)):
-            if found is None:
-                k = 0 if part == "images" else 1
-                looked = name or "/, ".join(dict.fromkeys(pair[k] for pair in FOLDER_PAIRS))
-                problems.append(
-                    Problem(
-                        folder / (name or part),
-                        f"folder missing (looked for {looked}/, saw "
-                        f"{seen(folder, deep=False)}); add the {part} of {show(folder.name or root)} "
-                        f"or name their folder with --{part}-dir NAME",
-                    )
+        _no_folders(root, images_dir, masks_dir, given)
+    return groups, "tiled"
+
+
+def _no_folders(root: Path, images_dir: str | None, masks_dir: str | None, given: tuple) -> None:
+    """Raise the ``DatasetError`` for a dataset folder without image and mask folders, naming the likely fix."""
+    shared = next((f for f in (root, *entries(root)) if is_dir(f) and _holds_images(f)), None)
+    hint = _suggestion(shared, shared, shared, 0, given) if shared else None
+    if hint:
+        raise DatasetError(str(hint))
+    slip = inside_a_dataset(root, images_dir, masks_dir)
+    if slip:
+        raise DatasetError(slip)
+    raise DatasetError(
+        f"{show(root)}: no image and mask folders found; looked for "
+        f"{looked_for(images_dir, masks_dir)} in it and in its sub-folders, and saw "
+        f"{seen(root)}; name the folders with --images-dir NAME --masks-dir NAME"
+    )
+
+
+def _missing_folders(root: Path, group: Group, images_dir: str | None, masks_dir: str | None) -> list[Problem]:
+    """A problem for each of a group's images and masks folders that was not found."""
+    _tile, folder, image_dir, mask_dir = group
+    out = []
+    for part, found, name in (("images", image_dir, images_dir), ("masks", mask_dir, masks_dir)):
+        if found is None:
+            k = 0 if part == "images" else 1
+            looked = name or "/, ".join(dict.fromkeys(pair[k] for pair in FOLDER_PAIRS))
+            out.append(
+                Problem(
+                    folder / (name or part),
+                    f"folder missing (looked for {looked}/, saw "
+                    f"{seen(folder, deep=False)}); add the {part} of {show(folder.name or root)} "
+                    f"or name their folder with --{part}-dir NAME",
                 )
-        shared = image_dir is not None and image_dir == mask_dir
-        if shared and not any(given):
-            problems.append(_suggestion(folder, image_dir, mask_dir, 0, given) or Problem(image_dir, stems.SHARED))
+            )
+    return out
+
+
+def _pair_group(group: Group, given: tuple, samples: list[Sample], problems: list[Problem]) -> None:
+    """Pair the image and mask files of one group by stem, into ``samples``; the rest into ``problems``."""
+    tile, folder, image_dir, mask_dir = group
+    shared = image_dir is not None and image_dir == mask_dir
+    if shared and not any(given):
+        problems.append(_suggestion(folder, image_dir, mask_dir, 0, given) or Problem(image_dir, stems.SHARED))
+        return
+    bad: set[str] = set()  # stems of broken links, folders named like images...: already reported
+    odd: list[Problem] = []  # names that fit no suffix, pairs without a partner: a suffix may explain them
+    files: dict[str, dict[str, Path]] = {"image": {}, "mask": {}}
+    for kind, folder_ in (("image", image_dir), ("mask", mask_dir)):
+        if folder_ is not None and (kind == "image" or not shared):
+            sort = stems.sorter(kind, *given, shared=shared)
+            deep = folder_ != folder  # the root or a tile folder holding both kinds: its own files only
+            for k, found_ in _files(folder_, problems, odd, bad, sort, deep=deep).items():
+                files[k].update(found_)
+    images, masks = files["image"], files["mask"]
+    mname, iname = (mask_dir or folder / "masks").name, (image_dir or folder / "images").name
+    for stem in sorted(images.keys() | masks.keys()):
+        if stem in bad and (stem not in masks or stem not in images):
             continue
-        bad: set[str] = set()  # stems of broken links, folders named like images...: already reported
-        odd: list[Problem] = []  # names that fit no suffix, pairs without a partner: a suffix may explain them
-        files: dict[str, dict[str, Path]] = {"image": {}, "mask": {}}
-        for kind, folder_ in (("image", image_dir), ("mask", mask_dir)):
-            if folder_ is not None and (kind == "image" or not shared):
-                sort = stems.sorter(kind, *given, shared=shared)
-                deep = folder_ != folder  # the root or a tile folder holding both kinds: its own files only
-                for k, found_ in _files(folder_, problems, odd, bad, sort, deep=deep).items():
-                    files[k].update(found_)
-        images, masks = files["image"], files["mask"]
-        mname, iname = (mask_dir or folder / "masks").name, (image_dir or folder / "images").name
-        for stem in sorted(images.keys() | masks.keys()):
-            if stem in bad and (stem not in masks or stem not in images):
-                continue
-            if stem not in masks:
-                want = f"{show(mname)}/{show(stem)}{show(mask_suffix or '')}.png"
-                odd.append(Problem(images[stem], f"image has no mask; add {want} or remove it"))
-            elif stem not in images:
-                want = f"{show(iname)}/{show(stem)}{show(image_suffix or '')}.jpg"
-                odd.append(Problem(masks[stem], f"mask has no image; add {want} or remove it"))
-            else:
-                samples.append(Sample(images[stem], masks[stem], tile, stem))
-        hint = None
-        if odd and image_dir is not None and mask_dir is not None:
-            hint = _suggestion(folder, image_dir, mask_dir, len(images.keys() & masks.keys()), given)
-        problems.extend([hint] if hint else odd)
-    if not samples and not problems:
-        problems.append(_nothing_found(root, [g[2] for g in groups]))
-    problems.sort(key=lambda p: not p.message.startswith(stems.HINT))  # a suggestion comes first
-    return Discovery(samples, problems, layout)
+        if stem not in masks:
+            want = f"{show(mname)}/{show(stem)}{show(given[1] or '')}.png"
+            odd.append(Problem(images[stem], f"image has no mask; add {want} or remove it"))
+        elif stem not in images:
+            want = f"{show(iname)}/{show(stem)}{show(given[0] or '')}.jpg"
+            odd.append(Problem(masks[stem], f"mask has no image; add {want} or remove it"))
+        else:
+            samples.append(Sample(images[stem], masks[stem], tile, stem))
+    hint = None
+    if odd and image_dir is not None and mask_dir is not None:
+        hint = _suggestion(folder, image_dir, mask_dir, len(images.keys() & masks.keys()), given)
+    problems.extend([hint] if hint else odd)
 
 
 def discover_for(root: str | Path, config: DataConfig) -> Discovery:

@@ -8,6 +8,7 @@ validate on is refused before the run's folder, cache or checkpoints exist.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,12 +24,12 @@ class Patches(Protocol):
     """What a split needs of a patch cache."""
 
     root: Path
-    manifest: dict[str, Any]
+    manifest: Mapping[str, Any]
 
     def __len__(self) -> int: ...
 
     @property
-    def sources(self) -> list[dict[str, Any]]: ...
+    def sources(self) -> list[dict[str, object]]: ...
 
     @property
     def patch_source(self) -> np.ndarray: ...
@@ -42,9 +43,9 @@ class PlannedPatches:
     """The patches a dataset folder will be cut into (from ``plan_cache``), without cutting them."""
 
     root: Path
-    sources: list[dict[str, Any]]
+    sources: list[dict[str, object]]
     patch_source: np.ndarray
-    manifest: dict[str, Any] = field(default_factory=dict)
+    manifest: dict[str, object] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.patch_source)

@@ -150,13 +150,13 @@ def _buildings(
     return np.asarray(bld_im) > 0, np.asarray(roof_im, np.float32), np.asarray(shadow_im) > 0
 
 
-def _layout(rng: np.random.Generator, size: int) -> dict[str, np.ndarray]:
-    """Lay out all objects; return boolean class masks plus shading layers."""
+def _canvas(size: int) -> tuple[Image.Image, ImageDraw.ImageDraw]:
+    """A blank greyscale layer and its drawer."""
+    return (im := Image.new("L", (size, size))), ImageDraw.Draw(im)
 
-    def canvas() -> tuple[Image.Image, ImageDraw.ImageDraw]:
-        return (im := Image.new("L", (size, size))), ImageDraw.Draw(im)
 
-    # Water: a coastline (noise plus a ramp) or inland blobs; some scenes have none.
+def _water(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Water: a coastline (noise plus a ramp) or inland blobs; some scenes have none. The mask and its depth."""
     field, water_share = _fbm(rng, size, 160, 3), 0.0
     if rng.random() < 0.8:
         water_share = rng.uniform(0.07, 0.22)
@@ -165,29 +165,25 @@ def _layout(rng: np.random.Generator, size: int) -> dict[str, np.ndarray]:
             yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
             field = field * 0.5 + 4 * (xx * math.cos(a) + yy * math.sin(a))
     thr = np.quantile(field, 1 - water_share) if water_share else np.inf
-    water, depth = field > thr, np.clip((field - thr) / 1.2, 0, 1)
+    return field > thr, np.clip((field - thr) / 1.2, 0, 1)
 
-    (road_im, draw), (marks_im, marks) = canvas(), canvas()
-    theta, lines = _roads(rng, size, draw, marks)
-    road = (np.asarray(road_im) > 0) & ~water
 
-    # Unlabeled: a few grey rectangles on land (building sites, car parks the annotators skipped).
-    unl_im, draw = canvas()
+def _unlabeled(rng: np.random.Generator, size: int, theta: float, taken: np.ndarray) -> np.ndarray:
+    """Unlabeled: a few grey rectangles on land (building sites, car parks the annotators skipped)."""
+    unl_im, draw = _canvas(size)
     target, done = rng.uniform(0.004, 0.025) * size * size, 0.0
     while done < target:
         w, h = rng.uniform(10, 40, 2) * min(1.0, size / 256)  # small scenes: small patches, no overshoot
         draw.polygon(_rect(*rng.uniform(0, size, 2), w, h, theta).ravel().tolist(), fill=255)
         done += w * h
-    unl = (np.asarray(unl_im) > 0) & ~water & ~road
+    return (np.asarray(unl_im) > 0) & ~taken
 
-    sun = np.array([math.cos(a := rng.uniform(0, 2 * math.pi)), math.sin(a)], np.float32)
-    bld, roof, bld_shadow = _buildings(rng, size, road_im, road | water | unl, theta, sun)
-    free = ~(road | water | unl | bld)
 
-    # Vegetation: parks from thresholded noise, trees in rows along roads and in garden clusters.
-    park_field = _fbm(rng, size, 90, 3)
-    park = park_field > np.quantile(park_field, 1 - rng.uniform(0.05, 0.13))
-    (tree_im, tdraw), (tshadow_im, tsdraw) = canvas(), canvas()
+def _trees(
+    rng: np.random.Generator, size: int, lines: list, free: np.ndarray, sun: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Trees in rows along roads and in garden clusters, on free land only: their crowns and shadows."""
+    (tree_im, tdraw), (tshadow_im, tsdraw) = _canvas(size), _canvas(size)
 
     def tree(x: float, y: float, r: float) -> None:
         if not (0 <= x < size and 0 <= y < size and free[int(y), int(x)]):
@@ -207,9 +203,25 @@ def _layout(rng: np.random.Generator, size: int) -> dict[str, np.ndarray]:
         cy, cx = divmod(int(rng.choice(free_idx)), size)
         for x, y in rng.normal((cx, cy), rng.uniform(6, 20), (int(rng.integers(5, 25)), 2)):
             tree(x, y, rng.uniform(2, 6))
-    trees = np.asarray(tree_im) > 0
+    return np.asarray(tree_im) > 0, np.asarray(tshadow_im) > 0
+
+
+def _layout(rng: np.random.Generator, size: int) -> dict[str, np.ndarray]:
+    """Lay out all objects; return boolean class masks plus shading layers."""
+    water, depth = _water(rng, size)
+    (road_im, draw), (marks_im, marks) = _canvas(size), _canvas(size)
+    theta, lines = _roads(rng, size, draw, marks)
+    road = (np.asarray(road_im) > 0) & ~water
+    unl = _unlabeled(rng, size, theta, water | road)
+    sun = np.array([math.cos(a := rng.uniform(0, 2 * math.pi)), math.sin(a)], np.float32)
+    bld, roof, bld_shadow = _buildings(rng, size, road_im, road | water | unl, theta, sun)
+    free = ~(road | water | unl | bld)
+    # Vegetation: parks from thresholded noise, and trees.
+    park_field = _fbm(rng, size, 90, 3)
+    park = park_field > np.quantile(park_field, 1 - rng.uniform(0.05, 0.13))
+    trees, tree_shadow = _trees(rng, size, lines, free, sun)
     veg = (park | trees) & free
-    shadow = (bld_shadow & ~bld) | ((np.asarray(tshadow_im) > 0) & ~veg & ~bld)
+    shadow = (bld_shadow & ~bld) | (tree_shadow & ~veg & ~bld)
     return {
         "water": water,
         "depth": depth,

@@ -7,14 +7,69 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aerotune.errors import RunError
 from aerotune.records import Record, read_json
 
+if TYPE_CHECKING:
+    from aerotune.config import RunConfig
+    from aerotune.data.splits import Split
+
 _FIX = "give the folder of a finished training run (aerotune train --out RUN)"
+
+
+@dataclass(frozen=True)
+class EpochRecord(Record, Mapping[str, float]):
+    """One row of ``history.json``: the epoch, its metrics (``train_*``, ``val_*``) and how long it took.
+
+    On disk it is one flat JSON object (``epoch``, the metrics, ``seconds``), with no version; in memory it also
+    reads as that mapping (``row["val_loss"]``), as the rows did when they were plain dicts.
+    """
+
+    FILE = "history.json"
+
+    epoch: int
+    metrics: Mapping[str, float]
+    seconds: float | None = None
+
+    def to_json(self) -> dict[str, float]:
+        """The flat row, as ``history.json`` and ``history.csv`` hold it."""
+        tail = {} if self.seconds is None else {"seconds": self.seconds}
+        return {"epoch": self.epoch, **self.metrics, **tail}
+
+    @classmethod
+    def from_json(cls, data: object, *, where: str | None = None) -> EpochRecord:
+        """A row as ``to_json`` wrote it (any metric names; ``seconds`` may be missing)."""
+        where = where or cls.FILE
+        if not isinstance(data, dict) or "epoch" not in data:
+            raise RunError(f"{where}: expected an epoch's row (a JSON object with 'epoch'); the file is damaged")
+        metrics = {k: v for k, v in data.items() if k not in ("epoch", "seconds")}
+        return cls(epoch=data["epoch"], metrics=metrics, seconds=data.get("seconds"))
+
+    def __getitem__(self, key: str) -> float:
+        if key == "epoch":
+            return self.epoch
+        if key == "seconds" and self.seconds is not None:
+            return self.seconds
+        return self.metrics[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_json())
+
+    def __len__(self) -> int:
+        return len(self.metrics) + 1 + (self.seconds is not None)
+
+
+def read_history(path: Path, *, fix: str) -> list[EpochRecord]:
+    """The rows of a ``history.json``."""
+    rows = read_json(path, fix=fix)
+    if not isinstance(rows, list):
+        raise RunError(f"{path}: expected a JSON list; {fix}")
+    return [EpochRecord.from_json(row, where=f"{path} item {i}") for i, row in enumerate(rows)]
 
 
 @dataclass(frozen=True)
@@ -28,7 +83,7 @@ class RunMetrics(Record):
     best_epoch: int | None = None
     best_val_loss: float | None = None
     reason: str = ""
-    final: dict[str, Any] = field(default_factory=dict)
+    final: dict[str, float] = field(default_factory=dict)  # the final epoch's row (``EpochRecord.to_json``)
     device: str | None = None
     precision: str | None = None
     patches: dict[str, int] = field(default_factory=dict)
@@ -48,10 +103,10 @@ class TrainingRun:
     """A training run folder, read (not evaluated)."""
 
     path: Path
-    config: Any  # RunConfig
-    config_dict: dict[str, Any]
-    split: Any  # Split
-    history: list[dict[str, Any]]
+    config: RunConfig
+    config_dict: dict[str, Any]  # config.json as written (the report shows its keys as they are)
+    split: Split
+    history: list[EpochRecord]
     metrics: RunMetrics
     cache_path: Path
     checkpoint: Path
@@ -76,7 +131,7 @@ def read_training_run(path: str | Path) -> TrainingRun:
     config_dict = read_json(path / "config.json", fix=_FIX)
     config = RunConfig.from_dict(config_dict, where=str(path / "config.json"))
     split = Split.from_dict(read_json(path / "split.json", fix=_FIX))
-    history = read_json(path / "history.json", fix=_FIX)
+    history = read_history(path / "history.json", fix=_FIX)
     if not history:
         raise RunError(f"{path}: the run has no finished epoch; train it for at least one epoch")
     if (path / RunMetrics.FILE).is_file():
@@ -90,7 +145,7 @@ def read_training_run(path: str | Path) -> TrainingRun:
             epochs=len(history),
             best_epoch=best["epoch"],
             best_val_loss=best["val_loss"],
-            final=history[-1],
+            final=history[-1].to_json(),
         )
     data = DataRecord.read(path / DataRecord.FILE, fix=_FIX)
     checkpoint = path / "checkpoints" / "best.pt"

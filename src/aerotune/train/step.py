@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from aerotune.config import TrainConfig
 from aerotune.data.dataset import PatchDataset
+from aerotune.data.palette import Palette
 from aerotune.model.unet import Dropout
 from aerotune.runtime import autocast
 from aerotune.train.metrics import SegmentationMetrics
@@ -154,16 +155,8 @@ def train_epoch(
             break
         optimizer.zero_grad(set_to_none=True)
         if schedule is not None:
-            rate = schedule(i, len(starts))
-            for group in optimizer.param_groups:
-                group["lr"] = rate
-        if scaler is not None and scaler.is_enabled():
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
+            _set_rate(optimizer, schedule(i, len(starts)))
+        _step(loss, optimizer, scaler)
         metrics.update(logits, y, loss)
         stats.batches += 1
         stats.patches += len(y)
@@ -174,3 +167,51 @@ def train_epoch(
     if not check_each and stats.batches and not torch.isfinite(metrics.loss_sum):
         stats.diverged = True
     return stats
+
+
+def _set_rate(optimizer: torch.optim.Optimizer, rate: float) -> None:
+    """Set every parameter group's learning rate."""
+    for group in optimizer.param_groups:
+        group["lr"] = rate
+
+
+def _step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
+    """Back-propagate ``loss`` and step the optimizer (through the gradient scaler when it is enabled)."""
+    if scaler is not None and scaler.is_enabled():
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+
+
+@torch.inference_mode()
+def evaluate(
+    model: torch.nn.Module,
+    dataset: PatchDataset,
+    palette: Palette,
+    *,
+    batch_size: int,
+    device: torch.device,
+    loss_fn: Callable | None = None,
+    dtype: torch.dtype | None = None,
+    extra: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
+    channels_last: bool | None = None,
+) -> SegmentationMetrics:
+    """Run the model over a dataset in eval mode and accumulate metrics (and ``extra(logits, y)``).
+
+    ``channels_last`` None: on CUDA only. Metrics and loss accumulate on the device.
+    """
+    model.eval()
+    channels_last = device.type == "cuda" if channels_last is None else channels_last
+    metrics = SegmentationMetrics(palette.names, ignore_index=palette.ignore_index, device=device)
+    for start in range(0, len(dataset), batch_size):
+        x, y = dataset.batch(list(range(start, min(start + batch_size, len(dataset)))), device)
+        x, y = to_device(x, device, channels_last), y.to(device, non_blocking=True)
+        with autocast(device, dtype):
+            logits = model(x)
+        metrics.update(logits, y, loss_fn(logits, y) if loss_fn else None)
+        if extra:
+            extra(logits.float(), y)
+    return metrics
