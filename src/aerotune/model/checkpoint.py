@@ -22,9 +22,9 @@ from aerotune.data.rasters import Bands
 from aerotune.data.splits import Split
 from aerotune.errors import AerotuneError, OutputError, RunError, first_line
 from aerotune.files import os_errors
+from aerotune.history import EpochRecord
 from aerotune.model.unet import UNet, build_model
 from aerotune.records import Record
-from aerotune.train.records import EpochRecord
 
 #: Keys every aerotune checkpoint has.
 REQUIRED_KEYS = ("model", "config", "palette")

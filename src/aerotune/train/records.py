@@ -7,12 +7,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aerotune.errors import RunError
+from aerotune.history import EpochRecord
 from aerotune.records import Record, read_json
 
 if TYPE_CHECKING:
@@ -20,48 +20,6 @@ if TYPE_CHECKING:
     from aerotune.data.splits import Split
 
 _FIX = "give the folder of a finished training run (aerotune train --out RUN)"
-
-
-@dataclass(frozen=True)
-class EpochRecord(Record, Mapping[str, float]):
-    """One row of ``history.json``: the epoch, its metrics (``train_*``, ``val_*``) and how long it took.
-
-    On disk it is one flat JSON object (``epoch``, the metrics, ``seconds``), with no version; in memory it also
-    reads as that mapping (``row["val_loss"]``), as the rows did when they were plain dicts.
-    """
-
-    FILE = "history.json"
-
-    epoch: int
-    metrics: Mapping[str, float]
-    seconds: float | None = None
-
-    def to_json(self) -> dict[str, float]:
-        """The flat row, as ``history.json`` and ``history.csv`` hold it."""
-        tail = {} if self.seconds is None else {"seconds": self.seconds}
-        return {"epoch": self.epoch, **self.metrics, **tail}
-
-    @classmethod
-    def from_json(cls, data: object, *, where: str | None = None) -> EpochRecord:
-        """A row as ``to_json`` wrote it (any metric names; ``seconds`` may be missing)."""
-        where = where or cls.FILE
-        if not isinstance(data, dict) or "epoch" not in data:
-            raise RunError(f"{where}: expected an epoch's row (a JSON object with 'epoch'); the file is damaged")
-        metrics = {k: v for k, v in data.items() if k not in ("epoch", "seconds")}
-        return cls(epoch=data["epoch"], metrics=metrics, seconds=data.get("seconds"))
-
-    def __getitem__(self, key: str) -> float:
-        if key == "epoch":
-            return self.epoch
-        if key == "seconds" and self.seconds is not None:
-            return self.seconds
-        return self.metrics[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.to_json())
-
-    def __len__(self) -> int:
-        return len(self.metrics) + 1 + (self.seconds is not None)
 
 
 def read_history(path: Path, *, fix: str) -> list[EpochRecord]:
