@@ -1,4 +1,4 @@
-"""Every private Optuna API aerotune relies on, in one place (tested by ``tests/test_tune_optuna_compat.py``).
+"""Every private Optuna API aerotune relies on, in one place (tested by ``tests/tune/test_tune_optuna_compat.py``).
 
 Optuna has no public way to add a heartbeat to a journal storage, to get a trial's storage id, or to stop
 HyperBand from narrowing the study a sampler sees. These names are private and may change in any release;

@@ -20,7 +20,7 @@ from safety import assert_refused, prepare_refused
 
 pytestmark = pytest.mark.slow  # the unit tier (make test-fast) leaves it out
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def dataset(tmp_path: Path) -> Path:

@@ -13,7 +13,7 @@ from hpo_tables import CURVES
 from hpo_tables import row as _row
 from hpo_tables import rows as _rows
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "hpo_replay"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "hpo_replay"))
 import replay  # noqa: E402
 from analysis import anytime, epochs_to_reach  # noqa: E402
 

@@ -14,7 +14,7 @@ import pytest
 from hpo_tables import CURVES
 from hpo_tables import rows as _rows
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "hpo_replay"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "hpo_replay"))
 import budgets  # noqa: E402
 import check  # noqa: E402
 import replay  # noqa: E402

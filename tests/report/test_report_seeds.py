@@ -183,7 +183,7 @@ def stop_after_first_epoch(path: Path) -> None:
 
 def test_a_real_ctrl_c_keeps_finished_retrainings_for_the_rerun(run, tmp_path, capsys):
     out = tmp_path / "report"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "aerotune", *report_args(run, out, "--seeds", "2")],
         stdout=subprocess.PIPE,

@@ -32,7 +32,7 @@ SPACE = {
 
 def tiny_config(epochs: int = 9) -> RunConfig:
     """Under the reference's recipe, so trial 0 (the baseline) is the only fixed trial; the default recipe's trial 1
-    is tested in tests/test_recipe_study.py."""
+    is tested in tests/tune/test_recipe_study.py."""
     return load_config(None, preset="reference").with_overrides(
         {
             "data.patch_size": 32,

@@ -71,7 +71,7 @@ def test_run_folder(cache, tmp_path):
 
 def test_deterministic_and_resume_matches_an_unbroken_run(cache, tmp_path):
     # Continuing a finished run with more epochs equals a longer run under a constant rate (the reference's
-    # recipe); the default recipe's schedule keeps its first length (tests/test_recipe.py covers its resume).
+    # recipe); the default recipe's schedule keeps its first length (tests/train/test_recipe.py covers its resume).
     def config(**extra):
         return load_config(None, preset="reference").with_overrides({**TINY, **extra})
 

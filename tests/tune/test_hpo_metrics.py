@@ -12,7 +12,7 @@ import pytest
 
 from hpo_tables import row as _row
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "hpo_replay"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks" / "hpo_replay"))
 import evidence  # noqa: E402
 import metrics  # noqa: E402
 import replay  # noqa: E402
