@@ -59,3 +59,38 @@ def test_dry_run_and_study_start_warn(tiny_cache, tmp_path, capsys, caplog):
     warned = [r.getMessage() for r in caplog.records if "cannot pay" in r.getMessage()]
     assert warned and warned[0].startswith("--max-epochs-total 2 cannot pay for the baseline trial (2 epochs")
     capsys.readouterr()
+
+
+# ---------------------------------------------------------------- what the sampler does in this study (--dry-run)
+
+
+def _plan(trials: int, **kw):
+    return make_plan(study_name="s", min_resource=1, max_resource=9, reduction_factor=3, trials=trials, **kw)
+
+
+def test_a_small_study_under_tpe_is_said_to_be_random_search():
+    from aerotune.tune.plan import sampler_lines
+
+    plan = _plan(12, baseline=True, default_trial=True)  # 3 brackets: none reaches 10 trials
+    assert max(plan.trial_brackets.count(b) for b in range(3)) <= 10
+    (line,) = sampler_lines(plan, sampler="tpe", scope="bracket", startup=10)
+    assert "all 10 drawn trial(s) are random start-up trials (this study is random search)" in line
+    assert "--sampler-scope study lets TPE learn" in line  # 12 trials: over the study, TPE chooses the last two
+    (line,) = sampler_lines(plan, sampler="tpe", scope="study", startup=10)
+    assert "about 2 of the 10 drawn trial(s) chosen by TPE" in line
+    (line,) = sampler_lines(_plan(10, baseline=True), sampler="tpe", scope="study", startup=10)
+    assert "this study is random search" in line and "--startup-trials" in line
+
+
+def test_tpe_trials_are_counted_per_bracket_or_over_the_study():
+    from aerotune.tune.plan import sampler_lines
+
+    plan = _plan(40, baseline=True)
+    per_bracket = [plan.trial_brackets.count(b) for b in range(len(plan.brackets))]
+    expected = sum(max(0, n - 10) for n in per_bracket)  # trial 0 (fixed) is among each bracket's first ten
+    (line,) = sampler_lines(plan, sampler="tpe", scope="bracket", startup=10)
+    assert f"about {expected} of the 39 drawn trial(s) chosen by TPE" in line
+    (line,) = sampler_lines(plan, sampler="tpe", scope="study", startup=10)
+    assert "about 30 of the 39 drawn trial(s) chosen by TPE" in line
+    (line,) = sampler_lines(plan, sampler="random", scope="bracket", startup=10)
+    assert line.startswith("sampler: random search") and "39 trial(s)" in line

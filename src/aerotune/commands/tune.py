@@ -176,7 +176,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
     quiet_optuna()
     settings = settings_from_args(args)
     if args.dry_run:
-        print(plan_tune(settings))
+        from aerotune.tune.plan import sampler_lines
+
+        plan = plan_tune(settings)
+        print(plan)
+        scope, startup = settings.sampler_scope, settings.startup_trials
+        print("\n".join(sampler_lines(plan, sampler=settings.sampler, scope=scope, startup=startup)))
         return 0
     result = run_tune(settings)
     for line in summary_lines(result):
