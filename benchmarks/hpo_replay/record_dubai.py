@@ -12,7 +12,9 @@ Every run is appended as one JSON line as soon as it ends (``{"params": {setting
 "epochs", "seconds", "val_loss", "val_mean_iou"}``): the command resumes where it stopped, and ``replay.py`` reads
 the table generically (configurations as dicts of settings; ``curves-dubai.meta.json`` holds the task, R, the
 chance loss and the space). Order: the first 16 configurations, then the noise runs of those that learn, then the
-rest, then noise runs for learners found later (until 8 have 3 seeds).
+rest, then noise runs for learners found later (until 8 have 3 seeds), and last the default recipe untuned (every
+setting of the space at its default, ``default_config``) at the same three seeds: trial 1 of a real study, the
+baseline of the demo regime's replay and the yardstick of what tuning buys.
 
 The learning rate follows the default recipe's warm-up + cosine over R epochs, so a curve recorded at R is valid for
 replays at that R only (not for shorter R, unlike the synthetic table's constant rate).
@@ -78,6 +80,16 @@ def sample_configs(n: int = CONFIGS, seed: int = SAMPLE_SEED, space: dict | None
     return out
 
 
+def default_config(space: dict | None = None) -> dict[str, Any]:
+    """Every setting of the space at aerotune's default (``RunConfig()``): the default recipe untuned."""
+    from aerotune.config import RunConfig
+    from aerotune.reference import DEFAULT_SPACE
+
+    config = RunConfig()
+    keys = sorted(space or DEFAULT_SPACE)
+    return {k: _round(getattr(getattr(config, k.split(".")[0]), k.split(".")[1])) for k in keys}
+
+
 def job_key(job: dict[str, Any]) -> str:
     return json.dumps({"params": job["params"], "seed": int(job["seed"])}, sort_keys=True)
 
@@ -98,7 +110,8 @@ def todo(rows: list[dict], configs: list[dict], *, epochs: int, threshold: float
         c for c in configs if best_loss(mains.get(json.dumps(c, sort_keys=True), {"val_loss": []}), epochs) < threshold
     ]
     noise = [{"params": c, "seed": s} for c in learners[:NOISE_CONFIGS] for s in NOISE_SEEDS]
-    return [j for j in main[:FIRST] + noise + main[FIRST:] if job_key(j) not in done]
+    default = [{"params": default_config(), "seed": s} for s in [MAIN_SEED, *NOISE_SEEDS]]
+    return [j for j in main[:FIRST] + noise + main[FIRST:] + default if job_key(j) not in done]
 
 
 def prepare(data: Path, work: Path, epochs: int, cache: Path | None = None):
