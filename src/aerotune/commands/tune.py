@@ -180,8 +180,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
         plan = plan_tune(settings)
         print(plan)
-        scope, startup = settings.sampler_scope, settings.startup_trials
-        print("\n".join(sampler_lines(plan, sampler=settings.sampler, scope=scope, startup=startup)))
+        print("\n".join(sampler_lines(plan, sampler=settings.sampler, startup=settings.startup_trials)))
         return 0
     result = run_tune(settings)
     for line in summary_lines(result):

@@ -239,33 +239,21 @@ def make_plan(
     )
 
 
-def sampler_lines(plan: Plan, *, sampler: str, scope: str, startup: int) -> list[str]:
+def sampler_lines(plan: Plan, *, sampler: str, startup: int) -> list[str]:
     """What the sampler will do in this study, and why (``--dry-run``): which trials TPE chooses and which are
-    its random start-up trials (TPE models only after ``startup`` finished trials of its bracket, or of the study
-    with ``--sampler-scope study``); trials 0 and 1, when fixed, are never drawn."""
+    its random start-up trials. Optuna's TPE counts its ``startup`` finished trials over the whole study, every
+    HyperBand bracket included, whatever ``--sampler-scope`` says (it reads every trial; a test checks this
+    against Optuna); trials 0 and 1, when fixed, are never drawn."""
     fixed = sum(plan.never_pruned(n) for n in range(min(2, plan.trials)))
     drawn = plan.trials - fixed
     if sampler == "random":
         return [f"sampler: random search (--sampler random): {drawn} trial(s) drawn at random from the space"]
-    seen: dict[int, int] = {}
-    modelled = 0
-    for n, b in enumerate(plan.trial_brackets):
-        key = b if scope == "bracket" else 0
-        if seen.get(key, 0) >= startup and not plan.never_pruned(n):
-            modelled += 1
-        seen[key] = seen.get(key, 0) + 1
-    where = "per bracket (--sampler-scope bracket)" if scope == "bracket" else "over the study"
-    head = f"sampler: TPE, learning {where} after {startup} start-up trial(s) (--startup-trials)"
+    modelled = sum(1 for n in range(startup, plan.trials) if not plan.never_pruned(n))
+    head = f"sampler: TPE, learning from every trial after {startup} start-up trial(s) (--startup-trials)"
     if modelled:
         return [f"{head}: about {modelled} of the {drawn} drawn trial(s) chosen by TPE, the rest at random"]
-    if scope == "bracket" and plan.trials > startup:
-        fix = "--sampler-scope study lets TPE learn from every bracket's trials"
-    else:
-        fix = f"more than {startup} trials (--trials) or fewer start-up trials (--startup-trials) let TPE learn"
     return [
-        f"{head}: no bracket has a drawn trial after its {startup} start-up trials, so all {drawn} drawn "
-        f"trial(s) are random start-up trials (this study is random search); {fix}"
-        if scope == "bracket"
-        else f"{head}: the study has no more than {startup} trials, so all {drawn} drawn trial(s) are random "
-        f"start-up trials (this study is random search); {fix}"
+        f"{head}: the study has no more than {startup} trials, so all {drawn} drawn trial(s) are random start-up "
+        f"trials (this study is random search); more trials (--trials) or fewer start-up trials "
+        f"(--startup-trials) let TPE learn"
     ]
