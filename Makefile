@@ -24,7 +24,7 @@ system-deps:
 # Lint first: `.ci/run` calls `make test`, so CI lints too. The whole suite runs in file order (-p no:randomly):
 # only the unit tier has been proven independent of the order of its tests.
 test: setup lint system-deps
-	$(VENV)/bin/python -m pytest -q -p no:randomly
+	$(VENV)/bin/python -m pytest -q -p no:randomly --durations=20
 
 # The unit tier, for every change: under a minute on 2 cores, in a random order (pytest-randomly; to repeat the last
 # order, add --randomly-seed=last). The slow end-to-end tier (marker slow) runs in `make test`.

@@ -3,7 +3,8 @@
 Over the configurations recorded at the main seed (``curves-dubai.jsonl`` by default), for each setting of the
 space: a categorical setting's mean quality (a run's best validation loss; lower is better) and mean seconds per
 epoch for each of its choices; a numeric one's Spearman rank correlation with the quality (a positive one: larger
-values give worse models) and the quality of the runs in its lower and upper half. The seed noise of a run's best
+values give worse models) and the quality of the runs in its lower and upper half; beside the loss, the mean of each
+run's best validation mean IoU (what the held-out benchmark scores). The seed noise of a run's best
 loss (eps, from the configurations recorded at three seeds) is printed beside it: a difference below it is not
 evidence. One random sample of 64 configurations is small for ten settings at once: read it as a guide to the
 default recipe and the ranges, not as a measurement of any one setting.
@@ -49,10 +50,12 @@ def seed_noise(rows: list[dict], epochs: int) -> float:
 
 def levers(rows: list[dict], space: dict, epochs: int) -> list[str]:
     quality = np.array([min(r["val_loss"]) for r in rows])
+    iou = np.array([max(r["val_mean_iou"]) for r in rows])
     per_epoch = np.array([r["seconds"] / max(len(r["val_loss"]), 1) for r in rows])
     lines = [
-        "| setting | choice or half | configurations | mean quality (best val loss) | seconds per epoch |",
-        "|---|---|---|---|---|",
+        "| setting | choice or half | configurations | mean quality (best val loss) | best val mean IoU | "
+        "seconds per epoch |",
+        "|---|---|---|---|---|---|",
     ]
     for name in sorted(space):
         spec = space[name]
@@ -61,8 +64,8 @@ def levers(rows: list[dict], space: dict, epochs: int) -> list[str]:
             for choice in spec["choices"]:
                 pick = np.array([v == choice for v in values])
                 if pick.any():
-                    q, t = quality[pick].mean(), per_epoch[pick].mean()
-                    lines.append(f"| {name} | {choice} | {pick.sum()} | {q:.4f} | {t:.1f} |")
+                    q, m, t = quality[pick].mean(), iou[pick].mean(), per_epoch[pick].mean()
+                    lines.append(f"| {name} | {choice} | {pick.sum()} | {q:.4f} | {m:.3f} | {t:.1f} |")
             continue
         x = np.array(values, float)
         x = np.log(x) if spec.get("log") else x
@@ -71,6 +74,7 @@ def levers(rows: list[dict], space: dict, epochs: int) -> list[str]:
         lines.append(
             f"| {name} | lower half / upper half (Spearman {rho:+.2f}) | {low.sum()} / {(~low).sum()} | "
             f"{quality[low].mean():.4f} / {quality[~low].mean():.4f} | "
+            f"{iou[low].mean():.3f} / {iou[~low].mean():.3f} | "
             f"{per_epoch[low].mean():.1f} / {per_epoch[~low].mean():.1f} |"
         )
     return lines

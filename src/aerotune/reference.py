@@ -41,7 +41,7 @@ REFERENCE_RECIPE: dict[str, Value] = {
 
 
 #: aerotune's default search space (native form): the levers that limit a small aerial dataset trained from
-#: scratch. Ranges and why: docs/tuning.md#the-default-search-space.
+#: scratch. Ranges and why: docs/recipe.md#the-default-search-space.
 DEFAULT_SPACE: JSONDict = {
     "train.learning_rate": {"type": "float", "low": 3e-4, "high": 1e-2, "log": True},
     "train.weight_decay": {"type": "float", "low": 1e-5, "high": 0.1, "log": True},
