@@ -355,7 +355,7 @@ def main() -> None:
             **regime(studies, t9, 72, t9.eps),
         }
         print(f"demo regime done ({time.time() - t0:.0f} s)", flush=True)
-    elif table.epochs == 9 and table.space is not None and config_key(default_config(table.space)) in table.index:
+    elif args.demo_seeds and table.epochs == 9 and table.space and config_key(default_config()) in table.index:
         methods9 = [m for m in args.demo_methods.split(",") if m]
         studies = run_all(table, methods9, args.demo_seeds, 72, args.processes, scale, baseline=default_config())
         result["regimes"]["demo"] = {

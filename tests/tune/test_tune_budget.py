@@ -129,3 +129,15 @@ def test_optuna_tpe_counts_its_start_up_trials_over_every_bracket():
     per_bracket = {n for n in range(12) if brackets[:n].count(brackets[n]) < 3}  # what counting per bracket says
     assert per_bracket > {0, 1, 2}
     assert at_random == {0, 1, 2}
+
+
+def test_the_dry_run_quotes_the_dubai_replay_at_the_nearest_budget():
+    from aerotune.tune.plan import budget_lines
+
+    (line,) = budget_lines(_plan(40, baseline=True, max_epochs_total=144))  # 144 epochs of R = 9: 16 trainings
+    assert line.startswith("budget: about 16.0 full trainings of 9 epochs (--max-epochs-total 144)")
+    assert "replay at 16 full trainings" in line and "--sampler random" in line
+    (line,) = budget_lines(_plan(10, baseline=True, max_epochs_total=72))
+    assert "replay at 8 full trainings" in line and "nothing measurable over the default recipe" in line
+    (line,) = budget_lines(_plan(400, baseline=True))  # no cap: the expected epochs
+    assert "(the expected epochs)" in line and "replay at 384 full trainings" in line

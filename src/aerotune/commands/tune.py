@@ -176,11 +176,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
     quiet_optuna()
     settings = settings_from_args(args)
     if args.dry_run:
-        from aerotune.tune.plan import sampler_lines
+        from aerotune.tune.plan import budget_lines, sampler_lines
 
         plan = plan_tune(settings)
         print(plan)
         print("\n".join(sampler_lines(plan, sampler=settings.sampler, startup=settings.startup_trials)))
+        print("\n".join(budget_lines(plan)))
         return 0
     result = run_tune(settings)
     for line in summary_lines(result):
