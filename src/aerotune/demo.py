@@ -168,7 +168,7 @@ def _tune(out: Path, plan: DemoPlan, config: RunConfig, echo, clock: StepClock) 
     from aerotune.tune.summary import summary_lines
 
     echo(
-        f"[3/6] tuning with HyperBand + TPE: {plan.trials} trials, at most {plan.epochs} epochs each and "
+        f"[3/6] tuning with HyperBand + random sampling: {plan.trials} trials, at most {plan.epochs} epochs each and "
         f"{plan.max_epochs_total} in all -> {out / 'tune'}"
     )
     echo(
@@ -185,7 +185,6 @@ def _tune(out: Path, plan: DemoPlan, config: RunConfig, echo, clock: StepClock) 
             max_epochs_total=plan.max_epochs_total,
             seed=0,
             study_name="demo",
-            startup_trials=4,
         )
     )
     for line in summary_lines(result):

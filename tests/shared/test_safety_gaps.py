@@ -100,10 +100,12 @@ def _dry_run(cache: Path, tmp_path: Path, *extra: str) -> str:
 
 
 def test_dry_run_prints_the_plan_of_the_pruner_in_use(tiny_cache, tmp_path):
-    hyperband = _dry_run(tiny_cache.root, tmp_path)
+    hyperband = _dry_run(tiny_cache.root, tmp_path, "--sampler", "tpe")
     assert hyperband.startswith("HyperBand plan") and "3 bracket(s)" in hyperband
     # what the sampler does with 5 trials: TPE's 10 start-up trials are all of them
     assert "sampler: TPE" in hyperband and "this study is random search" in hyperband
+    default = _dry_run(tiny_cache.root, tmp_path)  # a new study without --sampler: random sampling
+    assert "sampler: random search (--sampler random)" in default and "budget: about" in default
 
     sha = _dry_run(tiny_cache.root, tmp_path, "--pruner", "sha")
     assert "HyperBand" not in sha and sha.startswith("successive-halving plan (--pruner sha)")

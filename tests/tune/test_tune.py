@@ -49,6 +49,7 @@ def settings(cache, out, **kw) -> TuneSettings:
     kw.setdefault("space", parse_space(SPACE))
     kw.setdefault("config", tiny_config(kw.pop("epochs", 9)))
     kw.setdefault("heartbeat", 2)
+    kw.setdefault("sampler", "tpe")  # these tests study the machinery under TPE, the default until 2026-12-08
     return TuneSettings(data=cache.root, out=out, **kw)
 
 
@@ -399,3 +400,16 @@ def test_dashboard_on_a_port_in_use_is_one_line(tiny_cache, tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == (
         f"aerotune: error: cannot listen on 127.0.0.1:{port} (Address already in use); choose another --port"
     )
+
+
+def test_a_new_study_samples_at_random_and_an_earlier_one_keeps_its_sampler(tiny_cache, tmp_path):
+    """Random sampling is the default since the Dubai replay (docs/tuning.md); a study made with TPE, the earlier
+    default, resumes with TPE when --sampler is not given, instead of being refused as a different study."""
+    new = tmp_path / "new"
+    run_tune(settings(tiny_cache, new, trials=1, epochs=1, sampler=None, baseline=None))
+    assert json.loads((new / "study.json").read_text())["sampler"] == "random"
+    old = tmp_path / "old"
+    run_tune(settings(tiny_cache, old, trials=1, epochs=1, baseline=None))  # made with TPE
+    result = run_tune(settings(tiny_cache, old, trials=2, epochs=1, sampler=None, baseline=None))
+    assert json.loads((old / "study.json").read_text())["sampler"] == "tpe"
+    assert len(rows(old)) == 2 and result.counts["complete"] == 2

@@ -46,7 +46,12 @@ def _add_study_options(g: argparse._ArgumentGroup) -> None:
     """The study's options: metric, sampler, storage, HyperBand's r and eta, pruner, baseline."""
     _setting(g, "--metric", "history key to optimise, e.g. val_mean_iou")
     g.add_argument("--direction", choices=DIRECTIONS, help="default: minimize for a loss, maximize otherwise")
-    _setting(g, "--sampler", "tpe, or random (classic HyperBand)", choices=SAMPLERS)
+    _setting(
+        g,
+        "--sampler",
+        "tpe, or random (classic HyperBand; a new study's default, an earlier study keeps its own)",
+        choices=SAMPLERS,
+    )
     _setting(g, "--seed", "sampler seed", type=whole_number(0, 2**32 - 1))
     g.add_argument("--study-name", help="default: the run folder's name; workers joining one storage use the same")
     g.add_argument(
@@ -177,7 +182,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     if args.dry_run:
         from aerotune.tune.plan import budget_lines, sampler_lines
+        from aerotune.tune.study import earlier_sampler
 
+        settings = settings.with_sampler(earlier_sampler(Path(args.out)))
         plan = plan_tune(settings)
         print(plan)
         print("\n".join(sampler_lines(plan, sampler=settings.sampler, startup=settings.startup_trials)))

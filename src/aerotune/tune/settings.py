@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,8 @@ from aerotune.tune.space_checks import check_space, resolve_baseline
 from aerotune.tune.space_parse import default_space
 
 SAMPLERS = ("tpe", "random")
+#: A new study's sampler when ``--sampler`` is not given: the best on the Dubai learning-curve replay (docs/tuning.md).
+DEFAULT_SAMPLER = "random"
 SAMPLER_SCOPES = ("bracket", "study")
 #: Early stopping over epochs: HyperBand (default), asynchronous successive halving, or none (full budget).
 PRUNERS = ("hyperband", "sha", "none")
@@ -43,7 +45,7 @@ class TuneSettings:
         space: the search space; None is the reference's.
         metric: a key of the training history, e.g. ``val_loss`` or ``val_mean_iou``.
         direction: minimize or maximize; None: minimize for losses, maximize otherwise.
-        sampler: tpe or random (classic HyperBand).
+        sampler: tpe, random (classic HyperBand), or None: random for a new study, the earlier one's on resume.
         seed: seeds the sampler (per trial number, so a resumed study does not replay its draws).
         study_name: None: the run folder's name (it also seeds Optuna's bracket assignment).
         storage: None for the run folder's journal, or an RDB URL such as ``postgresql://...``.
@@ -66,7 +68,7 @@ class TuneSettings:
     space: SearchSpace | None = None
     metric: str = "val_loss"
     direction: str | None = None
-    sampler: str = "tpe"
+    sampler: str | None = None  # None: DEFAULT_SAMPLER for a new study, the earlier study's on resume
     seed: int = 0
     study_name: str | None = None
     storage: str | None = None
@@ -92,6 +94,11 @@ class TuneSettings:
             return self.direction
         return "minimize" if self.metric.endswith("loss") else "maximize"
 
+    def with_sampler(self, earlier: str | None) -> TuneSettings:
+        """These settings with the sampler decided: the one given, else the earlier study's (``earlier``, so a
+        study made with another default resumes as it was made), else ``DEFAULT_SAMPLER``."""
+        return replace(self, sampler=self.sampler or earlier or DEFAULT_SAMPLER)
+
     @property
     def resolved_space(self) -> SearchSpace:
         return self.space or default_space()
@@ -105,7 +112,7 @@ class TuneSettings:
 
         if self.direction is not None and self.direction not in DIRECTIONS:
             raise bad("--direction", self.direction, "minimize or maximize")
-        if self.sampler not in SAMPLERS:
+        if self.sampler is not None and self.sampler not in SAMPLERS:
             raise bad("--sampler", self.sampler, " or ".join(SAMPLERS))
         if self.sampler_scope not in SAMPLER_SCOPES:
             raise bad("--sampler-scope", self.sampler_scope, "bracket or study")

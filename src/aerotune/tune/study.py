@@ -52,6 +52,7 @@ def run_tune(settings: TuneSettings) -> TuneResult:
     out = Path(settings.out)
     # Everything is checked before anything is written: the folder, the data, a resumed study's settings.
     check_output(out, "tune-run", inputs=[settings.data])
+    settings = settings.with_sampler(earlier_sampler(out))
     check_train_memory(settings.config)  # a patch that cannot fit: said before the data is read
     check_data(settings.data, settings.config.data)
     cache_dir = Path(settings.data) if is_cache(settings.data) else out / "cache"
@@ -70,6 +71,12 @@ def run_tune(settings: TuneSettings) -> TuneResult:
 
     with writing(out, "tune-run", inputs=[settings.data], keep=keep):
         return _run_study(settings, out, desc, opened, t0)
+
+
+def earlier_sampler(out: Path) -> str | None:
+    """The sampler of the study an earlier run left in ``out``, if any."""
+    old = read_earlier(out)
+    return None if old is None else str(old.sampler)
 
 
 def _resumed(settings: TuneSettings, out: Path, desc: StudyRecord) -> StudyRecord:
