@@ -136,7 +136,7 @@ def test_the_dry_run_quotes_the_dubai_replay_at_the_nearest_budget():
 
     (line,) = budget_lines(_plan(40, baseline=True, max_epochs_total=144))  # 144 epochs of R = 9: 16 trainings
     assert line.startswith("budget: about 16.0 full trainings of 9 epochs (--max-epochs-total 144)")
-    assert "replay at 16 full trainings" in line and "--sampler random" in line
+    assert "replay at 16 full trainings" in line and "random sampling, the default" in line
     (line,) = budget_lines(_plan(10, baseline=True, max_epochs_total=72))
     assert "replay at 8 full trainings" in line and "nothing measurable over the default recipe" in line
     (line,) = budget_lines(_plan(400, baseline=True))  # no cap: the expected epochs

@@ -272,12 +272,12 @@ REPLAY_EVIDENCE: tuple[tuple[int, str], ...] = (
         16,
         "HyperBand + random sampling kept a model 0.0036 [0.0029, 0.0043] above the best configuration (within the "
         "seed noise in 44 % of the studies), HyperBand + TPE 0.0057 [0.0047, 0.0067] (31 %), random search with "
-        "full epochs 0.0046 (30 %): add --sampler random",
+        "full epochs 0.0046 (30 %): random sampling, the default",
     ),
     (
         384,
         "random search with full epochs found the best configuration by half the budget, HyperBand + TPE stopped "
-        "0.0053 above it (a 65-configuration table is sparse for TPE): add --sampler random",
+        "0.0053 above it (a 65-configuration table is sparse for TPE)",
     ),
 )
 
