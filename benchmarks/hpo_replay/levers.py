@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from aerotune.files import write_text
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from metrics import spearman  # noqa: E402
@@ -102,7 +104,7 @@ def main() -> None:
     )
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
+    write_text(args.out, text + "\n")  # under a temporary name, then renamed: never half a table
 
 
 if __name__ == "__main__":
