@@ -31,6 +31,14 @@ def run(tiny_cache, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    """One synthetic 192-px scene with its mask, from the generator the model was trained on."""
+    from aerotune.data.synthetic import write_synthetic_dataset
+
+    return write_synthetic_dataset(tmp_path_factory.mktemp("scene") / "data", scenes=1, size=192, seed=5, tiles=1).root
+
+
 def pixelwise(batch: np.ndarray) -> np.ndarray:
     """A position-free 'model': each pixel's probabilities depend on its own value only."""
     x = batch.astype(np.float32) / 255.0
@@ -94,12 +102,9 @@ def test_tta_undoes_each_transform():
     )
 
 
-def test_smooth_blend_hides_seams_better_than_uniform(run):
+def test_smooth_blend_hides_seams_better_than_uniform(run, scene):
     predictor = Predictor.load(run)
-    from aerotune.data.synthetic import write_synthetic_dataset
-
-    root = write_synthetic_dataset(run.parent / "scene", scenes=1, size=192, seed=5, tiles=1).root
-    image = np.asarray(read_image(next(root.glob("*/images/*"))))
+    image = np.asarray(read_image(next(scene.glob("*/images/*"))))
     disagreement = {}
     for blend in ("smooth", "uniform"):
         for d in (8, 11):  # a shift by a quarter and a third of the 32-px window
@@ -136,10 +141,9 @@ def test_scaled_model_masks_keep_the_scene_size(run, tmp_path):
     np.testing.assert_array_equal(ids, predictor.segment(read_image(tmp_path / "a.png")))
 
 
-def test_scene_accuracy_for_the_demo(run):
-    root = run.parent / "scene"
-    image = next(root.glob("*/images/*"))
-    acc = scene_accuracy(Predictor.load(run), image, next(root.glob("*/masks/*")))
+def test_scene_accuracy_for_the_demo(run, scene):
+    image = next(scene.glob("*/images/*"))
+    acc = scene_accuracy(Predictor.load(run), image, next(scene.glob("*/masks/*")))
     assert 0.3 < acc <= 1  # trained 3 epochs on the same generator: far better than chance (1/6)
 
 
