@@ -21,15 +21,17 @@ demo: setup
 system-deps:
 	bash scripts/system-deps.sh
 
-# Lint first: `.ci/run` calls `make test`, so CI lints too. The whole suite runs in file order (-p no:randomly):
-# only the unit tier has been proven independent of the order of its tests.
+# Lint first: `.ci/run` calls `make test`, so CI lints too. The tests run on every core (pytest-xdist; a test
+# module's tests stay on one worker, so its shared fixtures are built once), in file order;
+# `make test ORDER=--randomly-seed=N` runs them in the random order of seed N (pytest-randomly).
+ORDER ?= -p no:randomly
 test: setup lint system-deps
-	$(VENV)/bin/python -m pytest -q -p no:randomly --durations=20
+	$(VENV)/bin/python -m pytest -q -n auto --dist loadfile $(ORDER) --durations=20
 
-# The unit tier, for every change: under a minute on 2 cores, in a random order (pytest-randomly; to repeat the last
-# order, add --randomly-seed=last). The slow end-to-end tier (marker slow) runs in `make test`.
+# The unit tier, for every change: under a minute on 2 cores, in a random order. The slow end-to-end tier (marker
+# slow) runs in `make test`.
 test-fast: setup
-	$(VENV)/bin/python -m pytest -q -m "not slow"
+	$(VENV)/bin/python -m pytest -q -n auto --dist loadfile -m "not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks

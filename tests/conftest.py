@@ -7,6 +7,7 @@ never imports another test module."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,16 @@ from aerotune.config import DataConfig
 from aerotune.data.palette import Palette
 
 DUBAI = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "dubai-aerial"
+
+
+def pytest_configure(config) -> None:
+    """Under pytest-xdist (``make test``) every worker trains with one thread, and so do the commands it starts:
+    the workers already fill the cores, and more threads than cores make each slower."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
