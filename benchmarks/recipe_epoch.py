@@ -43,6 +43,8 @@ def variants() -> dict[str, RunConfig]:
         "default, no flips or jitter": default.with_overrides({"data.augment": False, "data.jitter": 0.0}),
         "default, no batch norm": default.with_overrides({"model.norm": "none"}),
         "default, whole patches": default.with_overrides({"data.window": 1.0}),
+        "default, batch of 64 windows": default.with_overrides({"train.batch_size": 64}),
+        "default, depth 4": default.with_overrides({"model.depth": 4}),
     }
 
 
