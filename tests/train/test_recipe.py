@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from aerotune.config import DataConfig, RunConfig, TrainConfig, load_config
-from aerotune.data.dataset import PatchDataset, jitter_colours
+from aerotune.data.dataset import PatchDataset, cast_colours, jitter_colours, normalize
 from aerotune.data.patches import prepare_patches
 from aerotune.data.synthetic import write_synthetic_dataset
 from aerotune.train.fit import fit
@@ -115,6 +115,21 @@ def test_jitter_changes_colours_within_its_bounds_and_never_the_mask(cache):
     assert torch.equal(plain.batch([0, 1, 2])[1], jittered.batch([0, 1, 2])[1])
 
 
+def test_a_colour_cast_survives_min_max_scaling_and_never_touches_the_mask(cache):
+    x = torch.linspace(0, 255, 64).view(1, 1, 8, 8).repeat(16, 3, 1, 1)  # grey ramps: every band alike
+    out = cast_colours(x.clone(), 0.3, np.random.default_rng(0))
+    assert float(out.min()) >= 0 and float(out.max()) <= 255
+    assert torch.equal(out[..., 0, 0], x[..., 0, 0]) and torch.allclose(out[..., -1, -1], x[..., -1, -1])  # ends stay
+    scaled = normalize(out.permute(0, 2, 3, 1), "minmax")  # a gain or an offset per band is undone here, not a power
+    assert float((scaled[:, 0] - scaled[:, 1]).abs().max()) > 0.05
+    power = torch.log(out[:, :, 4, 4] / 255) / torch.log(x[:, :, 4, 4] / 255)
+    assert float(power.min()) >= np.exp(-0.3) - 1e-4 and float(power.max()) <= np.exp(0.3) + 1e-4
+    plain = PatchDataset(cache, [0, 1, 2], normalization="minmax", seed=3)
+    cast = PatchDataset(cache, [0, 1, 2], normalization="minmax", channel_gamma=0.3, seed=3)
+    images, masks = cast.batch([0, 1, 2])
+    assert torch.equal(plain.batch([0, 1, 2])[1], masks) and not torch.equal(plain.batch([0, 1, 2])[0], images)
+
+
 def test_the_schedule_warms_up_then_decays_to_one_percent_at_the_horizon():
     tc = TrainConfig(learning_rate=0.01, warmup_epochs=1.0)
     rates = [learning_rate(tc, e, b, 10, 5) for e in range(1, 6) for b in range(10)]
@@ -205,6 +220,7 @@ def test_preset_reference_is_the_old_defaults_and_the_config_key_is_the_option(t
     [
         ("preset", "keras", "'default', 'reference'"),
         ("data.jitter", "0.9", "from 0 (off) to 0.5"),
+        ("data.channel_gamma", "-0.1", "from 0 (off) to 0.5"),
         ("data.window", "0", "a share of the patch side from 0.1 to 1"),
         ("train.schedule", "step", "constant, cosine"),
         ("train.weight_decay", "-1", "a number in [0, 1)"),

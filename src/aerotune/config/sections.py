@@ -54,6 +54,11 @@ class DataConfig:
     # Photometric jitter of training windows: brightness, contrast and saturation each scaled by a factor drawn
     # from [1 - jitter, 1 + jitter] (0: off, the reference; at most 0.5)
     jitter: float = 0.2
+    # Colour-cast jitter of training windows: each channel raised to its own power exp(u), u drawn from
+    # [-channel_gamma, channel_gamma] (0: off, both recipes; at most 0.5). Per-channel gains and offsets cancel
+    # under min-max scaling; a per-channel gamma changes the balance between the channels, as a place's colour
+    # cast does.
+    channel_gamma: float = 0.0
     # Side of the random window cut from a cached patch each time training samples it, as a share of the patch
     # side (1: the whole patch, the reference's fixed grid; rounded down to the U-Net's stride). Each patch is
     # sampled (1 / window)**2 times an epoch, so an epoch sees as many pixels as the grid would; validation and
@@ -117,6 +122,12 @@ class DataConfig:
             self.normalization in ("minmax", "meanstd"), "data.normalization", self.normalization, "minmax or meanstd"
         )
         check(0.0 <= self.jitter <= MAX_JITTER, "data.jitter", self.jitter, f"a number from 0 (off) to {MAX_JITTER}")
+        check(
+            0.0 <= self.channel_gamma <= MAX_JITTER,
+            "data.channel_gamma",
+            self.channel_gamma,
+            f"a number from 0 (off) to {MAX_JITTER}",
+        )
         check(0.1 <= self.window <= 1.0, "data.window", self.window, "a share of the patch side from 0.1 to 1")
 
     def _check_split(self) -> None:

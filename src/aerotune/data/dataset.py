@@ -61,6 +61,14 @@ def jitter_colours(x: torch.Tensor, strength: float, rng: np.random.Generator) -
     return x.clamp_(0, 255)
 
 
+def cast_colours(x: torch.Tensor, strength: float, rng: np.random.Generator) -> torch.Tensor:
+    """A colour cast of float images ``(B, bands, H, W)`` on the 0..255 scale: each band of each image raised to its
+    own power ``exp(u)``, ``u`` uniform in ``[-strength, strength]``, so 0 and 255 stay; masks are untouched."""
+    b, bands = x.shape[:2]
+    power = torch.from_numpy(np.exp(rng.uniform(-strength, strength, size=(b, bands))).astype(np.float32))
+    return (x.clamp(0, 255) / 255.0).pow(power.to(x.device).view(b, bands, 1, 1)) * 255.0
+
+
 class PatchDataset(Dataset):
     """Patches of a cache, by index. Items are ``(image float (bands, S, S), mask int64 (S, S))``.
 
@@ -79,6 +87,7 @@ class PatchDataset(Dataset):
         stats: tuple[list[float], list[float]] | None = None,
         augment: bool = False,
         jitter: float = 0.0,
+        channel_gamma: float = 0.0,
         window: int = 0,
         seed: int = 0,
     ) -> None:
@@ -88,6 +97,7 @@ class PatchDataset(Dataset):
         self.stats = stats
         self.augment = augment
         self.jitter = jitter
+        self.channel_gamma = channel_gamma
         side = cache.images.shape[1]
         self.window = window if 0 < window < side else 0
         self.per_patch = max(1, round((side / self.window) ** 2)) if self.window else 1
@@ -127,8 +137,13 @@ class PatchDataset(Dataset):
             images = (images.pin_memory() if pinned else images).to(device, non_blocking=pinned)
             masks = (masks.pin_memory() if pinned else masks).to(device, non_blocking=pinned)
         masks = masks.long()
-        if self.jitter:
-            images = jitter_colours(images.permute(0, 3, 1, 2).float(), self.jitter, self.rng).permute(0, 2, 3, 1)
+        if self.jitter or self.channel_gamma:
+            x = images.permute(0, 3, 1, 2).float()
+            if self.jitter:
+                x = jitter_colours(x, self.jitter, self.rng)
+            if self.channel_gamma:
+                x = cast_colours(x, self.channel_gamma, self.rng)
+            images = x.permute(0, 2, 3, 1)
         x = normalize(images, self.normalization, self.stats)
         if corners is not None:
             # The window is cut after normalising its whole patch: a per-patch min-max then scales a window as

@@ -84,6 +84,7 @@ def make_datasets(cache: PatchCache, config: RunConfig, split: Split) -> tuple[P
         stats=stats,
         augment=d.augment,
         jitter=d.jitter,
+        channel_gamma=d.channel_gamma,
         window=d.window_side(2 ** (config.model.depth - 1)),
         seed=config.train.seed,
     )
