@@ -25,7 +25,9 @@ def tile_colours(tile: Path, colour: np.ndarray) -> tuple[float, np.ndarray]:
     """The share of ``tile``'s pixels whose mask is ``colour``, and those pixels' scaled colours (N x 3)."""
     shares, pixels = [], []
     for image_path in sorted((tile / "images").iterdir()):
-        mask_path = next((tile / "masks").glob(f"{image_path.stem}.*"))
+        mask_path = next((tile / "masks").glob(f"{image_path.stem}.*"), None)
+        if mask_path is None:
+            continue
         image = np.asarray(read_image(image_path).convert("RGB"), dtype=np.float32)
         mask = np.asarray(read_image(mask_path).convert("RGB"), dtype=np.int32)
         if image.shape[:2] != mask.shape[:2]:

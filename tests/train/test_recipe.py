@@ -215,14 +215,6 @@ def test_preset_reference_is_the_old_defaults_and_the_config_key_is_the_option(t
     assert RunConfig.from_dict(json.loads(json.dumps(old))) == ref
 
 
-def test_a_config_saved_before_colour_casts_resumes_without_them():
-    """A run folder, checkpoint or study saved before ``data.channel_gamma`` existed trains on as it began."""
-    saved = load_config(None).with_overrides({"data.channel_gamma": 0.3}).to_dict()
-    saved["data"].pop("channel_gamma")
-    assert RunConfig.from_dict(json.loads(json.dumps(saved))).data.channel_gamma == 0.0
-    assert RunConfig.from_dict({"data": {"window": 0.5}}).data.channel_gamma == load_config(None).data.channel_gamma
-
-
 @pytest.mark.parametrize(
     "setting, value, allowed",
     [

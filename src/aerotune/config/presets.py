@@ -17,14 +17,6 @@ def saved_before_recipes(raw: JSONDict) -> str:
     return "reference" if saved_whole and isinstance(model, dict) and "norm" not in model else "default"
 
 
-def saved_before_colour_casts(raw: JSONDict) -> bool:
-    """Whether ``raw`` is a config saved whole before ``data.channel_gamma`` existed: the cast was off then, and a
-    resumed run or study must train as it began. Hand-written tables take the recipe's value."""
-    train, data = raw.get("train"), raw.get("data")
-    saved_whole = isinstance(train, dict) and "fast_dropout" in train and isinstance(data, dict) and "window" in data
-    return saved_whole and "channel_gamma" not in data
-
-
 def preset_values(name: object, *, where: str = "--preset") -> dict[str, JSONDict]:
     """The settings a preset changes from the default recipe, as ``{section: {key: value}}``.
 
