@@ -150,6 +150,27 @@ def first_epoch_reaching(rows: list[dict[str, Any]], target: float) -> int | Non
     return None
 
 
+def best_epoch(row: dict[str, Any]) -> int:
+    """The epoch of a run's lowest validation loss (the checkpoint that is scored)."""
+    losses = [c["val_loss"] for c in row["curve"]]
+    return losses.index(min(losses)) + 1
+
+
+def time_to_quality(ref_rows: list[dict[str, Any]], new_rows: list[dict[str, Any]]) -> list[str]:
+    """When the default recipe reaches the reference's final quality, and where each run's loss stopped falling."""
+    final_ref = statistics.mean(r["curve"][-1]["val_mean_iou"] for r in ref_rows)
+    reach = first_epoch_reaching(new_rows, final_ref)
+    epochs = len(ref_rows[0]["curve"])
+    return [
+        f"\nTime to quality (validation tiles inside each fold's training tiles, mean over folds): the reference "
+        f"ends at {final_ref:.3f} mean IoU after {epochs} epochs; the default recipe reaches it "
+        + (f"at epoch {reach} ({reach / epochs:.2f} of the epochs)." if reach else "within no epoch run."),
+        f"\nEpoch of the lowest validation loss, per fold: reference {[best_epoch(r) for r in ref_rows]} "
+        f"(median {statistics.median(best_epoch(r) for r in ref_rows)}), default {[best_epoch(r) for r in new_rows]} "
+        f"(median {statistics.median(best_epoch(r) for r in new_rows)}).",
+    ]
+
+
 def report(rows: list[dict[str, Any]]) -> str:
     """Markdown tables: per fold, per class, the mean and spread, time to quality, the random protocol."""
     folds = {r: {x["held_out"]: x for x in rows if x["kind"] == "fold" and x["recipe"] == r} for r in RECIPES}
@@ -183,16 +204,7 @@ def report(rows: list[dict[str, Any]]) -> str:
                 lines.append(
                     f"| {c} | {statistics.mean(vals['reference']):.3f} | {statistics.mean(vals['default']):.3f} |"
                 )
-        ref_rows = [folds["reference"][t] for t in both]
-        new_rows = [folds["default"][t] for t in both]
-        final_ref = statistics.mean(r["curve"][-1]["val_mean_iou"] for r in ref_rows)
-        reach = first_epoch_reaching(new_rows, final_ref)
-        epochs = len(ref_rows[0]["curve"])
-        lines.append(
-            f"\nTime to quality (validation tiles inside each fold's training tiles, mean over folds): the reference "
-            f"ends at {final_ref:.3f} mean IoU after {epochs} epochs; the default recipe reaches it "
-            + (f"at epoch {reach} ({reach / epochs:.2f} of the epochs)." if reach else "within no epoch run.")
-        )
+        lines += time_to_quality([folds["reference"][t] for t in both], [folds["default"][t] for t in both])
     for r in RECIPES:
         for x in rows:
             if x["kind"] == "random" and x["recipe"] == r:
