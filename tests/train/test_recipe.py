@@ -78,6 +78,35 @@ def test_a_window_is_scaled_by_its_whole_patch_as_prediction_scales_it():
             assert float(rows[-1, 0] - rows[0, 0]) == pytest.approx(15.0, abs=1e-4)
 
 
+@pytest.mark.parametrize("window", [16, 0])
+def test_a_zoomed_window_keeps_image_and_mask_aligned_and_the_ignore_label(window):
+    """Each window is cut larger or smaller than its side and resized: the image bilinear, the mask nearest. The
+    image's row and column channels then hold each pixel's source coordinate, which must be its mask's."""
+    crafted = CraftedCache()
+    raw = ([0.0, 0.0, 0.0], [1 / 255] * 3)
+    ds = PatchDataset(crafted, [0], normalization="meanstd", stats=raw, augment=True, zoom=0.5, window=window, seed=4)
+    expected = torch.from_numpy(crafted.masks[0].astype(np.int64))
+    out = window or 32
+    spans, ignored = set(), 0
+    for _ in range(40):
+        x, y = ds.batch(list(range(len(ds))))
+        assert x.shape[1:] == (3, out, out) and y.shape[1:] == (out, out)
+        for xi, yi in zip(x, y):
+            # A bilinear resize keeps a linear ramp linear, so the channel is the source coordinate; the nearest
+            # source pixel is that coordinate rounded (inside the window: its border is clamped by the resize).
+            r, c = (torch.floor(xi[k, 1:-1, 1:-1] + 0.5 + 1e-3).long() for k in (0, 1))
+            assert torch.equal(expected[r, c], yi[1:-1, 1:-1]), "a zoomed window's mask does not match its pixels"
+            spans.add(round(float((xi[0, -1, 0] - xi[0, 0, 0]).abs() + (xi[0, 0, -1] - xi[0, 0, 0]).abs()), 1))
+            ignored += int((yi == 255).sum())
+    unzoomed = out - 1  # the span of an unzoomed window (one of the two sums is 0: rows run along one axis)
+    assert len(spans) > 5 and min(spans) < unzoomed - 2  # windows really zoom in
+    if window:  # and out, as far as the patch allows
+        assert max(spans) > unzoomed + 2
+    else:
+        assert max(spans) <= unzoomed + 1e-6
+    assert ignored > 0 and set(torch.unique(y).tolist()) <= set(np.unique(crafted.masks).tolist())
+
+
 def test_symmetries_are_the_eight_of_the_square_and_keep_the_ignore_label():
     crafted = CraftedCache()
     plain = PatchDataset(crafted, [0], normalization="minmax")
@@ -221,6 +250,7 @@ def test_preset_reference_is_the_old_defaults_and_the_config_key_is_the_option(t
         ("preset", "keras", "'default', 'reference'"),
         ("data.jitter", "0.9", "from 0 (off) to 0.5"),
         ("data.channel_gamma", "-0.1", "from 0 (off) to 0.5"),
+        ("data.zoom", "0.8", "from 0 (off) to 0.5"),
         ("data.window", "0", "a share of the patch side from 0.1 to 1"),
         ("train.schedule", "step", "constant, cosine"),
         ("train.weight_decay", "-1", "a number in [0, 1)"),

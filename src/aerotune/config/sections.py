@@ -59,6 +59,11 @@ class DataConfig:
     # under min-max scaling; a per-channel gamma changes the balance between the channels, as a place's colour
     # cast does.
     channel_gamma: float = 0.0
+    # Scale jitter of training windows: each window is cut with a side of the window's times s, s log-uniform in
+    # [1 / (1 + zoom), 1 + zoom] (never past the patch), and resized to the window's side (images bilinear, masks
+    # nearest: the ignore label kept), as places are imaged at different ground resolutions. 0: off (the
+    # reference); at most 0.5.
+    zoom: float = 0.0
     # Side of the random window cut from a cached patch each time training samples it, as a share of the patch
     # side (1: the whole patch, the reference's fixed grid; rounded down to the U-Net's stride). Each patch is
     # sampled (1 / window)**2 times an epoch, so an epoch sees as many pixels as the grid would; validation and
@@ -128,6 +133,7 @@ class DataConfig:
             self.channel_gamma,
             f"a number from 0 (off) to {MAX_JITTER}",
         )
+        check(0.0 <= self.zoom <= MAX_JITTER, "data.zoom", self.zoom, f"a number from 0 (off) to {MAX_JITTER}")
         check(0.1 <= self.window <= 1.0, "data.window", self.window, "a share of the patch side from 0.1 to 1")
 
     def _check_split(self) -> None:

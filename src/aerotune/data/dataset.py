@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from aerotune.data.patches import PatchCache
@@ -74,8 +75,9 @@ class PatchDataset(Dataset):
 
     ``S`` is the patch side, or ``window`` for training on random windows: then each patch is ``per_patch``
     items, each a window at a random place, drawn anew every time it is read (from ``rng``, which ``fit`` seeds
-    per epoch). ``__getitems__`` reads a whole batch with one sorted fancy index into the memmap, which is far
-    faster than one read per patch.
+    per epoch). With ``zoom``, each window is cut ``s`` times as large (``s`` log-uniform in ``[1 / (1 + zoom),
+    1 + zoom]``, never past the patch) and resized to ``S``. ``__getitems__`` reads a whole batch with one sorted
+    fancy index into the memmap, which is far faster than one read per patch.
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class PatchDataset(Dataset):
         augment: bool = False,
         jitter: float = 0.0,
         channel_gamma: float = 0.0,
+        zoom: float = 0.0,
         window: int = 0,
         seed: int = 0,
     ) -> None:
@@ -98,6 +101,7 @@ class PatchDataset(Dataset):
         self.augment = augment
         self.jitter = jitter
         self.channel_gamma = channel_gamma
+        self.zoom = zoom
         side = cache.images.shape[1]
         self.window = window if 0 < window < side else 0
         self.per_patch = max(1, round((side / self.window) ** 2)) if self.window else 1
@@ -127,9 +131,14 @@ class PatchDataset(Dataset):
         inverse[order] = np.arange(len(order))
         images = self.cache.images[idx[order]][inverse]
         masks = self.cache.masks[idx[order]][inverse]
-        corners = (
-            self.rng.integers(0, images.shape[1] - self.window + 1, size=(len(images), 2)) if self.window else None
-        )
+        side, sides = images.shape[1], None
+        if self.zoom:  # the side cut from each patch, then its place
+            out = self.window or side
+            s = np.exp(self.rng.uniform(-np.log1p(self.zoom), np.log1p(self.zoom), size=len(images)))
+            sides = np.clip(np.rint(out * s).astype(np.int64), 1, side)
+            corners = np.stack([self.rng.integers(0, side - sides + 1) for _ in range(2)], axis=1)
+        else:
+            corners = self.rng.integers(0, side - self.window + 1, size=(len(images), 2)) if self.window else None
         images = torch.from_numpy(np.ascontiguousarray(images))
         masks = torch.from_numpy(np.ascontiguousarray(masks))
         if device is not None and device.type != "cpu":
@@ -148,17 +157,30 @@ class PatchDataset(Dataset):
         if corners is not None:
             # The window is cut after normalising its whole patch: a per-patch min-max then scales a window as
             # prediction scales it (whole patch-sized windows of a scene), not by the window's own extremes.
-            x, masks = self._windows(x, masks, corners)
+            x, masks = self._windows(x, masks, corners, sides)
         if self.augment:
             x, masks = self._augment(x, masks)
         return x, masks
 
-    def _windows(self, x: torch.Tensor, masks: torch.Tensor, corners: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """A ``window``-sided square of each patch at its corner (the same place in image and mask)."""
-        w = self.window
-        xs = torch.stack([im[:, r : r + w, c : c + w] for im, (r, c) in zip(x, corners)])
-        ys = torch.stack([m[r : r + w, c : c + w] for m, (r, c) in zip(masks, corners)])
-        return xs, ys
+    def _windows(
+        self, x: torch.Tensor, masks: torch.Tensor, corners: np.ndarray, sides: np.ndarray | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A square of each patch at its corner (the same place in image and mask), ``window`` on a side, or
+        ``sides`` resized to the window's side (images bilinear, masks nearest)."""
+        w = self.window or x.shape[-1]
+        if sides is None:
+            xs = torch.stack([im[:, r : r + w, c : c + w] for im, (r, c) in zip(x, corners)])
+            ys = torch.stack([m[r : r + w, c : c + w] for m, (r, c) in zip(masks, corners)])
+            return xs, ys
+        xs, ys = [], []
+        for im, m, (r, c), s in zip(x, masks, corners, sides):
+            xi, yi = im[None, :, r : r + s, c : c + s], m[None, None, r : r + s, c : c + s]
+            if s != w:
+                xi = F.interpolate(xi, size=(w, w), mode="bilinear", align_corners=False, antialias=bool(s > w))
+                yi = F.interpolate(yi.float(), size=(w, w), mode="nearest-exact").long()
+            xs.append(xi[0])
+            ys.append(yi[0, 0])
+        return torch.stack(xs), torch.stack(ys)
 
     def _augment(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # The eight symmetries of the square: aerial imagery has no canonical "up".

@@ -85,6 +85,7 @@ def make_datasets(cache: PatchCache, config: RunConfig, split: Split) -> tuple[P
         augment=d.augment,
         jitter=d.jitter,
         channel_gamma=d.channel_gamma,
+        zoom=d.zoom,
         window=d.window_side(2 ** (config.model.depth - 1)),
         seed=config.train.seed,
     )
