@@ -20,6 +20,7 @@ them. GPU scale: ``--scale 1 --patch-size 512`` (256-px windows), see ``benchmar
 
 Usage: python benchmarks/quality.py [--data ../shared/datasets/dubai-aerial] [--epochs 12]
        [--work /tmp/aerotune-quality] [--folds 1,2,...] [--recipes default,reference] [--skip-random] [--report]
+       [--set KEY=VALUE ... --report --results VARIANT.jsonl --compare benchmarks/quality-results-cpu-12epochs.jsonl]
 """
 
 from __future__ import annotations
@@ -223,6 +224,25 @@ def report(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def compare(rows: list[dict[str, Any]], base: list[dict[str, Any]]) -> str:
+    """A variant's default-recipe folds (``rows``) beside the plain recipes' folds in ``base`` (same epochs)."""
+    plain = {(x["recipe"], x["held_out"]): x["mean_iou"] for x in base if x["kind"] == "fold" and not x.get("settings")}
+    variant = {x["held_out"]: x["mean_iou"] for x in rows if x["kind"] == "fold" and x["recipe"] == "default"}
+    tiles = sorted((t for t in variant if ("default", t) in plain), key=lambda t: int(t.split()[-1]))
+    lines = ["| held-out tile | reference | default | variant | variant − default | variant − reference |"]
+    lines.append("|---|---|---|---|---|---|")
+    for t in tiles:
+        ref, new, var = plain.get(("reference", t), float("nan")), plain[("default", t)], variant[t]
+        lines.append(f"| {t} | {ref:.3f} | {new:.3f} | {var:.3f} | {var - new:+.3f} | {var - ref:+.3f} |")
+    if tiles:
+        ref, new = (statistics.mean(plain.get((k, t), float("nan")) for t in tiles) for k in RECIPES[::-1])
+        var = statistics.mean(variant[t] for t in tiles)
+        lines.append(
+            f"| **mean of {len(tiles)}** | {ref:.3f} | {new:.3f} | {var:.3f} | {var - new:+.3f} | {var - ref:+.3f} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -234,6 +254,11 @@ def main() -> None:
     parser.add_argument("--recipes", default="default,reference")
     parser.add_argument("--skip-random", action="store_true", help="leave out the random-split runs")
     parser.add_argument("--report", action="store_true", help="print the tables from the results and stop")
+    parser.add_argument("--results", type=Path, help="the results file to read and append to (<work>/results.jsonl)")
+    parser.add_argument(
+        "--compare", type=Path, metavar="RESULTS",
+        help="with --report and --set: the variant's folds beside the plain recipes' in RESULTS (a results.jsonl)",
+    )  # fmt: skip
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="a setting added to every training (a variant of the recipes; use its own --work)",
@@ -241,7 +266,7 @@ def main() -> None:
     args = parser.parse_args()
     args.data = args.data.resolve()
     work = args.work.resolve()
-    results = work / "results.jsonl"
+    results = args.results.resolve() if args.results else work / "results.jsonl"
 
     def same(r: dict[str, Any]) -> bool:
         return (r["epochs"], r["scale"], r["patch_size"], r.get("settings", [])) == (
@@ -249,7 +274,12 @@ def main() -> None:
         )  # fmt: skip
 
     if args.report:
-        print(report([r for r in load(results) if same(r)]))
+        rows = [r for r in load(results) if same(r)]
+        if args.compare:
+            base = [r for r in load(args.compare) if (r["epochs"], r["scale"]) == (args.epochs, args.scale)]
+            print(compare(rows, base))
+        else:
+            print(report(rows))
         return
     if not all((args.data / t).is_dir() for t in TILES):
         sys.exit(f"{args.data}: Dubai dataset (Tile 1 .. Tile 8) not found; pass --data")
