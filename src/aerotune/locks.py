@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from aerotune.errors import OutputError
-from aerotune.files import os_errors, printable, resolved
+from aerotune.files import os_errors, resolved
+from aerotune.reading import show
 
 LOCK = ".aerotune.lock"  # the lock file; it stays, empty
 _HELD: dict[str, FileLock] = {}  # the output folders this process holds, by resolved path
@@ -31,15 +32,14 @@ class FileLock:
             self._thread.acquire()
             undo.callback(self._thread.release)
             if not self._depth:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-                undo.callback(os.close, fd)
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                undo.callback(os.close, self._fd)
                 try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+                    fcntl.flock(self._fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
                 except BlockingIOError:
                     return False
                 except OSError:  # no locks on this file system
                     pass
-                self._fd = fd
             self._depth += 1
             undo.pop_all()
         return True
@@ -68,7 +68,7 @@ def hold_lock(folder: Path, option: str = "--out", *, keep: bool = True) -> None
     with os_errors(folder, "lock the output folder"):
         if not lock.acquire(blocking=False):
             raise OutputError(
-                f"{printable(folder)}: another aerotune command is writing this folder now; wait for it to finish, "
+                f"{show(folder)}: another aerotune command is writing this folder now; wait for it to finish, "
                 f"or choose another {option}"
             )
     if keep:

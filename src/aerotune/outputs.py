@@ -20,8 +20,9 @@ from pathlib import Path
 
 from aerotune import interrupts
 from aerotune.errors import OutputError
-from aerotune.files import os_errors, printable, resolved, write_json
+from aerotune.files import os_errors, resolved, write_json
 from aerotune.locks import LOCK, hold_lock, released
+from aerotune.reading import show
 
 MARKER = ".aerotune.json"  # {"kind": ..., "version": ...}
 
@@ -80,7 +81,7 @@ def check_output(
     path, name, file = Path(path), KINDS[kind][0], ours is not None
     _check_place(path, inputs, option, inside_inputs or file)
     if file and path.is_dir():
-        raise _refused(path, f"{option} is a folder", f"give a file name, e.g. {printable(path / 'model.onnx')}")
+        raise _refused(path, f"{option} is a folder", f"give a file name, e.g. {show(path / 'model.onnx')}")
     if file and path.exists() and not ours(path):
         raise _refused(path, f"exists and is not an aerotune {name}", f"choose another {option}")
     if not file and path.exists() and not path.is_dir():
@@ -89,7 +90,7 @@ def check_output(
         parent = path.absolute().parent
         if not parent.is_dir():
             state = "is a file" if parent.exists() else "does not exist"
-            why = f"cannot write {option} because {printable(parent)} {state}"
+            why = f"cannot write {option} because {show(parent)} {state}"
             raise _refused(path, why, f"create that folder first, or choose another {option}")
         _check_writable(path, parent, option)
         return Output(path, kind, path.exists())
@@ -114,12 +115,12 @@ def _check_place(path: Path, inputs: Iterable[str | Path], option: str, inside_i
         src = resolved(item)
         how = "is" if out == src else "contains" if out in src.parents else "lies inside" if src in out.parents else ""
         if how and (how != "lies inside" or not inside_inputs):
-            raise _refused(path, f"{option} {how} the input {printable(Path(item))}", "choose a folder apart from it")
+            raise _refused(path, f"{option} {how} the input {show(Path(item))}", "choose a folder apart from it")
     for parent in out.parents:  # by marker only: a user's folder may hold a manifest.json
         if (parent / MARKER).is_file() and (found := output_kind(parent)) in REPLACED_WHOLE:
             raise _refused(
                 path,
-                f"{option} lies inside the aerotune {KINDS[found][0]} {printable(parent)}, which is replaced whole "
+                f"{option} lies inside the aerotune {KINDS[found][0]} {show(parent)}, which is replaced whole "
                 "when it is written again",
                 "choose a folder outside it",
             )
@@ -129,13 +130,13 @@ def _check_place(path: Path, inputs: Iterable[str | Path], option: str, inside_i
 
 def _check_writable(path: Path, folder: Path, option: str) -> None:
     if not os.access(folder, os.W_OK | os.X_OK):
-        why = f"cannot write in {printable(folder)} (permission denied)"
+        why = f"cannot write in {show(folder)} (permission denied)"
         raise _refused(path, why, f"choose an {option} folder you can write to")
 
 
 def _refused(path: Path, problem: str, fix: str) -> OutputError:
     """The one line that refuses ``path``: what is wrong, and what to do."""
-    return OutputError(f"{printable(path)}: {problem}; {fix}")
+    return OutputError(f"{show(path)}: {problem}; {fix}")
 
 
 @dataclass
@@ -145,22 +146,19 @@ class Place:
     path: Path
     out: Path
     staged: list[tuple[Path, Path]] = field(default_factory=list)  # (temporary file, its final name)
-    made: list[Path] = field(default_factory=list)  # sub-folders created here, removed again on failure
+    made: list[Path] = field(default_factory=list)  # folders created here, removed again on failure
 
     def stage(self, tmp: Path, final: Path) -> None:
         """``tmp`` takes the name ``final`` when the output is committed and is removed if it fails."""
         self.staged.append((tmp, final))
 
     def folder(self, folder: Path) -> Path:
-        """Create ``folder`` inside ``path`` (and the folders between), removed again on failure."""
-        missing = []
-        while folder != self.path and not folder.exists():
-            missing.append(folder)
-            folder = folder.parent
-        for f in reversed(missing):
-            f.mkdir()
-            self.made.append(f)
-        return missing[0] if missing else folder
+        """Create ``folder`` (and the folders above it that are missing), removed again on failure."""
+        if not folder.is_dir():
+            self.folder(folder.parent)
+            folder.mkdir()
+            self.made.append(folder)
+        return folder
 
 
 @contextlib.contextmanager
@@ -193,7 +191,7 @@ def writing(
         beside = replace is True or ours is not None
         place = Place(_temp_name(path) if beside else path, path)
         aside = _temp_name(path, "old") if replace == "aside" and output.existed else None
-        created = locked = False
+        locked = False
         try:
             with os_errors(path, f"write the {KINDS[kind][0]}"):  # a full disk or a size limit: one line
                 if beside:
@@ -203,7 +201,7 @@ def writing(
                 if ours is None:
                     if beside and (path / LOCK).is_file():  # the folder to be replaced: no command starts on it
                         hold_lock(path, option)
-                    created = _new_folder(place.path) and not beside  # a temporary folder is removed as staged
+                    place.folder(place.path)
                     if kind != "synth":  # a dataset: never marked, no lock file inside
                         hold_lock(place.path, option)
                         locked = True
@@ -215,14 +213,12 @@ def writing(
         except BaseException:  # only what this call did is undone; folders that existed before stay
             for tmp, _final in place.staged:
                 _remove(tmp)
-            for folder in reversed(place.made):
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
-            if created and not keep():
-                _remove(path)
-            elif locked and output.was_empty and not keep():  # the user's empty folder: empty again
-                for child in path.iterdir():
-                    _remove(child)
+            if not keep():
+                for folder in reversed(place.made):
+                    _remove(folder)
+                if locked and output.was_empty and not beside:  # the user's empty folder: empty again
+                    for child in path.iterdir():
+                        _remove(child)
             if aside is not None and aside.exists():
                 os.replace(aside, path)
             raise
@@ -239,14 +235,6 @@ def _remove(p: Path) -> None:
 
 def _temp_name(out: Path, what: str = "tmp") -> Path:
     return out.parent / f".{out.name}.{what}-{os.getpid()}-{time.time_ns()}"
-
-
-def _new_folder(folder: Path) -> bool:
-    try:
-        folder.mkdir(parents=True)
-    except FileExistsError:
-        return False
-    return True
 
 
 def _rename(tmp: Path, final: Path, kind: str, option: str) -> None:

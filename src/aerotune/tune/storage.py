@@ -107,11 +107,9 @@ class StudyLock:
     """An exclusive lock shared by every worker of one study (see the module docstring)."""
 
     def __init__(self, *, path: Path | None = None, pg_url: str | None = None, name: str = "") -> None:
-        self._file = FileLock(path) if path is not None else None
-        self._pg_url = pg_url
+        self._file, self._pg_url, self._conn = FileLock(path) if path is not None else None, pg_url, None
         self._key = zlib.crc32(f"aerotune:{name}".encode()) - 2**31  # a signed 32-bit advisory lock key
-        self._conn = None
-        self._mutex = threading.RLock()
+        self._mutex = threading.RLock()  # one connection: one thread at a time
 
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
