@@ -1,10 +1,9 @@
 """Ctrl-C and SIGTERM: one clean path for both, in the CLI, in tuning workers and in library calls that write.
 
-The handlers only record the signal. :func:`check`, called where aerotune's loops already pause (each training
-batch, row of a scene and image of a cache, the tuning worker's and parent's waits, :func:`sleep`), raises it
-there: Ctrl-C as ``KeyboardInterrupt``, SIGTERM as its subclass :class:`Terminated`, so every clean-up written for
-Ctrl-C runs for both, and nothing is ever broken off between two renames or inside an Optuna call. It raises once:
-a later signal never breaks off the clean-up.
+The handlers only record the signal; :func:`check`, called where the loops already pause (training batches, rows
+of a scene, images of a cache, the tuning worker's and parent's waits), raises it there, once: Ctrl-C as
+``KeyboardInterrupt``, SIGTERM as its subclass :class:`Terminated`. So nothing is ever broken off between two
+renames or inside an Optuna call, and a later signal never breaks off the clean-up.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import time
 from collections.abc import Iterator
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_flag = {"signal": 0, "raised": False, "blocks": 0}  # the signal to raise; one was raised; open deferred() blocks
+_state = {"signal": 0, "blocks": 0}  # the signal to raise (-1: raised, the clean-up runs); open deferred() blocks
 
 
 class Terminated(KeyboardInterrupt):
@@ -24,20 +23,20 @@ class Terminated(KeyboardInterrupt):
 
 
 def _record(signum: int, _frame: object) -> None:
-    if not _flag["raised"] and not _flag["signal"]:
-        _flag["signal"] = signum
+    if not _state["signal"]:
+        _state["signal"] = signum
 
 
 def check() -> None:
-    """Raise the signal that arrived, if one did and none was raised before."""
-    signum, _flag["signal"] = _flag["signal"], 0
-    if signum:
-        _flag["raised"] = True
+    """Raise the signal that arrived, unless one was raised before."""
+    signum = _state["signal"]
+    if signum > 0:
+        _state["signal"] = -1
         raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 def sleep(seconds: float) -> None:
-    """``time.sleep`` that a signal ends within a fifth of a second (by :func:`check`)."""
+    """``time.sleep`` that a signal ends within a fifth of a second."""
     end = time.monotonic() + seconds
     while (left := end - time.monotonic()) > 0:
         check()
@@ -50,33 +49,35 @@ def install(*, sigint: bool | None = None) -> dict:
     otherwise (a tuning worker starts with it ignored); returns the handlers replaced."""
     if sigint is None:
         sigint = signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
-    _flag.update(signal=0, raised=False)
+    _state["signal"] = 0
     return {s: signal.signal(s, _record) for s in SIGNALS if sigint or s == signal.SIGTERM}
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()  # the only one that receives signals
 
 
 @contextlib.contextmanager
 def deferred() -> Iterator[None]:
-    """Signals in the block are only recorded, even in a library caller that has Python's own handlers (swapped
-    for the block); :func:`check` raises one at a safe point, or else the outermost block at its end."""
-    main = threading.current_thread() is threading.main_thread()  # other threads never receive signals
+    """Signals in the block are only recorded, even in a library caller with Python's own handlers (swapped for
+    the block); :func:`check` raises one at a safe point, or else the outermost block at its end."""
     ours = all(signal.getsignal(s) in (_record, signal.SIG_IGN) for s in SIGNALS)
-    old = install() if main and not ours else {}
-    _flag["blocks"] += 1
+    old = install() if _main_thread() and not ours else {}
+    _state["blocks"] += 1
     try:
         yield
     finally:
-        _flag["blocks"] -= 1
+        _state["blocks"] -= 1
         for s, handler in old.items():
             signal.signal(s, handler)
-    if not _flag["blocks"]:
+    if not _state["blocks"]:
         check()
 
 
 @contextlib.contextmanager
 def ignored_by_children() -> Iterator[None]:
     """Child processes started inside begin with SIGINT ignored, until they set up their own handlers."""
-    main = threading.current_thread() is threading.main_thread()
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
     try:
         yield
     finally:
