@@ -115,7 +115,8 @@ def _check_place(path: Path, inputs: Iterable[str | Path], option: str, inside_i
         src = resolved(item)
         how = "is" if out == src else "contains" if out in src.parents else "lies inside" if src in out.parents else ""
         if how and (how != "lies inside" or not inside_inputs):
-            raise _refused(path, f"{option} {how} the input {show(Path(item))}", "choose a folder apart from it")
+            why = f"{option} {how} the input {show(Path(item))}; aerotune never overwrites or writes into your data"
+            raise _refused(path, why, "choose a folder apart from it")
     for parent in out.parents:  # by marker only: a user's folder may hold a manifest.json
         if (parent / MARKER).is_file() and (found := output_kind(parent)) in REPLACED_WHOLE:
             raise _refused(
