@@ -8,8 +8,9 @@ returned in :attr:`Outcome.summary`; a library prints nothing.
 
 Every option of a command is a keyword of its function, spelt as in ``aerotune COMMAND --help`` with ``_`` for
 ``-`` (``patch_size=32`` is ``--patch-size 32``; ``True`` gives a flag such as ``force``); ``overrides`` is
-``--set``, a mapping such as ``{"train.epochs": 1}``. Unlike the command line, the API installs no signal handlers:
-Ctrl-C reaches the caller as ``KeyboardInterrupt`` after the stage has cleaned up.
+``--set``, a mapping such as ``{"train.epochs": 1}``. Unlike the command line, the API installs no lasting signal
+handlers: while a stage writes, Ctrl-C is recorded and raised at its next safe point, and reaches the caller as
+``KeyboardInterrupt`` after the stage has cleaned up.
 """
 
 from __future__ import annotations

@@ -109,7 +109,7 @@ def run_demo(out: Path, *, quick: bool = False, echo=print) -> dict[str, Path]:
     An earlier demo in ``out`` is moved aside while the new one runs and removed only when it has finished:
     a demo that fails or is interrupted half-way leaves no half demo behind and the earlier one as it was."""
     plan = QUICK if quick else FULL
-    with writing(out, "demo", replace=True, beside=False):
+    with writing(out, "demo", replace="aside"):
         return _run_stages(Path(out), plan, echo)
 
 

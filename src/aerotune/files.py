@@ -14,11 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aerotune.errors import OutputError
-
-
-def printable(path: Path) -> str:
-    """A path as text that can always be printed (undecodable bytes escaped)."""
-    return os.fsdecode(path).encode("utf-8", "backslashreplace").decode("utf-8")
+from aerotune.reading import show
 
 
 def resolved(p: str | Path) -> Path:
@@ -38,7 +34,7 @@ def _json_safe(o: Any) -> Any:
     if isinstance(o, (list, tuple)):
         return [_json_safe(v) for v in o]
     if isinstance(o, Path):
-        return printable(o)
+        return show(o)
     return o
 
 
@@ -72,20 +68,16 @@ def os_errors(path: Path, action: str) -> Iterator[None]:
     """Turn a file-system error while writing ``path`` into a one-line ``OutputError`` naming the fix."""
     try:
         yield
-    except OutputError:
-        raise
     except OSError as exc:
         raise OutputError(describe_os_error(exc, path, action)) from None
 
 
-_FULL = "free some space or choose another disk"
+_WRITABLE, _FULL = "choose a place you can write to", "free some space or choose another disk"
 _FIXES = {
-    errno.ENOSPC: _FULL,
-    errno.EDQUOT: _FULL,
+    **dict.fromkeys((errno.ENOSPC, errno.EDQUOT), _FULL),
+    **dict.fromkeys((errno.EACCES, errno.EPERM), _WRITABLE),
     errno.EFBIG: "the file grew past a size limit (ulimit -f); raise the limit or choose another disk",
-    errno.EACCES: "choose a place you can write to",
-    errno.EPERM: "choose a place you can write to",
-    errno.EROFS: "the disk is read-only; choose a place you can write to",
+    errno.EROFS: f"the disk is read-only; {_WRITABLE}",
     errno.ENOENT: "check that the folder exists",
     errno.ENOTDIR: "a part of the path is a file, not a folder; choose another path",
     errno.EISDIR: "the path is a folder; give a file name",
@@ -95,18 +87,15 @@ _FIXES = {
 
 
 def describe_os_error(exc: OSError, path: Path | None = None, action: str = "write") -> str:
-    """One line for a file-system error: the path, what failed, why, and what to do."""
+    """One line for a file-system error: the path, what failed, why, and what to do. A file that is not ``path``,
+    inside it or beside it (an input) is named instead: "cannot use this file"."""
     failing = Path(os.fsdecode(exc.filename)) if exc.filename else None
-    reason = exc.strerror or type(exc).__name__
-    if path is not None and failing is not None and not _belongs_to(failing, Path(path)):
-        where, action = printable(failing), "use this file"  # an input or another path, not the output
-    elif path is not None:
-        where = printable(path)
-        if failing is not None and printable(failing) != where:
-            reason += f" at {printable(failing)}"
-    else:
-        where = printable(failing) if failing is not None else "output"
-    return f"{where}: cannot {action} ({reason}); {_FIXES.get(exc.errno or 0, 'check the path and the disk')}"
+    reason, fix = exc.strerror or type(exc).__name__, _FIXES.get(exc.errno or 0, "check the path and the disk")
+    if failing is not None and (path is None or not _belongs_to(failing, Path(path))):
+        path, action = failing, action if path is None else "use this file"
+    elif failing is not None and show(failing) != show(path):
+        reason += f" at {show(failing)}"
+    return f"{show(path) if path is not None else 'output'}: cannot {action} ({reason}); {fix}"
 
 
 def _belongs_to(failing: Path, out: Path) -> bool:

@@ -8,7 +8,7 @@ signature files of older versions); it never is, contains or lies inside an inpu
 from __future__ import annotations
 
 import contextlib
-import dataclasses
+import errno
 import glob
 import json
 import os
@@ -20,8 +20,9 @@ from pathlib import Path
 
 from aerotune import interrupts
 from aerotune.errors import OutputError
-from aerotune.files import os_errors, printable, resolved, write_json
-from aerotune.locks import LOCK, check_not_busy, hold_lock, moved_lock, released
+from aerotune.files import os_errors, resolved, write_json
+from aerotune.locks import LOCK, hold_lock, released
+from aerotune.reading import show
 
 MARKER = ".aerotune.json"  # {"kind": ..., "version": ...}
 
@@ -43,7 +44,7 @@ REPLACED_WHOLE = ("cache", "report")  # nothing else may live inside these
 
 @dataclass(frozen=True)
 class Output:
-    """An output folder that passed :func:`check_output`; nothing has been written yet."""
+    """An output that passed :func:`check_output`; nothing has been written yet."""
 
     path: Path
     kind: str
@@ -62,10 +63,7 @@ def output_kind(folder: Path) -> str | None:
         return str(json.loads((folder / MARKER).read_text())["kind"])
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    for kind, (_name, signature) in KINDS.items():
-        if signature and all((folder / s).exists() for s in signature):
-            return kind
-    return None
+    return next((k for k, (_n, sign) in KINDS.items() if sign and all((folder / s).exists() for s in sign)), None)
 
 
 def check_output(
@@ -75,115 +73,71 @@ def check_output(
     inputs: Iterable[str | Path] = (),
     option: str = "--out",
     inside_inputs: bool = False,
+    ours: Callable[[Path], bool] | None = None,
 ) -> Output:
     """Check an output folder against the rule, writing nothing; ``inside_inputs`` allows it inside an input
-    folder (``predict scenes/ --out scenes/masks``). Raises OutputError."""
-    path, name, shown = Path(path), KINDS[kind][0], printable(Path(path))
-    _check_inputs(path, inputs, option, inside_inputs)
-    _check_not_inside_replaced(path, option)
-    if path.is_symlink() and not path.exists():
-        raise OutputError(f"{shown}: {option} is a broken symbolic link; remove it or choose another folder")
-    if path.exists() and not path.is_dir():
-        raise OutputError(f"{shown}: {option} is an existing file, not a folder; choose a new or empty folder")
-    if not path.is_dir():
-        _check_parent(path, option, "create")
-        return Output(path, kind, False)
+    folder (``predict scenes/ --out scenes/masks``). ``ours``: a single file, new or an earlier output for which
+    ``ours(path)`` holds. Raises OutputError."""
+    path, name, file = Path(path), KINDS[kind][0], ours is not None
+    _check_place(path, inputs, option, inside_inputs or file)
+    if file and path.is_dir():
+        raise _refused(path, f"{option} is a folder", f"give a file name, e.g. {show(path / 'model.onnx')}")
+    if file and path.exists() and not ours(path):
+        raise _refused(path, f"exists and is not an aerotune {name}", f"choose another {option}")
+    if not file and path.exists() and not path.is_dir():
+        raise _refused(path, f"{option} is an existing file, not a folder", "choose a new or empty folder")
+    if file or not path.is_dir():
+        parent = path.absolute().parent
+        if not parent.is_dir():
+            state = "is a file" if parent.exists() else "does not exist"
+            why = f"cannot write {option} because {show(parent)} {state}"
+            raise _refused(path, why, f"create that folder first, or choose another {option}")
+        _check_writable(path, parent, option)
+        return Output(path, kind, path.exists())
     try:
-        entries = [p.name for p in path.iterdir()]
+        entries = list(path.iterdir())
     except OSError as exc:
-        raise OutputError(f"{shown}: cannot read {option} ({exc.strerror}); choose a folder you can use") from None
+        raise _refused(path, f"cannot read {option} ({exc.strerror})", "choose a folder you can use") from None
     found = output_kind(path) if entries else kind
-    if found is None:
-        raise OutputError(
-            f"{shown}: folder exists and is not an aerotune {name} (it is not empty and "
-            f"aerotune did not write it); choose a new or empty {option} folder"
-        )
     if found != kind:
-        raise OutputError(
-            f"{shown}: folder holds an aerotune {KINDS[found][0]}, not a {name}; choose another {option} folder"
-        )
+        what = f"holds an aerotune {KINDS[found][0]}, not a" if found else "is not an aerotune"
+        raise _refused(path, f"folder exists and {what} {name}", f"choose a new or empty {option} folder")
     _check_writable(path, path, option)
-    check_not_busy(path, option)
+    hold_lock(path, option, keep=False)
     return Output(path, kind, bool(entries), not entries)
 
 
-def check_output_file(
-    path: str | Path,
-    *,
-    inputs: Iterable[str | Path] = (),
-    ours: Callable[[Path], bool],
-    what: str,
-    option: str = "--out",
-) -> Path:
-    """Check a single output file: not a folder nor an input, in a folder we may write to, and new or an earlier
-    output of ours (``ours(path)``)."""
-    path = Path(path)
-    shown = printable(path)
-    _check_inputs(path, inputs, option, inside_inputs=True)
-    if path.is_dir():
-        raise OutputError(f"{shown}: {option} is a folder; give a file name, e.g. {printable(path / 'model.onnx')}")
+def _check_place(path: Path, inputs: Iterable[str | Path], option: str, inside_inputs: bool) -> None:
+    """Refuse an output that is, contains or (unless ``inside_inputs``) lies inside an input, lies inside an
+    output that is replaced whole, or is a broken symbolic link."""
+    out = resolved(path)
+    for item in inputs:
+        src = resolved(item)
+        how = "is" if out == src else "contains" if out in src.parents else "lies inside" if src in out.parents else ""
+        if how and (how != "lies inside" or not inside_inputs):
+            why = f"{option} {how} the input {show(Path(item))}; aerotune never overwrites or writes into your data"
+            raise _refused(path, why, "choose a folder apart from it")
+    for parent in out.parents:  # by marker only: a user's folder may hold a manifest.json
+        if (parent / MARKER).is_file() and (found := output_kind(parent)) in REPLACED_WHOLE:
+            raise _refused(
+                path,
+                f"{option} lies inside the aerotune {KINDS[found][0]} {show(parent)}, which is replaced whole "
+                "when it is written again",
+                "choose a folder outside it",
+            )
     if path.is_symlink() and not path.exists():
-        raise OutputError(f"{shown}: {option} is a broken symbolic link; remove it or choose another file")
-    if path.exists() and not ours(path):
-        raise OutputError(
-            f"{shown}: exists and is not an aerotune {what}; aerotune never overwrites your files, "
-            f"choose another {option}"
-        )
-    _check_parent(path, option, "write")
-    return path
-
-
-def _check_parent(path: Path, option: str, verb: str) -> None:
-    parent = path.absolute().parent
-    if not parent.is_dir():
-        state = "is a file" if parent.exists() else "does not exist"
-        raise OutputError(
-            f"{printable(path)}: cannot {verb} {option} because {printable(parent)} {state}; create that folder "
-            f"first, or choose another {option}"
-        )
-    _check_writable(path, parent, option)
+        raise _refused(path, f"{option} is a broken symbolic link", f"remove it or choose another {option}")
 
 
 def _check_writable(path: Path, folder: Path, option: str) -> None:
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(
-            f"{printable(path)}: cannot write in {printable(folder)} (permission denied); "
-            f"choose an {option} folder you can write to"
-        )
+        why = f"cannot write in {show(folder)} (permission denied)"
+        raise _refused(path, why, f"choose an {option} folder you can write to")
 
 
-def _check_not_inside_replaced(path: Path, option: str) -> None:
-    for parent in resolved(path).parents:  # by marker only: a user's folder may hold a manifest.json
-        try:
-            found = json.loads((parent / MARKER).read_text()).get("kind")
-        except (OSError, ValueError, AttributeError):
-            continue
-        if found in REPLACED_WHOLE:
-            raise OutputError(
-                f"{printable(path)}: {option} lies inside the aerotune {KINDS[found][0]} {printable(parent)}, "
-                f"which is replaced whole when it is written again; choose a folder outside it"
-            )
-
-
-def _check_inputs(path: Path, inputs: Iterable[str | Path], option: str, inside_inputs: bool) -> None:
-    out, shown = resolved(path), printable(path)
-    for item in inputs:
-        src, given = resolved(item), printable(Path(item))
-        if out == src:
-            raise OutputError(
-                f"{shown}: {option} is the input {given} itself; writing there "
-                "would overwrite it; choose a separate output folder"
-            )
-        if out in src.parents:
-            raise OutputError(
-                f"{shown}: {option} contains the input {given}; writing there could overwrite it; "
-                "choose a folder outside your data"
-            )
-        if src in out.parents and not inside_inputs:
-            raise OutputError(
-                f"{shown}: {option} lies inside the input {given}; aerotune does not write into your data; "
-                "choose a folder outside it"
-            )
+def _refused(path: Path, problem: str, fix: str) -> OutputError:
+    """The one line that refuses ``path``: what is wrong, and what to do."""
+    return OutputError(f"{show(path)}: {problem}; {fix}")
 
 
 @dataclass
@@ -193,22 +147,19 @@ class Place:
     path: Path
     out: Path
     staged: list[tuple[Path, Path]] = field(default_factory=list)  # (temporary file, its final name)
-    made: list[Path] = field(default_factory=list)  # sub-folders created here, removed again on failure
+    made: list[Path] = field(default_factory=list)  # folders created here, removed again on failure
 
     def stage(self, tmp: Path, final: Path) -> None:
         """``tmp`` takes the name ``final`` when the output is committed and is removed if it fails."""
         self.staged.append((tmp, final))
 
     def folder(self, folder: Path) -> Path:
-        """Create ``folder`` inside ``path`` (and the folders between), removed again on failure."""
-        missing = []
-        while folder != self.path and not folder.exists():
-            missing.append(folder)
-            folder = folder.parent
-        for f in reversed(missing):
-            f.mkdir()
-            self.made.append(f)
-        return missing[0] if missing else folder
+        """Create ``folder`` (and the folders above it that are missing), removed again on failure."""
+        if not folder.is_dir():
+            self.folder(folder.parent)
+            folder.mkdir()
+            self.made.append(folder)
+        return folder
 
 
 @contextlib.contextmanager
@@ -217,144 +168,94 @@ def writing(
     kind: str,
     *,
     inputs: Iterable[str | Path] = (),
-    replace: bool = False,
-    beside: bool = True,
+    replace: bool | str = False,
     keep: Callable[[], bool] = lambda: False,
     ours: Callable[[Path], bool] | None = None,
     option: str = "--out",
     inside_inputs: bool = False,
 ) -> Iterator[Place]:
     """Check the output, sweep what dead processes left beside it, lock and mark it, let the caller build it,
-    commit it; on any failure or interrupt undo this call's work.
+    commit it; on any failure or interrupt undo what this call did. Signals are only recorded meanwhile
+    (:func:`interrupts.deferred`) and raised at the loops' checks or before the commit, never inside it.
 
-    ``replace``: build in a temporary folder beside ``path`` and rename it into place (an old output replaced
-    whole; one that appeared meanwhile only if it is an unlocked output of this kind); with ``beside=False``
-    build at ``path``, an earlier output moved aside until the end (the demo). Otherwise write in place (resume):
-    a folder this call created is removed on failure unless ``keep()``. ``ours``: write a single file, replacing
-    an existing one only if ``ours(path)``. Files given to :meth:`Place.stage` take their names at the end.
+    ``replace``: the output is replaced whole, built in a temporary folder beside ``path`` and renamed into place
+    (one that appeared meanwhile only if it is an unlocked output of this kind); ``"aside"`` (the demo, whose
+    stages need their final paths): built at ``path``, an earlier output moved aside until the end. Otherwise it
+    is written in place (resume): a folder this call created is removed on failure unless ``keep()``. ``ours``:
+    a single file, built beside and replacing an earlier one only if ``ours(path)``. The commit renames what
+    :meth:`Place.stage` was given (the temporary folder or file first), in order.
     """
     path = Path(path)
-    with released():
-        if ours is not None:
-            check_output_file(path, inputs=inputs, ours=ours, what=KINDS[kind][0], option=option)
-            sweep(path)
-            tmp = _temp_name(path)
-            try:
-                yield Place(tmp, path)
-                os.replace(tmp, path)
-            finally:
-                tmp.unlink(missing_ok=True)
-            return
-        output = check_output(path, kind, inputs=inputs, option=option, inside_inputs=inside_inputs)
+    with interrupts.deferred(), released():
+        output = check_output(path, kind, inputs=inputs, option=option, inside_inputs=inside_inputs, ours=ours)
         sweep(path)
-        if not replace:
-            yield from _in_place(output, keep)
-        else:
+        beside = replace is True or ours is not None
+        place = Place(_temp_name(path) if beside else path, path)
+        aside = _temp_name(path, "old") if replace == "aside" and output.existed else None
+        locked = False
+        try:
             with os_errors(path, f"write the {KINDS[kind][0]}"):  # a full disk or a size limit: one line
-                yield from (_beside(output, option) if beside else _moved_aside(output))
+                if beside:
+                    place.stage(place.path, path)
+                if aside is not None:
+                    os.replace(path, aside)
+                if ours is None:
+                    if beside and (path / LOCK).is_file():  # the folder to be replaced: no command starts on it
+                        hold_lock(path, option)
+                    place.folder(place.path)
+                    if kind != "synth":  # a dataset: never marked, no lock file inside
+                        hold_lock(place.path, option)
+                        locked = True
+                        mark(place.path, kind)
+                yield place
+                interrupts.check()  # a signal that no loop checked for: nothing is committed
+                for tmp, final in place.staged:
+                    _rename(tmp, final, kind, option)
+        except BaseException:  # only what this call did is undone; folders that existed before stay
+            for tmp, _final in place.staged:
+                _remove(tmp)
+            if not keep():
+                for folder in reversed(place.made):
+                    _remove(folder)
+                if locked and output.was_empty and not beside:  # the user's empty folder: empty again
+                    for child in path.iterdir():
+                        _remove(child)
+            if aside is not None and aside.exists():
+                os.replace(aside, path)
+            raise
+        if aside is not None:
+            _remove(aside)
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        p.unlink(missing_ok=True)
 
 
 def _temp_name(out: Path, what: str = "tmp") -> Path:
     return out.parent / f".{out.name}.{what}-{os.getpid()}-{time.time_ns()}"
 
 
-def _in_place(output: Output, keep: Callable[[], bool]) -> Iterator[Place]:
-    path, place = output.path, Place(output.path, output.path)
-    made = locked = marked = claimed = False
+def _rename(tmp: Path, final: Path, kind: str, option: str) -> None:
+    """``tmp`` takes the name ``final``. A folder replaces only an empty folder or an aerotune output of its kind
+    that no other command writes (moved aside, then removed); anything else that appeared there meanwhile stays."""
     try:
-        with interrupts.deferred(), os_errors(path, "create the output folder"):  # a Ctrl-C lands after all three
-            try:
-                path.mkdir(parents=True)
-                made = True
-            except FileExistsError:
-                pass
-            hold_lock(path)
-            locked = True
-            marked = not (path / MARKER).is_file()
-            mark(path, output.kind)
-        claimed = True
-        yield place
-        with interrupts.deferred():  # the staged files take their names together
-            for tmp, final in place.staged:
-                os.replace(tmp, final)
-    except BaseException:  # only what this call did is undone; folders that existed before stay
-        for tmp, _final in place.staged:
-            tmp.unlink(missing_ok=True)
-        for folder in reversed(place.made):
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        if not output.existed and not (claimed and keep()):
-            if made:
-                shutil.rmtree(path, ignore_errors=True)
-            elif locked and output.was_empty:  # the user's empty folder: empty again
-                for child in path.iterdir():
-                    if child.is_dir() and not child.is_symlink():
-                        shutil.rmtree(child, ignore_errors=True)
-                    else:
-                        child.unlink(missing_ok=True)
-        elif marked and not claimed:
-            (path / MARKER).unlink(missing_ok=True)
-        raise
-
-
-def _beside(output: Output, option: str) -> Iterator[Place]:
-    out, marked = output.path, output.kind != "synth"
-    if (out / LOCK).is_file():  # the folder to be replaced: no other command may start on it meanwhile
-        hold_lock(out, option)
-    tmp = _temp_name(out)
-    try:
-        with interrupts.deferred():  # made, locked and marked together; a Ctrl-C lands after, inside this try
-            tmp.mkdir()
-            if marked:
-                hold_lock(tmp)
-                mark(tmp, output.kind)
-        yield Place(tmp, out)
-        if out.exists() or out.is_symlink():
-            _check_replaceable(tmp, out, option)
-            old = _temp_name(out, "old")
-            with interrupts.deferred():  # never neither folder at ``out``
-                os.replace(out, old)
-                os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-        moved_lock(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _check_replaceable(tmp: Path, out: Path, option: str) -> None:
-    """Only an empty folder or an unlocked output of the same kind at ``out`` may be replaced."""
-    made = output_kind(tmp)
-    name = KINDS[made][0] if made in KINDS else "output"
-    try:
-        empty = out.is_dir() and not out.is_symlink() and not any(out.iterdir())
-    except OSError:
-        empty = False
-    if not empty and (out.is_symlink() or not out.is_dir() or output_kind(out) != made):
-        raise OutputError(
-            f"{printable(out)}: appeared while this command ran and is not an aerotune {name}; it was left as it "
-            f"is and nothing was written; run again with another {option}"
-        )
-    hold_lock(out, option)  # another command that made the same new folder and still writes it: refused
-
-
-def _moved_aside(output: Output) -> Iterator[Place]:
-    out, earlier = output.path, None
-    if output.existed:
-        earlier = _temp_name(out, "old")
-        os.replace(out, earlier)
-    try:
-        yield from _in_place(dataclasses.replace(output, existed=False), lambda: False)
-    except BaseException:
-        if earlier is not None:
-            with interrupts.deferred():  # a second Ctrl-C must not leave the earlier output under its hidden name
-                shutil.rmtree(out, ignore_errors=True)
-                os.replace(earlier, out)
-        raise
-    if earlier is not None:
-        shutil.rmtree(earlier, ignore_errors=True)
+        os.replace(tmp, final)  # a file, or a folder where there is none or an empty one
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR) or not tmp.is_dir():
+            raise
+    if final.is_symlink() or output_kind(final) != kind:
+        name = KINDS[kind][0]
+        why = f"appeared while this command ran and is not an aerotune {name}; it was left as it is"
+        raise _refused(final, why, f"nothing was written; run again with another {option}")
+    hold_lock(final, option)  # another command that made the same new folder and still writes it: refused
+    old = _temp_name(final, "old")
+    os.replace(final, old)
+    os.replace(tmp, final)
+    _remove(old)
 
 
 def sweep(out: Path) -> None:
@@ -362,14 +263,10 @@ def sweep(out: Path) -> None:
     (SIGKILL, out of memory: its clean-up never ran) and whose lock nobody holds."""
     for p in out.parent.glob(f".{glob.escape(out.name)}.tmp-*"):
         pid = p.name[len(out.name) + 6 :].split("-")[0]
-        if not pid.isdigit() or _alive(int(pid)):
-            continue
-        if p.is_dir() and not p.is_symlink():
+        if pid.isdigit() and not _alive(int(pid)):
             with contextlib.suppress(OutputError):  # locked: a process it started still writes it
-                check_not_busy(p, "")
-                shutil.rmtree(p, ignore_errors=True)
-        else:
-            p.unlink(missing_ok=True)
+                hold_lock(p, keep=False)
+                _remove(p)
 
 
 def _alive(pid: int) -> bool:
@@ -378,5 +275,5 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except OSError:  # another user's process
-        return True
+        pass
     return True

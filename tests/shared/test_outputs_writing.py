@@ -108,14 +108,14 @@ def test_staged_files_take_their_names_only_at_the_end(tmp_path):
 
 def test_an_earlier_output_moved_aside_comes_back_on_failure(tmp_path):
     out = tmp_path / "demo"
-    with writing(out, "demo", replace=True, beside=False) as place:
+    with writing(out, "demo", replace="aside") as place:
         assert place.path == out
         (out / "run").write_text("first")
-    with pytest.raises(KeyboardInterrupt), writing(out, "demo", replace=True, beside=False):
+    with pytest.raises(KeyboardInterrupt), writing(out, "demo", replace="aside"):
         (out / "run").write_text("half")
         raise KeyboardInterrupt
     assert (out / "run").read_text() == "first" and names(tmp_path) == ["demo"]
-    with writing(out, "demo", replace=True, beside=False):
+    with writing(out, "demo", replace="aside"):
         (out / "run").write_text("second")
     assert (out / "run").read_text() == "second" and names(tmp_path) == ["demo"]
 

@@ -46,26 +46,3 @@ def test_hyperband_still_narrows_the_sampler_to_a_bracket_and_the_wrapper_does_n
     assert optuna.pruners._filter_study(study, frozen) is not study  # a bracket's view of the study
     study.pruner = StudyWideHyperband(pruner)
     assert optuna.pruners._filter_study(study, frozen) is study
-
-
-def test_the_journal_takes_the_lock_we_give_it_around_every_storage_call(tmp_path):
-    """The journal's thread lock is replaced by one that holds Ctrl-C (storage.py); this fails when Optuna stops
-    taking ``_thread_lock`` around its calls, which would let an interrupt break a journal replay half-way."""
-    from optuna.storages.journal import JournalFileBackend
-
-    entered = []
-
-    class CountingLock:
-        def __enter__(self):
-            entered.append(1)
-
-        def __exit__(self, *exc):
-            return None
-
-    storage = optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "journal.log")))
-    optuna_compat.replace_journal_thread_lock(storage, CountingLock())
-    study = optuna.create_study(storage=storage, study_name="s")
-    before = len(entered)
-    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
-    assert len(entered) > before  # every read and write went through it
-    assert study.best_value is not None

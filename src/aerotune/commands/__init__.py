@@ -58,11 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
-    interrupts.install()  # SIGTERM (a job scheduler's stop) takes the same clean-up path as Ctrl-C
+    interrupts.install()  # Ctrl-C and SIGTERM (a job scheduler's stop) end the command at its next safe point
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:
-        interrupts.ignore_from_now()  # the clean-up is done: a second signal now must not print a traceback
         then = "rerun the same command to resume" if getattr(args, "resumable", False) else "no partial output was left"
         print(f"aerotune: interrupted; {then}", file=sys.stderr)
         return 143 if isinstance(exc, interrupts.Terminated) else 130

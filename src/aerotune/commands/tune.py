@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from aerotune import interrupts
 from aerotune.commands.common import add_config_options, positive_number, resolve_config, whole_number
 from aerotune.config import Value
 from aerotune.errors import ConfigError, MissingExtraError, RunError
@@ -215,13 +216,13 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             failed.append(exc)
 
-    # The server runs in a thread and this one waits: Ctrl-C and SIGTERM are always handled here. In the server's
-    # thread a signal could land inside a request, where wsgiref catches every exception and serves on.
+    # The server runs in a thread and this one waits, checking for Ctrl-C and SIGTERM every half second.
     server = threading.Thread(target=serve, name="optuna-dashboard", daemon=True)
     try:
         server.start()
         while server.is_alive():
             server.join(0.5)
+            interrupts.check()
     finally:
         opened.close()
     if failed and isinstance(failed[0], OSError):

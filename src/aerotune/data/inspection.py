@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aerotune import interrupts
 from aerotune.data.masks import image_size, read_mask, size_problem, unknown_colors_message
 from aerotune.data.palette import Palette, count_colors
 from aerotune.data.rasters import check_training_image, decode
@@ -80,6 +81,7 @@ def inspect_dataset(
     sizes: dict[str, tuple[int, int]] = {}
     good: list[Sample] = []
     for s in found.samples:
+        interrupts.check()
         read = _read_pair(s, palette, bands, mask_size, problems)
         if read is None:
             continue

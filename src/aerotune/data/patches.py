@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image
 
+from aerotune import interrupts
 from aerotune.config import DataConfig, keys_with_role
 from aerotune.data.manifest import (  # noqa: F401 - PatchCache, open_cache, is_cache: imported from here too
     CACHE_VERSION,
@@ -232,6 +233,7 @@ def _fill(
         images = files.enter_context(open(tmp / "images.u8", "wb"))
         masks = files.enter_context(open(tmp / "masks.u8", "wb"))
         for step, entry in enumerate(plan):
+            interrupts.check()
             pair = _read_pair(entry, config, palette, bands, root, skipped)
             if pair is not None:
                 tally.cut(entry, *pair, images, masks, root, config.color_tolerance)

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from aerotune import interrupts
 from aerotune.data.scaling import (  # noqa: F401 - PERCENTILES, SAMPLE_SIDE: imported from here too
     PERCENTILES,
     SAMPLE_SIDE,
@@ -344,6 +345,7 @@ def training_bands(images: list[Path], select: tuple[int, ...] | None) -> Bands:
     ``PERCENTILES`` of every uint16 image's decimated read, pooled (``plan_cache`` checked the files)."""
     hist, count = None, 3
     for path in images:
+        interrupts.check()
         scene = check_training_image(path, select)
         count = scene.num_bands
         if scene.dtype != "uint16":

@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from PIL import Image, ImageDraw, ImageFilter
 
+from aerotune import interrupts
 from aerotune.data.palette import DUBAI_CLASSES, Palette
 from aerotune.errors import DatasetError
 from aerotune.outputs import writing
@@ -322,6 +323,7 @@ def write_synthetic_dataset(
             for part in ("images", "masks"):
                 (tile / part).mkdir(parents=True)
             for k, scene in enumerate(group, start=1):
+                interrupts.check()
                 image, ids = make_scene(rngs[scene], size)
                 counts += np.bincount(ids.ravel(), minlength=palette.num_classes)
                 Image.fromarray(image).save(tile / "images" / f"image_part_{k:03d}.jpg", quality=90)

@@ -24,7 +24,7 @@ from aerotune.config import RunConfig
 from aerotune.data.palette import Palette
 from aerotune.data.rasters import Bands
 from aerotune.errors import ConfigError, MissingExtraError, RunError, first_line
-from aerotune.outputs import check_output_file, writing
+from aerotune.outputs import check_output, writing
 from aerotune.predict.window import Scorer
 from aerotune.records import JSONDict
 
@@ -68,7 +68,7 @@ def export_onnx(model_path: str | Path, out: str | Path | None = None, *, opset:
     from aerotune.predict.scene import Predictor
 
     out = Path(out) if out else default_out(model_path)
-    check_output_file(out, inputs=[model_path], ours=_is_ours, what="ONNX export")  # before the model is loaded
+    check_output(out, "onnx", inputs=[model_path], ours=_is_ours)  # before the model is loaded
     predictor = Predictor.load(model_path, device="cpu")
     net = predictor.model.to(memory_format=torch.contiguous_format).float().eval()
 

@@ -15,7 +15,6 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
-from aerotune import interrupts
 from aerotune.data.palette import Palette
 from aerotune.data.rasters import Bands, read_scaled
 from aerotune.errors import DatasetError
@@ -254,10 +253,9 @@ def _predict_one(
     writers: list = []
 
     def open_writer(make: Callable[[], Any]) -> None:
-        with interrupts.deferred():  # the file and its record come into being together
-            w = make()
-            writers.append(w)
-            place.stage(w.tmp, w.path)
+        w = make()  # signals are only recorded: the file and its record come into being together
+        writers.append(w)
+        place.stage(w.tmp, w.path)
 
     at = [0]
     colours = None

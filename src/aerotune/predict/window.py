@@ -23,6 +23,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from aerotune import interrupts
+
 #: ``scorer(batch)``: uint8 windows ``(B, P, P, bands)`` -> float32 class probabilities ``(B, K, P, P)``.
 Scorer = Callable[[np.ndarray], np.ndarray]
 #: ``read(r0, r1)``: rows ``r0 .. r1 - 1`` of the scene, full width, as uint8 ``(r1 - r0, W, bands)``.
@@ -106,6 +108,7 @@ def stream_scene(
     total = np.zeros((num_classes, patch, ww), dtype=np.float32)  # rows r .. r + patch of the scene
     norm = np.zeros((patch, ww), dtype=np.float32)
     for i, r in enumerate(rows):
+        interrupts.check()
         strip = read(r, r + patch)
         for b in range(0, len(cols), batch_size):
             batch = cols[b : b + batch_size]

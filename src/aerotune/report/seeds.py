@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aerotune import interrupts
 from aerotune.errors import AerotuneError, RunError
 from aerotune.outputs import Output, check_output, mark, writing
 from aerotune.report.collect import Sources
@@ -176,9 +175,8 @@ def run_seeds(plan: SeedPlan, src: Sources, cache, say: Callable[[str], None]) -
                 continue
             resumed = (job.path / "checkpoints" / "last.pt").is_file()
             say(f"{'resuming' if resumed else 'retraining'} {where} for {plan.epochs} epochs -> {job.path}")
-            with interrupts.deferred():  # the folder is never there without its marker
-                job.path.mkdir(exist_ok=True)
-                mark(job.path, "train-run")
+            job.path.mkdir(exist_ok=True)  # signals are only recorded: the folder is never there without its marker
+            mark(job.path, "train-run")
             before = _epochs_done(job.path)
             result = fit(job.config, cache, job.path, split=split)
             trained += result.epochs - before

@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from aerotune import interrupts
 from aerotune.config import RunConfig
 from aerotune.data.dataset import PatchDataset, Split, channel_stats, make_split
 from aerotune.data.patches import PatchCache
@@ -328,14 +327,13 @@ def _save_epoch(run: _Training, epoch: int, improved: bool) -> None:
         schedule_epochs=run.horizon,
     )
     ckpt_dir, weights = run.out / "checkpoints", run.model.state_dict()
-    with interrupts.deferred():  # an epoch's files are written together: Ctrl-C lands after all of them
-        save_checkpoint(record.to_state(weights, run.optimizer.state_dict()), ckpt_dir / "last.pt")
-        if improved:
-            save_checkpoint(record.to_state(weights, None), ckpt_dir / "best.pt")
-        _write_history(run.out, run.history)
-        if run.settings_pending:
-            run.write_settings()
-            run.settings_pending = False
+    save_checkpoint(record.to_state(weights, run.optimizer.state_dict()), ckpt_dir / "last.pt")
+    if improved:
+        save_checkpoint(record.to_state(weights, None), ckpt_dir / "best.pt")
+    _write_history(run.out, run.history)
+    if run.settings_pending:
+        run.write_settings()
+        run.settings_pending = False
 
 
 def _finish(run: _Training, status: str, reason: str) -> RunResult:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from aerotune import interrupts
 from aerotune.config import TrainConfig
 from aerotune.data.dataset import PatchDataset
 from aerotune.data.palette import Palette
@@ -143,6 +144,7 @@ def train_epoch(
     bar = tqdm(starts, desc=desc, unit="batch", disable=None if progress else True, leave=False, dynamic_ncols=True)
     t_start = time.perf_counter()
     for i, start in enumerate(bar):
+        interrupts.check()
         t0 = time.perf_counter()
         x, y = dataset.batch(order[start : start + batch_size], device)
         x, y = to_device(x, device, channels_last), y.to(device, non_blocking=True)
@@ -207,6 +209,7 @@ def evaluate(
     channels_last = device.type == "cuda" if channels_last is None else channels_last
     metrics = SegmentationMetrics(palette.names, ignore_index=palette.ignore_index, device=device)
     for start in range(0, len(dataset), batch_size):
+        interrupts.check()
         x, y = dataset.batch(list(range(start, min(start + batch_size, len(dataset)))), device)
         x, y = to_device(x, device, channels_last), y.to(device, non_blocking=True)
         with autocast(device, dtype):

@@ -16,7 +16,6 @@ __all__ = [
     "HeartbeatStorage",
     "STALE_TRIAL_IDS_METHOD",
     "hyperband_filters_study",
-    "replace_journal_thread_lock",
     "study_storage",
     "trial_id",
 ]
@@ -38,14 +37,6 @@ class HeartbeatStorage(BaseHeartbeat):
 def trial_id(trial: Any) -> int:
     """The storage id of a ``Trial`` or ``FrozenTrial`` (not its number)."""
     return trial._trial_id
-
-
-def replace_journal_thread_lock(storage: Any, lock: Any) -> None:
-    """Make a ``JournalStorage`` take ``lock`` (a context manager) around every storage call instead of its own
-    ``threading.Lock``: the journal's replay must not be broken off half-way by Ctrl-C (``storage.py``)."""
-    if not hasattr(storage, "_thread_lock"):
-        raise AttributeError("optuna's JournalStorage has no _thread_lock any more; see tune/optuna_compat.py")
-    storage._thread_lock = lock
 
 
 def study_storage(study: Any) -> Any:

@@ -13,16 +13,15 @@ the machine's clock (a journal on a local disk only serves one machine).
 
 ``StudyLock`` serialises the few decisions that must be exact across workers: whether another trial may
 start (``--trials``), claiming the next epoch (``--max-epochs-total``), failing stale trials and
-enqueueing their retries. It is an ``fcntl`` lock on ``RUN/study.lock`` for the journal, and a
-PostgreSQL session-level advisory lock for PostgreSQL (released by the server if a worker dies).
+enqueueing their retries. It is an ``fcntl`` lock on ``RUN/study.lock`` for the journal (the journal's own
+lock is the same kind, :class:`aerotune.locks.FileLock`), and a PostgreSQL session-level advisory lock for
+PostgreSQL (released by the server if a worker dies).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
-import os
 import threading
 import time
 import warnings
@@ -37,9 +36,9 @@ from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from aerotune import interrupts
 from aerotune.errors import MissingExtraError, RunError, first_line
-from aerotune.tune.optuna_compat import HeartbeatStorage, replace_journal_thread_lock, trial_id
+from aerotune.locks import FileLock
+from aerotune.tune.optuna_compat import HeartbeatStorage, trial_id
 
 log = logging.getLogger(__name__)
 
@@ -63,71 +62,6 @@ def is_postgres(url: str | None) -> bool:
     return bool(url) and url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
 
 
-class _FileLock:
-    """A process lock on a file (``fcntl``), re-entrant in the owning thread; ``threading`` guards other threads."""
-
-    def __init__(self, path: str | Path) -> None:
-        self._path, self._thread, self._fd, self._depth = str(path), threading.RLock(), None, 0
-
-    def acquire(self) -> bool:
-        with contextlib.ExitStack() as undo:
-            self._thread.acquire()
-            undo.callback(self._thread.release)
-            if self._depth == 0:
-                fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
-                undo.callback(os.close, fd)
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                self._fd = fd
-            self._depth += 1
-            undo.pop_all()
-        return True
-
-    def release(self) -> None:
-        self._depth -= 1
-        if self._depth == 0 and self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)  # drops the lock
-        self._thread.release()
-
-
-class _Held:
-    """``lock`` with Ctrl-C and SIGTERM held from acquire to release (:func:`interrupts.hold`), raised once it is
-    dropped: an interrupt must not leave the file lock held, nor break a journal replay off half-way (Optuna
-    counts an entry as read before applying it: trial ids would shift)."""
-
-    def __init__(self, lock: Any) -> None:
-        self._lock, self._holds = lock, []  # one per acquire, touched only by the lock's owner
-
-    def acquire(self) -> bool:
-        held = interrupts.hold()
-        try:
-            self._lock.acquire()
-        except BaseException:
-            interrupts.unhold(held)
-            raise
-        self._holds.append(held)
-        return True
-
-    def release(self) -> None:
-        held = self._holds.pop()
-        self._lock.release()
-        interrupts.unhold(held)
-
-    def __enter__(self) -> _Held:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-class _FcntlLock(_Held):
-    """The study's and the journal's file lock."""
-
-    def __init__(self, path: str | Path) -> None:
-        super().__init__(_FileLock(path))
-
-
 class HeartbeatJournalStorage(JournalStorage, HeartbeatStorage):
     """A journal storage with heartbeats, so a killed worker's trial is failed and retried.
 
@@ -143,8 +77,7 @@ class HeartbeatJournalStorage(JournalStorage, HeartbeatStorage):
         grace_period: int,
         stale_callback: Callable | None,
     ) -> None:
-        super().__init__(JournalFileBackend(str(path), lock_obj=_FcntlLock(str(path) + ".lock")))
-        replace_journal_thread_lock(self, _Held(threading.Lock()))
+        super().__init__(JournalFileBackend(str(path), lock_obj=FileLock(str(path) + ".lock")))
         self._hb_interval = heartbeat_interval
         self._hb_grace = grace_period
         self._hb_callback = stale_callback
@@ -174,22 +107,17 @@ class StudyLock:
     """An exclusive lock shared by every worker of one study (see the module docstring)."""
 
     def __init__(self, *, path: Path | None = None, pg_url: str | None = None, name: str = "") -> None:
-        self._file = _FcntlLock(path) if path is not None else None
-        self._pg_url = pg_url
+        self._file, self._pg_url, self._conn = FileLock(path) if path is not None else None, pg_url, None
         self._key = zlib.crc32(f"aerotune:{name}".encode()) - 2**31  # a signed 32-bit advisory lock key
-        self._conn = None
-        self._mutex = threading.RLock()
+        self._mutex = threading.RLock()  # one connection: one thread at a time
 
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
+        if self._file is not None:
+            with self._file:
+                yield
+            return
         with self._mutex:
-            if self._file is not None:
-                self._file.acquire()
-                try:
-                    yield
-                finally:
-                    self._file.release()
-                return
             cur = self._connection().cursor()
             cur.execute("SELECT pg_advisory_lock(%s)", (self._key,))
             try:

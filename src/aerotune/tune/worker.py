@@ -60,11 +60,12 @@ def run_worker_processes(out: Path, storage_url: str | None, budget: WorkerBudge
         live = list(procs)
         with _signal_wakeup() as woken:
             while live:
-                # A signal that another thread of this process happens to receive does not interrupt this
-                # thread's wait: its wake-up byte does, so the handler runs at once (the timeout is a fallback).
+                # The handler only records a signal, so the wait goes on after it: the signal's wake-up byte
+                # ends it, and the check raises it (the timeout is a fallback).
                 if woken in wait([*(p.sentinel for p in live), woken], timeout=1.0):
                     with contextlib.suppress(BlockingIOError):
                         os.read(woken, 512)
+                interrupts.check()
                 for p in [p for p in live if not p.is_alive()]:
                     live.remove(p)
                     if p.exitcode in INTERRUPTED:
@@ -139,7 +140,7 @@ def _worker_process(
     logging.basicConfig(level=logging.WARNING, format=f"%(levelname)s worker {index} %(name)s: %(message)s")
     logging.getLogger("aerotune").setLevel(level)
     try:
-        interrupts.install_once(sigint=sigint)  # the first SIGINT or SIGTERM stops this worker, then both are ignored
+        interrupts.install(sigint=sigint)  # the first SIGINT or SIGTERM stops this worker at its next check
         import optuna  # this process's entry point: it configures its own logging, as the CLI does
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -203,12 +204,13 @@ class _Worker:
         deadline = None if self.budget.timeout is None else time.monotonic() + self.budget.timeout
         ran = 0
         while True:
+            interrupts.check()
             trial, why = self._next_trial(deadline)
             if trial is None and why:
                 log.info("worker %d: no more trials (%s)", self.index, why)
                 return ran
             if trial is None:  # others are still running; wait for them to finish or go stale
-                time.sleep(min(self.heartbeat, 2))
+                interrupts.sleep(min(self.heartbeat, 2))
                 continue
             self._run(trial)
             ran += 1
@@ -329,13 +331,12 @@ class _Worker:
 
     def _interrupted(self, trial, cb: TrialCallback, t0: float) -> None:
         """Ctrl-C or SIGTERM stopped this trial: fail it and enqueue its retry, under the study lock (a worker
-        choosing its next trial at the same moment sees both or neither), with a second Ctrl-C held until both
-        are written."""
+        choosing its next trial at the same moment sees both or neither); a second signal changes nothing."""
         from optuna.exceptions import UpdateFinishedTrialError
         from optuna.trial import TrialState
 
         try:
-            with interrupts.deferred(), self.lock.hold():
+            with self.lock.hold():
                 self._tell(
                     trial, TrialState.FAIL, "interrupted", "stopped by the user; retried on resume", None, cb, t0
                 )
