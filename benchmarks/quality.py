@@ -257,7 +257,8 @@ def main() -> None:
     parser.add_argument("--results", type=Path, help="the results file to read and append to (<work>/results.jsonl)")
     parser.add_argument(
         "--compare", type=Path, metavar="RESULTS",
-        help="with --report and --set: the variant's folds beside the plain recipes' in RESULTS (a results.jsonl)",
+        help="with --report: the variant's rows as the default recipe against the reference's rows in RESULTS, and "
+        "beside the plain default's",
     )  # fmt: skip
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
@@ -275,8 +276,11 @@ def main() -> None:
 
     if args.report:
         rows = [r for r in load(results) if same(r)]
-        if args.compare:
+        if args.compare:  # the variant as the default recipe, against the plain reference's rows in RESULTS
             base = [r for r in load(args.compare) if (r["epochs"], r["scale"]) == (args.epochs, args.scale)]
+            plain_ref = [r for r in base if r["recipe"] == "reference" and not r.get("settings")]
+            print(report([r for r in rows if r["recipe"] == "default"] + plain_ref))
+            print("\nThe variant beside the plain recipes' folds in", args.compare.name, "\n")
             print(compare(rows, base))
         else:
             print(report(rows))
@@ -288,7 +292,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     print(f"CPU: {cpu_name()}", flush=True)
     recipes = args.recipes.split(",")
-    jobs = [(int(k), r) for k in args.folds.split(",") for r in recipes]
+    jobs = [(int(k), r) for k in args.folds.split(",") if k for r in recipes]  # --folds "": the random split only
     if not args.skip_random:
         jobs += [("random", r) for r in recipes]
     for job, recipe in jobs:

@@ -29,6 +29,7 @@ REFERENCE_RECIPE: dict[str, Value] = {
     "data.normalization": "minmax",
     "data.augment": False,
     "data.jitter": 0.0,
+    "data.channel_gamma": 0.0,
     "data.window": 1.0,
     "model.norm": "none",
     "model.dropout": 0.2,

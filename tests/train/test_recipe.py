@@ -244,6 +244,18 @@ def test_preset_reference_is_the_old_defaults_and_the_config_key_is_the_option(t
     assert RunConfig.from_dict(json.loads(json.dumps(old))) == ref
 
 
+def test_a_config_saved_before_a_setting_existed_reads_the_value_it_trained_with():
+    """A run folder, checkpoint or study saved before ``data.channel_gamma`` existed trained without the colour
+    cast: resumed, it must go on so (the default recipe's 0.1 would change its next epochs). A hand-written table
+    starts from the default recipe."""
+    saved = RunConfig().to_dict()
+    saved["data"].pop("channel_gamma")
+    assert RunConfig.from_dict(json.loads(json.dumps(saved))).data.channel_gamma == 0.0
+    assert RunConfig.from_dict(json.loads(json.dumps(RunConfig().to_dict()))).data.channel_gamma == 0.1
+    assert RunConfig.from_dict({"data": {"jitter": 0.3}}).data.channel_gamma == 0.1
+    assert load_config(None, preset="reference").data.channel_gamma == 0.0
+
+
 @pytest.mark.parametrize(
     "setting, value, allowed",
     [

@@ -17,6 +17,24 @@ def saved_before_recipes(raw: JSONDict) -> str:
     return "reference" if saved_whole and isinstance(model, dict) and "norm" not in model else "default"
 
 
+#: Settings added after configs were first saved whole, with the value a saved config that lacks them trained with.
+ADDED_LATER: dict[str, object] = {"data.channel_gamma": 0.0}
+
+
+def saved_without(raw: JSONDict) -> dict[str, JSONDict]:
+    """For a config saved whole (in a run folder, a checkpoint or a study), the settings of :data:`ADDED_LATER` it
+    lacks, at the value it trained with, so that a resumed run trains as it began; a hand-written table: none."""
+    train = raw.get("train")
+    if not (isinstance(train, dict) and "fast_dropout" in train):
+        return {}
+    out: dict[str, JSONDict] = {}
+    for key, value in ADDED_LATER.items():
+        section, name = key.split(".", 1)
+        if isinstance(raw.get(section), dict) and name not in raw[section]:
+            out.setdefault(section, {})[name] = value
+    return out
+
+
 def preset_values(name: object, *, where: str = "--preset") -> dict[str, JSONDict]:
     """The settings a preset changes from the default recipe, as ``{section: {key: value}}``.
 

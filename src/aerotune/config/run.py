@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from aerotune.config.keys import SECTIONS, Value, build_section, resolve_key
-from aerotune.config.presets import preset_values, saved_before_recipes
+from aerotune.config.presets import preset_values, saved_before_recipes, saved_without
 from aerotune.config.sections import DataConfig, ModelConfig, TrainConfig
 from aerotune.errors import ConfigError
 from aerotune.records import JSONDict
@@ -46,6 +46,8 @@ class RunConfig:
         if not isinstance(raw, dict):
             raise ConfigError(f"{where}: expected a table with sections data, model and train")
         base = preset_values(preset or raw.get("preset") or saved_before_recipes(raw), where=where)
+        for name, values in saved_without(raw).items():
+            base[name] = {**base.get(name, {}), **values}
         sections = {}
         for name, klass in SECTIONS.items():
             values = raw.get(name, {})

@@ -55,10 +55,10 @@ class DataConfig:
     # from [1 - jitter, 1 + jitter] (0: off, the reference; at most 0.5)
     jitter: float = 0.2
     # Colour-cast jitter of training windows: each channel raised to its own power exp(u), u drawn from
-    # [-channel_gamma, channel_gamma] (0: off, both recipes; at most 0.5). Per-channel gains and offsets cancel
+    # [-channel_gamma, channel_gamma] (0: off, the reference; at most 0.5). Per-channel gains and offsets cancel
     # under min-max scaling; a per-channel gamma changes the balance between the channels, as a place's colour
     # cast does.
-    channel_gamma: float = 0.0
+    channel_gamma: float = 0.1
     # Scale jitter of training windows: each window is cut with a side of the window's times s, s log-uniform in
     # [1 / (1 + zoom), 1 + zoom] (never past the patch), and resized to the window's side (images bilinear, masks
     # nearest: the ignore label kept), as places are imaged at different ground resolutions. 0: off (the
