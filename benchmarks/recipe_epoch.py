@@ -40,7 +40,10 @@ def variants() -> dict[str, RunConfig]:
     return {
         "reference": load_config(None, preset="reference"),
         "default": default,
-        "default, no flips or jitter": default.with_overrides({"data.augment": False, "data.jitter": 0.0}),
+        "default, no colour cast": default.with_overrides({"data.channel_gamma": 0.0}),
+        "default, no flips, jitter or cast": default.with_overrides(
+            {"data.augment": False, "data.jitter": 0.0, "data.channel_gamma": 0.0}
+        ),
         "default, no batch norm": default.with_overrides({"model.norm": "none"}),
         "default, whole patches": default.with_overrides({"data.window": 1.0}),
         "default, batch of 64 windows": default.with_overrides({"train.batch_size": 64}),

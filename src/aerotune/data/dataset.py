@@ -67,7 +67,7 @@ def cast_colours(x: torch.Tensor, strength: float, rng: np.random.Generator) -> 
     own power ``exp(u)``, ``u`` uniform in ``[-strength, strength]``, so 0 and 255 stay; masks are untouched."""
     b, bands = x.shape[:2]
     power = torch.from_numpy(np.exp(rng.uniform(-strength, strength, size=(b, bands))).astype(np.float32))
-    return (x.clamp(0, 255) / 255.0).pow(power.to(x.device).view(b, bands, 1, 1)) * 255.0
+    return x.clamp(0, 255).div_(255.0).pow_(power.to(x.device).view(b, bands, 1, 1)).mul_(255.0)  # one new tensor
 
 
 class PatchDataset(Dataset):

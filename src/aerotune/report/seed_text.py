@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aerotune.report.records import SeedsSection
 from aerotune.report.seed_stats import pm, sentence
 from aerotune.report.tables import Cell, Column, Table
@@ -54,8 +56,14 @@ def cost_text(seeds: SeedsSection | dict) -> str:
     return (
         f"Cost: {c.runs} retraining(s) of {seeds.epochs_each} epochs = {c.epochs} epochs and "
         f"{c.seconds:.0f} s of training ({now}; this report spent {c.seconds_now:.0f} s on them), kept in "
-        f"{seeds.folder}."
+        f"{_shown(seeds.folder)}."
     )
+
+
+def _shown(folder: str) -> str:
+    """The retraining folder relative to the working folder when it lies inside it (as the user named it)."""
+    path, here = Path(folder), Path.cwd()
+    return str(path.relative_to(here)) if path.is_absolute() and path.is_relative_to(here) else folder
 
 
 def table(seeds: SeedsSection, labels: dict[str, str]) -> Table:
