@@ -243,6 +243,33 @@ def compare(rows: list[dict[str, Any]], base: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def seed_table(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> str:
+    """Both recipes' folds at two training seeds (``first``, ``second``: one row per recipe and fold each): the
+    gain per seed, its mean, and whether a fold is worse at either seed."""
+    by = [
+        {(x["recipe"], x["held_out"]): x["mean_iou"] for x in rows if x["kind"] == "fold"} for rows in (first, second)
+    ]
+    tiles = sorted({t for r, t in by[1] if all((k, t) in b for k in RECIPES for b in by)}, key=lambda t: int(t[5:]))
+    lines = [
+        "| held-out tile | reference, seed A / B | default, seed A / B | gain, seed A / B | mean gain |",
+        "|---|---|---|---|---|",
+    ]
+    gains = []
+    for t in tiles:
+        g = [b[("default", t)] - b[("reference", t)] for b in by]
+        gains.append(g)
+        ref, new = (" / ".join(f"{b[(k, t)]:.3f}" for b in by) for k in RECIPES[::-1])
+        lines.append(f"| {t} | {ref} | {new} | {g[0]:+.3f} / {g[1]:+.3f} | {statistics.mean(g):+.3f} |")
+    if tiles:
+        per_seed = [statistics.mean(g[i] for g in gains) for i in (0, 1)]
+        worst = min(min(g) for g in gains)
+        lines.append(
+            f"| **mean of {len(tiles)}** | | | {per_seed[0]:+.3f} / {per_seed[1]:+.3f} | "
+            f"**{statistics.mean(per_seed):+.3f}** (worst fold at one seed {worst:+.3f}) |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -254,6 +281,11 @@ def main() -> None:
     parser.add_argument("--recipes", default="default,reference")
     parser.add_argument("--skip-random", action="store_true", help="leave out the random-split runs")
     parser.add_argument("--report", action="store_true", help="print the tables from the results and stop")
+    parser.add_argument(
+        "--seed-results", type=Path, metavar="RESULTS",
+        help="with --report: both recipes' folds at another training seed (run with --set train.seed=N), beside "
+        "the folds --report prints",
+    )  # fmt: skip
     parser.add_argument("--results", type=Path, help="the results file to read and append to (<work>/results.jsonl)")
     parser.add_argument(
         "--compare", type=Path, metavar="RESULTS",
@@ -279,11 +311,16 @@ def main() -> None:
         if args.compare:  # the variant as the default recipe, against the plain reference's rows in RESULTS
             base = [r for r in load(args.compare) if (r["epochs"], r["scale"]) == (args.epochs, args.scale)]
             plain_ref = [r for r in base if r["recipe"] == "reference" and not r.get("settings")]
-            print(report([r for r in rows if r["recipe"] == "default"] + plain_ref))
+            rows = [r for r in rows if r["recipe"] == "default"] + plain_ref
+            print(report(rows))
             print("\nThe variant beside the plain recipes' folds in", args.compare.name, "\n")
             print(compare(rows, base))
         else:
             print(report(rows))
+        if args.seed_results:
+            other = [r for r in load(args.seed_results) if (r["epochs"], r["scale"]) == (args.epochs, args.scale)]
+            print(f"\nTwo training seeds: A as above, B from {args.seed_results.name}\n")
+            print(seed_table(rows, other))
         return
     if not all((args.data / t).is_dir() for t in TILES):
         sys.exit(f"{args.data}: Dubai dataset (Tile 1 .. Tile 8) not found; pass --data")
