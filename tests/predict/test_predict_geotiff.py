@@ -53,7 +53,11 @@ def test_geotiff_class_map_keeps_crs_transform_and_size(run, tmp_path):
         assert probs.count == 6 and probs.crs == src.crs
         p = probs.read().astype(int)
     assert np.abs(p.sum(axis=0) - 255).max() <= 6  # each class rounded to 1/255
-    assert (p.argmax(axis=0) == ids).mean() > 0.99
+    # the class map's class is the most probable one at every pixel, up to each probability's rounding to 1/255
+    # (a one-epoch model is unsure: two classes often round to the same value, so argmax alone would be a coin toss)
+    chosen = np.take_along_axis(p, ids[None].astype(int), axis=0)[0]
+    assert (chosen >= p.max(axis=0) - 1).all()
+    assert (p.argmax(axis=0) == ids)[p.max(axis=0) - np.sort(p, axis=0)[-2] > 1].all()
     png = predict_files(Predictor.load(run), [tmp_path / "same.png"], tmp_path / "png")[0]
     np.testing.assert_array_equal(np.asarray(Image.open(png)), ids)  # same pixels, same classes
 
