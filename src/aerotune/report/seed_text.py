@@ -62,7 +62,11 @@ def cost_text(seeds: SeedsSection | dict) -> str:
 
 def _shown(folder: str) -> str:
     """The retraining folder relative to the working folder when it lies inside it (as the user named it)."""
-    path, here = Path(folder), Path.cwd()
+    try:
+        here = Path.cwd()
+    except OSError:  # the working folder was removed meanwhile: the path as recorded
+        return folder
+    path = Path(folder)
     return str(path.relative_to(here)) if path.is_absolute() and path.is_relative_to(here) else folder
 
 
